@@ -1,0 +1,205 @@
+"""The batched environment core that every asfed environment implements.
+
+A core steps B copies of one environment at once. Every array is batch-first: observations
+`[B, N, obs_dim]`, actions `[B, N]`, rewards `[B, N]`, terminated/truncated `[B]`. All copies reset
+together; an episode ends at the horizon (truncated) or earlier where the rules say (terminated);
+stepping past the end is an error, so a caller cannot silently run on stale state.
+
+Rewards are linear in public features: `reward_features(state, joint_action)` gives `F [B, N, D]`
+and `reward_weights` gives `W [N, D]`, built from the private reward parameters, with
+`r[b, i] = F[b, i] . W[i]`. The step computes rewards exactly that way, so the audit's ground
+truth and the rewards the agents learn from can never disagree.
+
+Randomness: the run key and the private reward parameters come from a seeded
+`numpy.random.Generator`; everything drawn during episodes comes from `asfed.envs.rng`, keyed per
+copy, so copy b is the same whatever B is. `reset(seed=s)` reseeds the whole run (key and private
+parameters), which is what PettingZoo's seeding contract asks of a `reset(seed=...)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from asfed.envs.rng import episode_keys
+from asfed.errors import AsfedError
+
+
+@dataclasses.dataclass
+class EnvState:
+    """The full state of B copies at step t. Subclasses add arrays shaped `[B, ...]`."""
+
+    t: int
+    keys: np.ndarray  # uint64 [B]: each copy's episode key
+    done: np.ndarray  # bool [B]: terminated by the rules
+
+    def copy(self) -> EnvState:
+        """A deep copy (every array copied): transitions never mutate the state they were given."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return type(self)(
+            **{k: v.copy() if isinstance(v, np.ndarray) else v for k, v in fields.items()}
+        )
+
+
+class VecEnv(ABC):
+    """B copies of one environment, stepped together with numpy (no loop over copies or cells).
+
+    Subclasses set the class attributes and implement `_draw_private`, `_initial_state`,
+    `_transition`, `_observe` and `reward_weights`.
+    """
+
+    name: ClassVar[str]
+    agents_range: ClassVar[tuple[int, int]]
+    default_agents: ClassVar[int]
+    default_horizon: ClassVar[int]
+    obs_bounds: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    feature_names: tuple[str, ...]
+    action_names: tuple[str, ...]
+    obs_dim: int
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        seed: int | None = None,
+        num_agents: int | None = None,
+        horizon: int | None = None,
+    ) -> None:
+        lo, hi = self.agents_range
+        n = self.default_agents if num_agents is None else num_agents
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not lo <= n <= hi:
+            raise AsfedError(
+                f"num_agents={n!r} is outside {self.name}'s range; accepted: {lo}..{hi}"
+            )
+        h = self.default_horizon if horizon is None else horizon
+        if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1:
+            raise AsfedError(f"horizon={h!r} is invalid; accepted: an integer >= 1")
+        if (
+            isinstance(num_envs, bool)
+            or not isinstance(num_envs, (int, np.integer))
+            or num_envs < 1
+        ):
+            raise AsfedError(f"num_envs={num_envs!r} is invalid; accepted: an integer >= 1")
+        self.num_agents = int(n)
+        self.horizon = int(h)
+        self.num_envs = int(num_envs)
+        self.state: EnvState | None = None
+        self._seed(seed)
+
+    # ---- public API -------------------------------------------------------------------------
+
+    @property
+    def num_actions(self) -> int:
+        return len(self.action_names)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start a new episode in every copy. Returns obs `[B, N, obs_dim]` (read-only view)."""
+        if seed is not None:
+            self._seed(seed)
+        keys = episode_keys(self._run_key, self._reset_count, self.num_envs)
+        self._reset_count += 1
+        self.state = self._initial_state(keys)
+        return self._broadcast(self._observe(self.state))
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Advance every copy one step.
+
+        actions: int `[B, N]`. Returns obs `[B, N, obs_dim]` (read-only view; the same state for
+        every agent), rewards float64 `[B, N]`, terminated bool `[B]`, truncated bool `[B]`, info.
+        A copy that has terminated stays frozen with zero reward until the next reset.
+        """
+        if self.state is None:
+            raise AsfedError(f"{self.name}: step() called before reset()")
+        if self.state.t >= self.horizon or self.state.done.all():
+            raise AsfedError(
+                f"{self.name}: the episode is over (t={self.state.t}, horizon {self.horizon}); "
+                "call reset()"
+            )
+        a = self.check_actions(actions)
+        nxt, feats = self._transition(self.state, a)
+        rewards = np.einsum("bnd,nd->bn", feats, self.reward_weights)
+        self.state = nxt
+        terminated = nxt.done.copy()
+        truncated = np.full(self.num_envs, nxt.t >= self.horizon) & ~terminated
+        return self._broadcast(self._observe(nxt)), rewards, terminated, truncated, {"t": nxt.t}
+
+    def reward_features(self, state: EnvState, joint_action: np.ndarray) -> np.ndarray:
+        """Public features of the transition from `state` under `joint_action` `[B, N]`.
+
+        Returns float64 `[B, N, D]` with `reward[b, i] = F[b, i] . reward_weights[i]`. Pure: the
+        state is not changed.
+        """
+        return self._transition(state, self.check_actions(joint_action))[1]
+
+    @property
+    @abstractmethod
+    def reward_weights(self) -> np.ndarray:
+        """Each agent's private reward weights over `feature_names`. float64 `[N, D]`."""
+
+    def check_actions(self, actions: Any) -> np.ndarray:
+        """Validate a joint action `[B, N]` of integers in range; returns it as int64."""
+        a = np.asarray(actions)
+        expected = (self.num_envs, self.num_agents)
+        if a.shape != expected:
+            raise AsfedError(
+                f"{self.name}: actions must have shape (num_envs, num_agents) = {expected}, "
+                f"got {a.shape}"
+            )
+        if a.dtype.kind not in "iu":
+            raise AsfedError(f"{self.name}: actions must be integers, got dtype {a.dtype}")
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi >= self.num_actions:
+            bad = lo if lo < 0 else hi
+            menu = ", ".join(f"{i}={n}" for i, n in enumerate(self.action_names))
+            raise AsfedError(
+                f"{self.name}: action {bad} is out of range; accepted: 0..{self.num_actions - 1} "
+                f"({menu})"
+            )
+        return a.astype(np.int64, copy=False)
+
+    def get_state(self) -> EnvState:
+        """A copy of the current state (for audits, tests and checkpoints)."""
+        if self.state is None:
+            raise AsfedError(f"{self.name}: no state before reset()")
+        return self.state.copy()
+
+    def set_state(self, state: EnvState) -> None:
+        """Replace the current state (a copy is kept)."""
+        self.state = state.copy()
+
+    def observe(self, state: EnvState) -> np.ndarray:
+        """The observation of an arbitrary state. Returns float32 `[B, obs_dim]`."""
+        return self._observe(state)
+
+    # ---- what each environment defines ------------------------------------------------------
+
+    @abstractmethod
+    def _draw_private(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Draw the private reward parameters of every agent from the run's generator."""
+
+    @abstractmethod
+    def _initial_state(self, keys: np.ndarray) -> EnvState:
+        """The state at t = 0 for episode keys `[B]`."""
+
+    @abstractmethod
+    def _transition(self, state: EnvState, actions: np.ndarray) -> tuple[EnvState, np.ndarray]:
+        """Pure transition: (next state, reward features `[B, N, D]`)."""
+
+    @abstractmethod
+    def _observe(self, state: EnvState) -> np.ndarray:
+        """The global observation, float32 `[B, obs_dim]`."""
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _seed(self, seed: int | None) -> None:
+        rng = np.random.default_rng(seed)
+        self._run_key = int(rng.integers(0, 2**63))
+        self.private_params: dict[str, np.ndarray] = self._draw_private(rng)
+        self._reset_count = 0
+
+    def _broadcast(self, obs: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(obs[:, None, :], (self.num_envs, self.num_agents, obs.shape[1]))

@@ -1,0 +1,7 @@
+"""The environment registry: name -> batched core class."""
+
+from __future__ import annotations
+
+from asfed.registry import Registry
+
+ENVS: Registry[type] = Registry("env")
