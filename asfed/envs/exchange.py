@@ -1,0 +1,128 @@
+"""Exchange: agents must open each other's boxes, at a cost, so that the owners can eat.
+
+A 5 x 5 grid with 3 agents and 3 boxes (the paper's setting; the agent count is fixed). At reset
+the 3 agents and 3 boxes take 6 distinct random cells. Box slot k holds the food of one agent;
+which slot is whose (`box_of [N]`, a permutation drawn from the run's seed, fixed for the run) is
+each agent's private reward parameter: the observation lists boxes in slot order without owners.
+
+Actions: up, down, left, right, open, stay. Horizon 300; the episode always runs to the horizon.
+
+Order within a step: moves (agents may share cells and stand on boxes); then `open`: an agent on
+or next to (Manhattan distance <= 1) a closed box that is not its own opens the lowest such slot
+and pays 5 (opening one's own box, or with no box in reach, does nothing and costs nothing; if
+several agents target one box, the lowest-indexed opens it and the others do nothing); then an
+owner standing on its open box eats (+10) and the box is emptied. Every agent pays 0.01 every step.
+
+So all-defect gives team return 3 * 300 * -0.01 = -9, and opening all three boxes gives
+-9 - 3 * 5 + 3 * 10 = +6, the cooperative optimum.
+
+Observation (float32, the same for every agent), in order: per agent: row one-hot [5], column
+one-hot [5]; per box slot: row one-hot [5], column one-hot [5]; per box slot: status one-hot [3]
+(closed, open, emptied); t / horizon [1].
+
+`reward_features` = [step (always 1), opened a box, on open full box slot 0, 1, 2];
+`reward_weights[i]` = [-0.01, -5, 10 * one-hot(box_of[i])].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from asfed.envs import grid
+from asfed.envs.base import EnvState, VecEnv
+from asfed.envs.registry import ENVS
+from asfed.envs.rng import choose_distinct
+
+SIZE = 5
+STEP_COST = 0.01
+OPEN_COST = 5.0
+FOOD = 10.0
+CLOSED, OPEN, EMPTY = 0, 1, 2
+
+
+@dataclasses.dataclass
+class ExchangeState(EnvState):
+    """pos int `[B, 3, 2]`, boxes int `[B, 3, 2]` in slot order, status int `[B, 3]`."""
+
+    pos: np.ndarray
+    boxes: np.ndarray
+    status: np.ndarray
+
+
+@ENVS.register("exchange")
+class Exchange(VecEnv):
+    """Exchange core: B copies stepped at once. See the module docstring for the rules."""
+
+    name = "exchange"
+    agents_range = (3, 3)
+    default_agents = 3
+    default_horizon = 300
+    action_names = (*grid.MOVE_NAMES, "open", "stay")
+    feature_names = ("step", "opened", "on_open_box_0", "on_open_box_1", "on_open_box_2")
+    obs_dim = 3 * 2 * SIZE * 2 + 3 * 3 + 1
+
+    @property
+    def reward_weights(self) -> np.ndarray:
+        w = np.zeros((3, 5))
+        w[:, 0] = -STEP_COST
+        w[:, 1] = -OPEN_COST
+        w[np.arange(3), 2 + self.private_params["box_of"]] = FOOD
+        return w
+
+    def _draw_private(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {"box_of": rng.permutation(3)}
+
+    def _initial_state(self, keys: np.ndarray) -> ExchangeState:
+        cells = choose_distinct(keys, 0, SIZE * SIZE, 6)
+        rc = np.stack(np.divmod(cells, SIZE), axis=-1)
+        return ExchangeState(
+            t=0,
+            keys=keys,
+            done=np.zeros(self.num_envs, bool),
+            pos=rc[:, :3],
+            boxes=rc[:, 3:],
+            status=np.zeros((self.num_envs, 3), np.int64),
+        )
+
+    def _transition(
+        self, state: ExchangeState, actions: np.ndarray
+    ) -> tuple[ExchangeState, np.ndarray]:
+        s = state.copy()
+        b = self.num_envs
+        box_of = self.private_params["box_of"]
+        feats = np.zeros((b, 3, 5))
+        feats[..., 0] = 1.0
+        s.pos = grid.move(s.pos, np.where(actions < 4, actions, -1), SIZE, SIZE)
+
+        near = grid.manhattan(s.pos[:, :, None, :], s.boxes[:, None, :, :]) <= 1  # [B, agent, slot]
+        not_own = np.arange(3)[None, :] != box_of[:, None]  # [agent, slot]
+        eligible = near & not_own[None] & (s.status == CLOSED)[:, None, :]
+        eligible &= (actions == self.action_names.index("open"))[..., None]
+        has = eligible.any(-1)
+        target = np.where(has, eligible.argmax(-1), -1)  # [B, agent]: lowest eligible slot
+        claims = (target[:, :, None] == np.arange(3)[None, None, :]) & has[..., None]
+        first_claim = claims & (np.cumsum(claims, axis=1) == 1)  # lowest agent per slot
+        opened_by = first_claim.any(-1)  # [B, agent]
+        feats[..., 1] = opened_by
+        s.status[first_claim.any(1)] = OPEN
+
+        on_box = (s.pos[:, :, None, :] == s.boxes[:, None, :, :]).all(-1)  # [B, agent, slot]
+        on_open = on_box & (s.status == OPEN)[:, None, :]
+        feats[..., 2:] = on_open
+        eaten = on_open & (np.arange(3)[None, :] == box_of[:, None])[None]
+        s.status[eaten.any(1)] = EMPTY
+        s.t += 1
+        return s, feats
+
+    def _observe(self, state: ExchangeState) -> np.ndarray:
+        stride = 2 * SIZE
+        out = np.zeros((self.num_envs, self.obs_dim), np.float32)
+        grid.write_positions(out, 0, state.pos, SIZE, SIZE, stride)
+        grid.write_positions(out, 3 * stride, state.boxes, SIZE, SIZE, stride)
+        off = 6 * stride
+        rows = np.arange(self.num_envs)[:, None]
+        out[rows, off + np.arange(3)[None, :] * 3 + state.status] = 1.0
+        out[:, -1] = state.t / self.horizon
+        return out
