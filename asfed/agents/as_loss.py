@@ -1,0 +1,110 @@
+"""Anticipation Sharing's dual clipped objective (paper Eq. 13-16), as a loss to minimise.
+
+For agent i with neighbours N_i, on samples (s, a) from the old joint policy:
+
+    xi_i   = pi^ii(a_i|s) / pi^ii_old(a_i|s)
+    xi_Ni  = prod_{j in N_i} pi^ij(a_j|s) / pi^ij_old(a_j|s)
+    X^ij   = {(s, a): (pi^ij(a_j|s) / pi^jj(a_j|s)) A_i >= A_i}
+    X^ii_j = {(s, a): (pi^ii(a_i|s) / pi^ji(a_i|s)) A_i >= A_i}
+    J_i    = E[min(xi_i xi_Ni A_i, clip(xi_i, 1 - eps, 1 + eps) xi_Ni A_i)
+               - kappa_i rho sum_j (1[X^ij] ||pi^ij - pi^jj||^2 + 1[X^ii_j] ||pi^ii - pi^ji||^2)]
+
+with kappa_i = mean |A_i| (the paper's implementation choice) and one rho for every j. pi^jj and
+pi^ji are what neighbour j shared: constants in i's graph (detached here whatever is passed). The
+indicators are evaluated on the current (not old) distributions, as Eq. 14 writes them, and carry
+no gradient. With rho = 0 and no neighbours this is exactly PPO's clipped surrogate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+
+@dataclasses.dataclass
+class NeighbourTerms:
+    """What agent i needs about neighbour j, over T samples.
+
+    ant_logits: i's anticipation pi^ij logits `[T, A_j]` (trainable);
+    ant_logp_old: log pi^ij_old(a_j|s) `[T]`;
+    actions: a_j `[T]` (public joint action);
+    shared_policy: pi^jj(.|s) `[T, A_j]` as j shared it;
+    shared_anticipation: pi^ji(.|s) `[T, A_i]`, j's anticipation of i, as j shared it.
+    """
+
+    ant_logits: torch.Tensor
+    ant_logp_old: torch.Tensor
+    actions: torch.Tensor
+    shared_policy: torch.Tensor
+    shared_anticipation: torch.Tensor
+
+
+@dataclasses.dataclass
+class ASLossParts:
+    """The loss and its diagnostics (each a scalar tensor)."""
+
+    loss: torch.Tensor
+    surrogate: torch.Tensor
+    penalty: torch.Tensor
+    kappa: torch.Tensor
+    frac_x_ij: torch.Tensor  # mean over neighbours and samples of 1[X^ij]
+    frac_x_ii: torch.Tensor
+
+
+def indicator_sets(p_new: torch.Tensor, p_shared: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
+    """1[(p_new / p_shared) A >= A], elementwise over `[T]` (Eq. 14); no gradient."""
+    with torch.no_grad():
+        return (p_new / p_shared) * adv >= adv
+
+
+def as_loss(
+    own_logits: torch.Tensor,
+    own_actions: torch.Tensor,
+    own_logp_old: torch.Tensor,
+    adv: torch.Tensor,
+    neighbours: list[NeighbourTerms],
+    clip: float,
+    rho: float,
+) -> ASLossParts:
+    """Agent i's AS loss.
+
+    own_logits `[T, A_i]` (pi^ii, trainable), own_actions `[T]`, own_logp_old `[T]`, adv `[T]`
+    (A_i from GAE), neighbours: one `NeighbourTerms` per j in N_i this round.
+    """
+    adv = adv.detach()
+    own_logp_all = torch.log_softmax(own_logits, -1)
+    own_probs = own_logp_all.exp()
+    own_logp = own_logp_all.gather(1, own_actions[:, None])[:, 0]
+    xi_i = torch.exp(own_logp - own_logp_old.detach())
+
+    log_xi_n = torch.zeros_like(xi_i)
+    penalty = torch.zeros_like(xi_i)
+    x_ij, x_ii = [], []
+    for nb in neighbours:
+        ant_logp_all = torch.log_softmax(nb.ant_logits, -1)
+        ant_probs = ant_logp_all.exp()
+        ant_logp = ant_logp_all.gather(1, nb.actions[:, None])[:, 0]
+        log_xi_n = log_xi_n + ant_logp - nb.ant_logp_old.detach()
+        pjj = nb.shared_policy.detach()
+        pji = nb.shared_anticipation.detach()
+        in_ij = indicator_sets(ant_logp.exp(), pjj.gather(1, nb.actions[:, None])[:, 0], adv)
+        in_ii = indicator_sets(own_logp.exp(), pji.gather(1, own_actions[:, None])[:, 0], adv)
+        penalty = penalty + in_ij * ((ant_probs - pjj) ** 2).sum(-1)
+        penalty = penalty + in_ii * ((own_probs - pji) ** 2).sum(-1)
+        x_ij.append(in_ij.float().mean())
+        x_ii.append(in_ii.float().mean())
+    xi_n = torch.exp(log_xi_n)
+
+    surrogate = torch.min(xi_i * xi_n * adv, xi_i.clamp(1 - clip, 1 + clip) * xi_n * adv)
+    kappa = adv.abs().mean()
+    objective = surrogate - kappa * rho * penalty
+    zero = torch.zeros(())
+    return ASLossParts(
+        loss=-objective.mean(),
+        surrogate=surrogate.mean(),
+        penalty=penalty.mean(),
+        kappa=kappa,
+        frac_x_ij=torch.stack(x_ij).mean() if x_ij else zero,
+        frac_x_ii=torch.stack(x_ii).mean() if x_ii else zero,
+    )

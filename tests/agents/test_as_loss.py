@@ -1,0 +1,129 @@
+"""AS's dual clipped objective: reduction to PPO, the indicator sets, and where gradients flow."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from asfed.agents.as_loss import NeighbourTerms, as_loss, indicator_sets
+from asfed.agents.ppo import clipped_surrogate
+
+torch.manual_seed(0)
+T, A = 64, 4
+
+
+def _own():
+    logits = torch.randn(T, A, requires_grad=True)
+    actions = torch.randint(0, A, (T,))
+    logp_old = (torch.log_softmax(logits.detach() + 0.3 * torch.randn(T, A), -1)).gather(
+        1, actions[:, None]
+    )[:, 0]
+    return logits, actions, logp_old
+
+
+def _neighbour(a_j: int = 3) -> NeighbourTerms:
+    logits = torch.randn(T, a_j, requires_grad=True)
+    actions = torch.randint(0, a_j, (T,))
+    logp_old = torch.log_softmax(logits.detach() + 0.3 * torch.randn(T, a_j), -1)
+    return NeighbourTerms(
+        ant_logits=logits,
+        ant_logp_old=logp_old.gather(1, actions[:, None])[:, 0],
+        actions=actions,
+        shared_policy=torch.softmax(torch.randn(T, a_j), -1).requires_grad_(True),
+        shared_anticipation=torch.softmax(torch.randn(T, A), -1).requires_grad_(True),
+    )
+
+
+def test_without_neighbours_and_rho_zero_it_is_ppo() -> None:
+    logits, actions, logp_old = _own()
+    adv = torch.randn(T)
+    parts = as_loss(logits, actions, logp_old, adv, [], clip=0.2, rho=0.0)
+    (g_as,) = torch.autograd.grad(parts.loss, logits)
+    logp = torch.log_softmax(logits, -1).gather(1, actions[:, None])[:, 0]
+    ppo = clipped_surrogate(logp, logp_old, adv, 0.2)
+    (g_ppo,) = torch.autograd.grad(ppo, logits)
+    assert parts.loss.item() == pytest.approx(ppo.item(), abs=1e-6)
+    torch.testing.assert_close(g_as, g_ppo)
+    # rho only matters through neighbours: with none, any rho gives the same loss
+    other = as_loss(logits, actions, logp_old, adv, [], clip=0.2, rho=1e4)
+    assert other.loss.item() == pytest.approx(ppo.item(), abs=1e-6)
+
+
+def test_indicator_sets_follow_eq_14_on_hand_built_cases() -> None:
+    p_new = torch.tensor([0.6, 0.2, 0.2, 0.6, 0.3, 0.3])
+    p_shared = torch.tensor([0.3, 0.4, 0.4, 0.3, 0.3, 0.6])
+    adv = torch.tensor([1.0, 1.0, -1.0, -1.0, 2.0, 0.0])
+    # ratio:             2.0   0.5   0.5   2.0   1.0   0.5
+    # ratio*A >= A:      yes   no    yes   no    yes   yes (A = 0 always holds)
+    expected = torch.tensor([True, False, True, False, True, True])
+    assert torch.equal(indicator_sets(p_new, p_shared, adv), expected)
+
+
+def test_penalty_selects_exactly_the_indicator_pairs() -> None:
+    # Two samples, one neighbour with 2 actions; the own agent has 2 actions.
+    own_logits = torch.log(torch.tensor([[0.7, 0.3], [0.4, 0.6]])).requires_grad_(True)
+    own_actions = torch.tensor([0, 1])
+    own_logp_old = torch.log(torch.tensor([0.5, 0.5]))
+    nb = NeighbourTerms(
+        ant_logits=torch.log(torch.tensor([[0.8, 0.2], [0.5, 0.5]])).requires_grad_(True),
+        ant_logp_old=torch.log(torch.tensor([0.5, 0.5])),
+        actions=torch.tensor([0, 0]),
+        shared_policy=torch.tensor([[0.4, 0.6], [0.9, 0.1]]),
+        shared_anticipation=torch.tensor([[0.9, 0.1], [0.5, 0.5]]),
+    )
+    adv = torch.tensor([1.0, 1.0])
+    # X^ij: sample 0: 0.8/0.4 = 2 >= 1 -> in; sample 1: 0.5/0.9 < 1 -> out.
+    # X^ii: sample 0: 0.7/0.9 < 1 -> out; sample 1: 0.6/0.5 >= 1 -> in.
+    d_ij0 = (0.8 - 0.4) ** 2 + (0.2 - 0.6) ** 2
+    d_ii1 = (0.4 - 0.5) ** 2 + (0.6 - 0.5) ** 2
+    parts = as_loss(own_logits, own_actions, own_logp_old, adv, [nb], clip=0.2, rho=1.0)
+    assert parts.penalty.item() == pytest.approx((d_ij0 + d_ii1) / 2, rel=1e-5)
+    assert parts.frac_x_ij.item() == 0.5 and parts.frac_x_ii.item() == 0.5
+    assert parts.kappa.item() == pytest.approx(1.0)
+
+
+def test_shared_distributions_are_constants() -> None:
+    logits, actions, logp_old = _own()
+    nbs = [_neighbour(), _neighbour(5)]
+    as_loss(logits, actions, logp_old, torch.randn(T), nbs, clip=0.2, rho=10.0).loss.backward()
+    for nb in nbs:
+        assert nb.shared_policy.grad is None and nb.shared_anticipation.grad is None
+        assert nb.ant_logits.grad is not None and nb.ant_logits.grad.abs().sum() > 0
+
+
+def test_anticipations_get_gradient_only_through_xi_n_and_the_penalty() -> None:
+    logits, actions, logp_old = _own()
+    nb = _neighbour()
+    adv = torch.randn(T)
+
+    def grad(rho: float, adv: torch.Tensor) -> torch.Tensor:
+        loss = as_loss(logits, actions, logp_old, adv, [nb], clip=0.2, rho=rho).loss
+        return torch.autograd.grad(loss, nb.ant_logits)[0]
+
+    # With zero advantages both routes vanish (kappa = 0 too): no gradient at all.
+    assert grad(10.0, torch.zeros(T)).abs().max() == 0
+    # Through xi_N alone (rho = 0): non-zero.
+    g_xi = grad(0.0, adv)
+    assert g_xi.abs().sum() > 0
+    # The penalty's share is exactly the gradient of kappa rho mean(1[X^ij] ||pi^ij - pi^jj||^2).
+    rho = 3.0
+    probs = torch.softmax(nb.ant_logits, -1)
+    p_a = probs.gather(1, nb.actions[:, None])[:, 0]
+    in_ij = indicator_sets(p_a, nb.shared_policy.gather(1, nb.actions[:, None])[:, 0], adv)
+    pen = adv.abs().mean() * rho * (in_ij * ((probs - nb.shared_policy.detach()) ** 2).sum(-1))
+    (g_pen,) = torch.autograd.grad(pen.mean(), nb.ant_logits)
+    torch.testing.assert_close(grad(rho, adv), g_xi + g_pen)
+
+
+def test_a_gradient_step_on_the_penalty_pulls_anticipations_toward_shared_policies() -> None:
+    logits, actions, logp_old = _own()
+    nb = _neighbour()
+    adv = torch.randn(T)
+    gap = lambda: ((torch.softmax(nb.ant_logits, -1) - nb.shared_policy) ** 2).sum()  # noqa: E731
+    before = gap().item()
+    opt = torch.optim.SGD([nb.ant_logits], lr=0.5)
+    for _ in range(50):
+        opt.zero_grad()
+        as_loss(logits, actions, logp_old, adv, [nb], clip=0.2, rho=1e3).loss.backward()
+        opt.step()
+    assert gap().item() < 0.5 * before

@@ -1,0 +1,111 @@
+"""The PPO core: GAE against a plain loop, the paper's hyperparameters, the networks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from asfed.agents.hparams import PAPER, paper_config
+from asfed.agents.networks import MultiHeadPolicy, SeparatePolicies
+from asfed.agents.ppo import clipped_surrogate, gae
+from asfed.errors import AsfedError
+
+
+def gae_plain_loop(rewards, values, terminated, gamma, lam):
+    """Textbook GAE, one episode and one step at a time."""
+    b, t = rewards.shape
+    adv = np.zeros((b, t))
+    for e in range(b):
+        end = t
+        for k in range(t):
+            if terminated[e, k]:
+                end = k + 1
+                break
+        last = 0.0
+        for k in reversed(range(end)):
+            terminal = bool(terminated[e, k])
+            next_v = 0.0 if terminal else values[e, k + 1]
+            delta = rewards[e, k] + gamma * next_v - values[e, k]
+            last = delta + (0.0 if terminal else gamma * lam * last)
+            adv[e, k] = last
+    return adv
+
+
+def test_gae_equals_a_plain_loop_with_terminations_and_horizon_cuts() -> None:
+    rng = np.random.default_rng(0)
+    b, t = 6, 15
+    rewards = rng.normal(size=(b, t))
+    values = rng.normal(size=(b, t + 1))
+    terminated = np.zeros((b, t), bool)
+    terminated[1, 4] = True  # early terminations (predation); the rest are cut at the horizon
+    terminated[3, t - 1] = True
+    terminated[4, 0] = True
+    for e, k in ((1, 4), (4, 0)):  # frozen after termination: zero reward, flagged terminated
+        rewards[e, k + 1 :] = 0.0
+        terminated[e, k:] = True
+    adv, ret = gae(rewards, values, terminated, 0.99, 0.98)
+    expected = gae_plain_loop(rewards, values, terminated, 0.99, 0.98)
+    np.testing.assert_allclose(adv, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ret, adv + values[:, :t])
+    assert (adv[1, 5:] == 0).all() and (adv[4, 1:] == 0).all()
+
+
+def test_gae_with_lambda_one_is_the_discounted_return_minus_value() -> None:
+    rng = np.random.default_rng(1)
+    rewards = rng.normal(size=(2, 8))
+    values = rng.normal(size=(2, 9))
+    values[:, -1] = 0.0
+    adv, _ = gae(rewards, values, np.zeros((2, 8), bool), 0.9, 1.0)
+    disc = np.array(
+        [[sum(0.9**i * r[k + i] for i in range(8 - k)) for k in range(8)] for r in rewards]
+    )
+    np.testing.assert_allclose(adv, disc - values[:, :8], atol=1e-12)
+
+
+def test_clipped_surrogate_clips_the_ratio() -> None:
+    logp_old = torch.zeros(2)
+    logp_new = torch.log(torch.tensor([1.5, 0.5]))
+    adv = torch.tensor([1.0, -1.0])
+    # min(1.5 * 1, 1.2 * 1) = 1.2 ; min(0.5 * -1, 0.8 * -1) = -0.8 ; loss = -mean = -0.2
+    assert clipped_surrogate(logp_new, logp_old, adv, 0.2).item() == pytest.approx(-0.2)
+
+
+def test_paper_hyperparameters_per_env() -> None:
+    assert PAPER["cleanup"].actor_hidden == (1024, 256) and PAPER["cleanup"].rho == 1e3
+    assert PAPER["exchange"].actor_hidden == (128, 64) and PAPER["exchange"].rho == 1e4
+    assert PAPER["predation"].actor_lr == 1e-4 and PAPER["harvest"].rho == 0.1
+    for cfg in PAPER.values():
+        assert (cfg.critic_lr, cfg.gamma, cfg.gae_lambda, cfg.clip, cfg.epochs) == (
+            1e-4,
+            0.99,
+            0.98,
+            0.2,
+            3,
+        )
+
+
+def test_bad_ppo_settings_are_clear_errors() -> None:
+    with pytest.raises(AsfedError, match=r"rho=-1.0 is invalid; accepted: a number >= 0"):
+        paper_config("exchange", rho=-1.0)
+    with pytest.raises(AsfedError, match="unknown PPO setting 'lr'"):
+        paper_config("exchange", lr=1.0)
+    with pytest.raises(AsfedError, match="no paper hyperparameters for env 'chess'"):
+        paper_config("chess")
+
+
+@pytest.mark.parametrize("layout", [SeparatePolicies, MultiHeadPolicy])
+def test_policy_layouts_give_own_and_anticipation_logits(layout) -> None:
+    net = layout(10, (32, 16), 4, {1: 4, 2: 3})
+    own, ants = net(torch.zeros(7, 10))
+    assert own.shape == (7, 4)
+    assert {j: a.shape for j, a in ants.items()} == {1: (7, 4), 2: (7, 3)}
+    assert torch.equal(net.own_logits(torch.ones(2, 10)), net(torch.ones(2, 10))[0])
+
+
+def test_multihead_is_smaller_than_separate_networks() -> None:
+    others = {j: 5 for j in range(1, 8)}
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(MultiHeadPolicy(100, (128, 64), 5, others)) * 4 < count(
+        SeparatePolicies(100, (128, 64), 5, others)
+    )
