@@ -1,0 +1,124 @@
+"""The message log on disk: a compact binary file of payloads plus an index.
+
+`messages.bin` holds the float32 payloads back to back; `messages.idx.npy` is a structured array
+with one row per message (round, step, sender, receiver, kind, ndim, shape, offset, nbytes). The
+index is rewritten atomically after every round, so the log on disk always ends at a complete
+round; on resume, payload bytes past the last indexed message are cut off. `every` records only
+rounds divisible by it (the byte counts in the metrics still count every message). A writer
+opened with `keep_below=r` first drops rounds >= r (resuming from a checkpoint taken at round r).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from asfed.comm.messages import KIND_ID, KINDS, Message
+
+INDEX_DTYPE = np.dtype(
+    [
+        ("round", "<i4"),
+        ("step", "<i2"),
+        ("sender", "<i2"),
+        ("receiver", "<i2"),
+        ("kind", "<i1"),
+        ("ndim", "<i1"),
+        ("shape", "<i4", (2,)),
+        ("offset", "<i8"),
+        ("nbytes", "<i8"),
+    ]
+)
+BIN, INDEX = "messages.bin", "messages.idx.npy"
+
+
+def _atomic_save(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class MessageLogWriter:
+    """Appends rounds of messages to a run folder's log."""
+
+    def __init__(self, folder: Path, every: int = 1, keep_below: int | None = None) -> None:
+        if every < 1:
+            raise ValueError(f"every={every} is invalid; accepted: an integer >= 1")
+        self.folder = Path(folder)
+        self.every = every
+        index_path = self.folder / INDEX
+        self._rows: list[np.ndarray] = []
+        self._index = np.load(index_path) if index_path.exists() else np.zeros(0, INDEX_DTYPE)
+        if keep_below is not None:  # resuming: forget rounds after the checkpoint
+            self._index = self._index[self._index["round"] < keep_below]
+            _atomic_save(index_path, self._index)
+        end = int(self._index["offset"][-1] + self._index["nbytes"][-1]) if len(self._index) else 0
+        bin_path = self.folder / BIN
+        self._bin = open(bin_path, "r+b" if bin_path.exists() else "w+b")  # noqa: SIM115
+        self._bin.truncate(end)  # drop bytes of a round that never made it into the index
+        self._bin.seek(end)
+        self._offset = end
+
+    def write_round(self, round_: int, messages: list[Message]) -> None:
+        """Record one round's messages (if this round is sampled), then commit the index."""
+        if round_ % self.every:
+            return
+        rows = np.zeros(len(messages), INDEX_DTYPE)
+        for row, m in zip(rows, messages, strict=True):
+            shape = m.payload.shape if m.payload.ndim else (1,)
+            if len(shape) > 2:
+                raise ValueError(f"payloads have at most 2 dims, got {shape}")
+            row["round"], row["step"], row["sender"], row["receiver"] = (
+                round_,
+                m.step,
+                m.sender,
+                m.receiver,
+            )
+            row["kind"], row["ndim"] = KIND_ID[m.kind], len(shape)
+            row["shape"][: len(shape)] = shape
+            row["offset"], row["nbytes"] = self._offset, m.nbytes
+            self._bin.write(m.payload.tobytes())
+            self._offset += m.nbytes
+        self._bin.flush()
+        os.fsync(self._bin.fileno())
+        self._index = np.concatenate([self._index, rows])
+        _atomic_save(self.folder / INDEX, self._index)
+
+    def close(self) -> None:
+        self._bin.close()
+
+
+def read_log(
+    folder: Path,
+    receiver: int | None = None,
+    kind: str | None = None,
+    rounds: tuple[int, int] | None = None,
+) -> Iterator[Message]:
+    """The recorded messages, optionally only those to `receiver`, of `kind`, in [lo, hi) rounds."""
+    folder = Path(folder)
+    index = np.load(folder / INDEX)
+    keep = np.ones(len(index), bool)
+    if receiver is not None:
+        keep &= index["receiver"] == receiver
+    if kind is not None:
+        keep &= index["kind"] == KIND_ID[kind]
+    if rounds is not None:
+        keep &= (index["round"] >= rounds[0]) & (index["round"] < rounds[1])
+    data = np.memmap(folder / BIN, np.float32, "r") if (folder / BIN).stat().st_size else None
+    for row in index[keep]:
+        shape = tuple(int(s) for s in row["shape"][: row["ndim"]])
+        start = int(row["offset"]) // 4
+        payload = np.array(data[start : start + int(row["nbytes"]) // 4]).reshape(shape)
+        yield Message(
+            int(row["round"]),
+            int(row["step"]),
+            int(row["sender"]),
+            int(row["receiver"]),
+            KINDS[row["kind"]],
+            payload,
+        )
