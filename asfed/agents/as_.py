@@ -1,0 +1,116 @@
+"""Anticipation Sharing (paper section 4.3, Algorithm 1).
+
+Agent i holds its policy pi^ii, an anticipation pi^ij for every agent j it may ever neighbour,
+and V_i. At every sharing step it sends each current neighbour j its action distributions
+pi^ii(.|s) and its anticipation of j, pi^ij(.|s), on the round's states (kinds `policy_dist` and
+`anticipation`, each `[M, A]` for the M states of the round). Each of the K updates recomputes
+GAE with the current critic, takes one epoch of minibatch steps on the dual clipped objective
+(`asfed.agents.as_loss`) against the pre-update networks (Algorithm 1 sets pi_old <- pi after each
+update), fits V_i, and the agent shares again: K updates and K + 1 sharing steps per round.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from asfed.agents.as_loss import NeighbourTerms, as_loss
+from asfed.agents.base import Agent, AgentSpec, Graph
+from asfed.agents.methods import METHODS, Method
+from asfed.agents.networks import POLICY_LAYOUTS
+from asfed.comm.messages import Message
+from asfed.errors import AsfedError, accepted
+
+
+class ASAgent(Agent):
+    """One AS learner."""
+
+    def __init__(self, spec: AgentSpec) -> None:
+        super().__init__(spec)
+        if spec.layout not in POLICY_LAYOUTS:
+            raise AsfedError(
+                f"unknown policy layout {spec.layout!r}; accepted: {accepted(POLICY_LAYOUTS)}"
+            )
+        others = {j: spec.num_actions for j in sorted(spec.potential)}
+        self.policy = POLICY_LAYOUTS[spec.layout](
+            spec.obs_dim, spec.cfg.actor_hidden, spec.num_actions, others
+        )
+        self.actor_opt = torch.optim.Adam(self.policy.parameters(), lr=spec.cfg.actor_lr)
+
+    def acting_logits(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.policy.own_logits(obs)
+
+    def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
+        peers = sorted(neighbours[self.id])
+        if not peers:
+            return []
+        with torch.no_grad():
+            own, ants = self.policy(self._obs_all)
+            own_p = torch.softmax(own, -1).numpy()
+        out = []
+        for j in peers:
+            ant_p = torch.softmax(ants[j], -1).numpy()
+            out.append(Message(round_, step, self.id, j, "policy_dist", own_p))
+            out.append(Message(round_, step, self.id, j, "anticipation", ant_p))
+        return out
+
+    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:
+        peers = sorted(neighbours[self.id])
+        shared = {(m.sender, m.kind): torch.as_tensor(m.payload) for m in inbox}
+        missing = [j for j in peers if (j, "policy_dist") not in shared]
+        if missing:
+            raise RuntimeError(f"agent {self.id}: no shares from neighbours {missing}")
+        acts = self._actions
+        me = self.id
+        with torch.no_grad():
+            own_old, ants_old = self.policy(self._obs_all)
+            logp_old = torch.log_softmax(own_old, -1).gather(1, acts[:, me : me + 1])[:, 0]
+            ant_logp_old = {
+                j: torch.log_softmax(ants_old[j], -1).gather(1, acts[:, j : j + 1])[:, 0]
+                for j in peers
+            }
+        adv = self.advantages()
+        stats: dict[str, list[float]] = {"policy_loss": [], "penalty": [], "kappa": []}
+        for idx in self.minibatches():
+            own_logits, ants = self.policy(self._obs_all[idx])
+            terms = [
+                NeighbourTerms(
+                    ant_logits=ants[j],
+                    ant_logp_old=ant_logp_old[j][idx],
+                    actions=acts[idx, j],
+                    shared_policy=shared[(j, "policy_dist")][idx],
+                    shared_anticipation=shared[(j, "anticipation")][idx],
+                )
+                for j in peers
+            ]
+            parts = as_loss(
+                own_logits,
+                acts[idx, me],
+                logp_old[idx],
+                adv[idx],
+                terms,
+                clip=self.spec.cfg.clip,
+                rho=self.spec.cfg.rho,
+            )
+            self._step(self.actor_opt, self.policy, parts.loss)
+            stats["policy_loss"].append(parts.loss.item())
+            stats["penalty"].append(parts.penalty.item())
+            stats["kappa"].append(parts.kappa.item())
+        out = {key: sum(v) / len(v) for key, v in stats.items()}
+        out["value_loss"] = self.fit_critic()
+        return out
+
+    def modules(self) -> dict[str, Any]:
+        return {**super().modules(), "policy": self.policy, "actor_opt": self.actor_opt}
+
+
+@METHODS.register("as")
+class AnticipationSharing(Method):
+    """AS: share action distributions and anticipations with neighbours only."""
+
+    name = "as"
+    allowed_kinds = frozenset({"policy_dist", "anticipation"})
+
+    def make_agent(self, spec: AgentSpec) -> Agent:
+        return ASAgent(spec)

@@ -1,0 +1,55 @@
+"""Independent PPO: each agent learns from its own rewards and sends nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from asfed.agents.base import Agent, AgentSpec, Graph
+from asfed.agents.methods import METHODS, Method
+from asfed.agents.networks import mlp
+from asfed.agents.ppo import clipped_surrogate
+from asfed.comm.messages import Message
+
+
+class PolicyAgent(Agent):
+    """A PPO agent with its own actor pi^ii (used by IPPO, VS and VPS)."""
+
+    def __init__(self, spec: AgentSpec) -> None:
+        super().__init__(spec)
+        self.actor = mlp([spec.obs_dim, *spec.cfg.actor_hidden], spec.num_actions)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=spec.cfg.actor_lr)
+
+    def acting_logits(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor(obs)
+
+    def fit_policy(self, adv: torch.Tensor) -> float:
+        """One epoch of clipped-surrogate minibatch steps against the pre-update policy."""
+        own = self._actions[:, self.id : self.id + 1]
+        with torch.no_grad():
+            logp_old = torch.log_softmax(self.actor(self._obs_all), -1).gather(1, own)[:, 0]
+        losses = []
+        for idx in self.minibatches():
+            logp = torch.log_softmax(self.actor(self._obs_all[idx]), -1).gather(1, own[idx])[:, 0]
+            loss = clipped_surrogate(logp, logp_old[idx], adv[idx], self.spec.cfg.clip)
+            self._step(self.actor_opt, self.actor, loss)
+            losses.append(loss.item())
+        return sum(losses) / len(losses)
+
+    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:
+        adv = self.advantages()
+        return {"policy_loss": self.fit_policy(adv), "value_loss": self.fit_critic()}
+
+    def modules(self) -> dict[str, Any]:
+        return {**super().modules(), "actor": self.actor, "actor_opt": self.actor_opt}
+
+
+@METHODS.register("ippo")
+class IPPO(Method):
+    """Independent PPO on individual rewards; nothing is shared."""
+
+    name = "ippo"
+
+    def make_agent(self, spec: AgentSpec) -> Agent:
+        return PolicyAgent(spec)

@@ -1,0 +1,45 @@
+"""The method registry: what each method may send, how its agents are built and how it acts."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+
+from asfed.agents.base import Agent, AgentSpec
+from asfed.registry import Registry
+
+METHODS: Registry[type] = Registry("method")
+
+
+class Method(ABC):
+    """A learning method: one agent class, the message kinds it may send, and how it acts."""
+
+    name: str
+    allowed_kinds: frozenset[str] = frozenset()
+    hub: int | None = None  # an agent that may receive from anyone (CPPO's learner)
+
+    def check(self, env_name: str, num_agents: int) -> None:
+        """Raise an `AsfedError` if the method cannot run this env (default: any)."""
+        return None
+
+    @abstractmethod
+    def make_agent(self, spec: AgentSpec) -> Agent:
+        """Build agent `spec.agent_id`."""
+
+    def sample_actions(
+        self, agents: list[Agent], obs: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Each agent samples from its acting policy. obs `[B, D]` -> actions int64 `[B, N]`."""
+        o = torch.as_tensor(obs)
+        with torch.no_grad():
+            probs = torch.stack([torch.softmax(a.acting_logits(o), -1) for a in agents], 1)
+        return sample_categorical(probs.double().numpy(), rng)
+
+
+def sample_categorical(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Inverse-CDF sampling, one draw per row of `probs` `[..., A]`. Returns int64 `[...]`."""
+    u = rng.random((*probs.shape[:-1], 1))
+    idx = (np.cumsum(probs, -1) < u).sum(-1)
+    return np.minimum(idx, probs.shape[-1] - 1)
