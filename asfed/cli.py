@@ -7,10 +7,14 @@ bug and keeps its traceback.
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
+from typing import Annotated
 
 import click
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from asfed.envs import ENVS, make_vec_env, names, options_of
@@ -51,6 +55,126 @@ def list_envs() -> None:
             ", ".join(options_of(name)),
         )
     console.print(table)
+
+
+def _default_out(env: str, method: str, seed: int) -> Path:
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}_{env}_{method}_s{seed}"
+
+
+@app.command()
+def simulate(
+    env: Annotated[str | None, typer.Option(help="Environment (see `asfed list`).")] = None,
+    method: Annotated[
+        str | None, typer.Option(help="as, vs, vps, ps, ippo or cppo (cppo: 2 agents).")
+    ] = None,
+    rounds: Annotated[int | None, typer.Option(help="Training rounds.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed: the same seed gives the same numbers.")
+    ] = None,
+    episodes: Annotated[int | None, typer.Option(help="Episodes rolled out per round.")] = None,
+    agents: Annotated[
+        int | None, typer.Option(help="Number of agents (env default if unset).")
+    ] = None,
+    horizon: Annotated[
+        int | None, typer.Option(help="Episode length (env default if unset).")
+    ] = None,
+    topology: Annotated[
+        str | None,
+        typer.Option(help="full, line, ring, random-one or distance (paper default per env)."),
+    ] = None,
+    every: Annotated[int | None, typer.Option(help="Communicate every k-th round only.")] = None,
+    rho: Annotated[
+        float | None, typer.Option(help="AS penalty weight (Table 2 if unset; 0 = ablation).")
+    ] = None,
+    actor_lr: Annotated[float | None, typer.Option(help="Actor learning rate (Table 2).")] = None,
+    critic_lr: Annotated[float | None, typer.Option(help="Critic learning rate (Table 1).")] = None,
+    layout: Annotated[
+        str | None, typer.Option(help="AS policies: separate (the paper) or multihead.")
+    ] = None,
+    minibatches: Annotated[int | None, typer.Option(help="Minibatches per update.")] = None,
+    engine: Annotated[str | None, typer.Option(help="local (in-process).")] = None,
+    log_every: Annotated[int | None, typer.Option(help="Record messages every n-th round.")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help="Checkpoint every n rounds.")] = None,
+    zap: Annotated[
+        bool | None, typer.Option(help="Cleanup/harvest: enable the zap action.")
+    ] = None,
+    private_weights: Annotated[
+        bool | None, typer.Option(help="Cleanup/harvest: draw private apple values.")
+    ] = None,
+    scenario: Annotated[
+        str | None, typer.Option(help="A named scenario (scenarios/NAME.toml) or a .toml path.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default: runs/<time>_<env>_<method>_s<seed>).")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")
+    ] = None,
+) -> None:
+    """Train a method on an environment and write a run folder.
+
+    The folder holds the resolved config, package versions, per-round metrics (CSV), the message
+    log, checkpoints and a learning-curve PNG. Flags override a --scenario; unset choices take
+    the paper's per-env defaults. Example:
+
+        asfed simulate --env exchange --method as --rounds 300 --seed 1
+    """
+    from asfed.config import build_config
+    from asfed.engine.driver import resume as resume_run
+    from asfed.engine.driver import start, train
+
+    flags = dict(
+        env=env,
+        method=method,
+        rounds=rounds,
+        seed=seed,
+        episodes=episodes,
+        agents=agents,
+        horizon=horizon,
+        topology=topology,
+        every=every,
+        rho=rho,
+        actor_lr=actor_lr,
+        critic_lr=critic_lr,
+        layout=layout,
+        minibatches=minibatches,
+        engine=engine,
+        log_every=log_every,
+        checkpoint_every=checkpoint_every,
+        zap=zap,
+        private_weights=private_weights,
+    )
+    if resume is not None:
+        extra = sorted(k for k, v in flags.items() if v is not None and k != "rounds")
+        if extra or scenario or out:
+            given = ", ".join(f"--{k.replace('_', '-')}" for k in extra) or "--scenario/--out"
+            raise AsfedError(f"--resume continues a run with its own config; not allowed: {given}")
+        sim, run, rows = resume_run(resume, rounds)
+    else:
+        cfg = build_config(scenario, **flags)
+        sim, run, rows = start(cfg, out or _default_out(cfg.env, cfg.method, cfg.seed))
+    cfg = sim.cfg
+    console.print(
+        f"[bold]{cfg.method}[/] on [bold]{cfg.env}[/] ({sim.num_agents} agents, "
+        f"{sim.topology_name}, seed {cfg.seed}) -> {run.path}"
+    )
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("team return {task.fields[ret]}"),
+        TimeRemainingColumn(),
+    )
+    start_time = time.perf_counter()
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("rounds", total=cfg.rounds, completed=sim.round, ret="-")
+        train(sim, run, rows, lambda m: bar.update(task, advance=1, ret=f"{m['team_return']:.2f}"))
+    last = [float(r["team_return"]) for r in rows[-10:]]
+    console.print(
+        f"done: {len(rows)} rounds, team return (mean of the last {len(last)}) "
+        f"{sum(last) / max(len(last), 1):.2f}, {time.perf_counter() - start_time:.0f} s; "
+        f"see {run.path / 'learning_curve.png'}"
+    )
 
 
 def main() -> None:

@@ -171,6 +171,10 @@ class VecEnv(ABC):
         """Replace the current state (a copy is kept)."""
         self.state = state.copy()
 
+    def agent_positions(self, state: EnvState) -> np.ndarray | None:
+        """Positions used by distance topologies, `[B, N]`; None where the env has none."""
+        return None
+
     def observe(self, state: EnvState) -> np.ndarray:
         """The observation of an arbitrary state. Returns float32 `[B, obs_dim]`."""
         return self._observe(state)

@@ -91,6 +91,9 @@ class Predation(VecEnv):
         holding = np.abs(x - prey[:, None]) <= CATCH
         return PredationState(t=0, keys=keys, done=holding.all(1), x=x, prey=prey, holding=holding)
 
+    def agent_positions(self, state: PredationState) -> np.ndarray:
+        return state.x
+
     def pursuing(self, state: PredationState, actions: np.ndarray) -> np.ndarray:
         """Which predators pursue under `actions` `[B, N]` (holders always do). bool `[B, N]`."""
         toward = np.where(state.prey[:, None] > state.x, 1, 0)  # right (1) is toward if prey > x

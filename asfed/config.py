@@ -1,0 +1,182 @@
+"""Run configuration: scenario TOML + CLI overrides -> one frozen `RunConfig`.
+
+Config flows one way: a named scenario (`scenarios/NAME.toml`, flat keys named as the fields
+below) is read, CLI flags that were given override it, and the result is validated once, here,
+into a frozen dataclass. Unset choices fall back to the paper's per-env defaults (Table 2 for
+rho and learning rates, and the neighbourhoods of section 5.1: `line` for navigation, `distance`
+for predation, `full` elsewhere).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from asfed.agents.hparams import PPOConfig, paper_config
+from asfed.agents.methods import METHODS
+from asfed.agents.networks import POLICY_LAYOUTS
+from asfed.comm.topology import TOPOLOGIES
+from asfed.envs import ENVS, options_of
+from asfed.errors import AsfedError, accepted
+
+# The repository's scenarios/ (editable installs), else ./scenarios of the working directory.
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+if not SCENARIO_DIR.is_dir():
+    SCENARIO_DIR = Path.cwd() / "scenarios"
+DEFAULT_TOPOLOGY = {"navigation": "line", "predation": "distance"}
+ENGINES = ("local",)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run. `None` means "the paper's default for this env"."""
+
+    env: str = "exchange"
+    method: str = "as"
+    rounds: int = 300
+    seed: int = 1
+    episodes: int = 8  # episodes rolled out per round (B)
+    agents: int | None = None
+    horizon: int | None = None
+    topology: str | None = None
+    every: int = 1
+    rho: float | None = None
+    actor_lr: float | None = None
+    critic_lr: float | None = None
+    layout: str = "separate"
+    minibatches: int = 4
+    engine: str = "local"
+    log_every: int = 10  # record the message log every n-th round (AS: ~2.8 MB a round)
+    checkpoint_every: int = 10
+    zap: bool = False
+    private_weights: bool = False
+
+    def __post_init__(self) -> None:
+        ENVS.get(self.env)
+        METHODS.get(self.method)
+        if self.topology is not None:
+            TOPOLOGIES.get(self.topology)
+        if self.layout not in POLICY_LAYOUTS:
+            raise AsfedError(
+                f"unknown layout {self.layout!r}; accepted: {accepted(POLICY_LAYOUTS)}"
+            )
+        if self.engine not in ENGINES:
+            raise AsfedError(f"unknown engine {self.engine!r}; accepted: {accepted(ENGINES)}")
+        for name in ("rounds", "episodes", "every", "minibatches", "log_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise AsfedError(f"{name}={value!r} is invalid; accepted: an integer >= 1")
+        if (self.zap or self.private_weights) and "zap" not in options_of(self.env):
+            raise AsfedError(
+                f"zap and private_weights are options of cleanup and harvest, not {self.env!r}"
+            )
+        self.ppo()  # validates rho and learning rates
+
+    def ppo(self) -> PPOConfig:
+        """The PPO settings: the paper's for this env, with any given override."""
+        given = {k: getattr(self, k) for k in ("rho", "actor_lr", "critic_lr")}
+        return paper_config(self.env, **{k: v for k, v in given.items() if v is not None})
+
+    def topology_name(self) -> str:
+        return self.topology or DEFAULT_TOPOLOGY.get(self.env, "full")
+
+    def env_options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {"num_agents": self.agents, "horizon": self.horizon}
+        if "zap" in options_of(self.env):
+            opts.update(zap=self.zap, private_weights=self.private_weights)
+        return {k: v for k, v in opts.items() if v is not None}
+
+    def resolved(self) -> RunConfig:
+        """The same run with every paper default written out (what config.toml records)."""
+        cls = ENVS.get(self.env)
+        ppo = self.ppo()
+        return dataclasses.replace(
+            self,
+            agents=self.agents or cls.default_agents,
+            horizon=self.horizon or cls.default_horizon,
+            topology=self.topology_name(),
+            rho=ppo.rho,
+            actor_lr=ppo.actor_lr,
+            critic_lr=ppo.critic_lr,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+
+
+def check_types(values: dict[str, Any], source: str) -> None:
+    for key, value in values.items():
+        if key not in FIELDS:
+            raise AsfedError(f"unknown setting {key!r} in {source}; accepted: {accepted(FIELDS)}")
+        default = FIELDS[key].default
+        kind = type(default) if default is not None else None
+        ok = (
+            value is None
+            or kind is None
+            or isinstance(value, kind)
+            or (kind is float and isinstance(value, int) and not isinstance(value, bool))
+        )
+        if kind is int and isinstance(value, bool):
+            ok = False
+        if not ok:
+            raise AsfedError(f"{key}={value!r} in {source} should be a {kind.__name__}")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict, or a clear error naming the file and the problem."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise AsfedError(f"no such file: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise AsfedError(f"cannot read {path}: {err}") from None
+
+
+def scenario_names() -> list[str]:
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+
+
+def load_scenario(name_or_path: str) -> dict[str, Any]:
+    """A scenario's settings, by name (`scenarios/NAME.toml`) or by path."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = SCENARIO_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            raise AsfedError(
+                f"unknown scenario {name_or_path!r}; accepted: {accepted(scenario_names())}"
+            )
+    values = read_toml(path)
+    check_types(values, str(path))
+    return values
+
+
+def build_config(scenario: str | None = None, **overrides: Any) -> RunConfig:
+    """Scenario (if any), then the given overrides (None = not given), into a `RunConfig`."""
+    values = load_scenario(scenario) if scenario else {}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    check_types(given, "the command line")
+    return RunConfig(**{**values, **given})
+
+
+def to_toml(values: dict[str, Any]) -> str:
+    """A flat dict of str/int/float/bool as TOML (None values are left out)."""
+    lines = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            text = repr(value)
+        elif isinstance(value, str):
+            text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        else:
+            raise TypeError(f"cannot write {key}={value!r} as TOML")
+        lines.append(f"{key} = {text}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,78 @@
+"""Drive a `Simulation` through its rounds, keeping the run folder complete and resumable."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from asfed.config import RunConfig, to_toml
+from asfed.engine.local import Simulation
+from asfed.plots import learning_curve
+from asfed.runs import CONFIG, CURVE, METRICS, RunFolder, atomic_write
+
+OnRound = Callable[[dict[str, Any]], None]
+
+
+def start(cfg: RunConfig, out: Path) -> tuple[Simulation, RunFolder, list[dict[str, Any]]]:
+    """A fresh simulation and run folder."""
+    sim = Simulation(cfg)  # validate everything before anything is written
+    return sim, RunFolder.create(out, cfg), []
+
+
+def resume(path: Path, rounds: int | None = None) -> tuple[Simulation, RunFolder, list[dict]]:
+    """Reopen a run folder at its last checkpoint (optionally extending it to `rounds`)."""
+    run, cfg = RunFolder.open(path)
+    if rounds is not None:
+        cfg = RunConfig(**{**cfg.to_dict(), "rounds": rounds})
+    sim = Simulation(cfg)
+    state = run.load_checkpoint()
+    if state is not None:
+        sim.load_state_dict(state)
+    rows = [r for r in run.read_metrics() if int(r["round"]) < sim.round]
+    run.write_metrics(rows)
+    if rounds is not None:
+        atomic_write(run.path / CONFIG, to_toml(cfg.to_dict()).encode())
+    return sim, run, rows
+
+
+def train(
+    sim: Simulation, run: RunFolder, rows: list[dict[str, Any]], on_round: OnRound | None = None
+) -> list[dict[str, Any]]:
+    """Play the remaining rounds; metrics and messages are on disk after every round and a
+    checkpoint every `checkpoint_every` rounds and at the end."""
+    cfg = sim.cfg
+    log = run.message_log(cfg.log_every, keep_below=sim.round)
+    metrics_path = run.path / METRICS
+    try:
+        while sim.round < cfg.rounds:
+            try:
+                metrics, record = sim.run_round()
+            except Exception as err:
+                err.add_note(f"asfed: in round {sim.round} of {cfg.method} on {cfg.env}")
+                raise
+            log.write_round(int(metrics["round"]), record)
+            _append_row(metrics_path, metrics, header=not rows)
+            rows.append(metrics)
+            if sim.round % cfg.checkpoint_every == 0 or sim.round == cfg.rounds:
+                run.save_checkpoint(sim.state_dict())
+            if on_round:
+                on_round(metrics)
+    finally:
+        log.close()
+    if rows:
+        title = f"{cfg.method} on {cfg.env} (seed {cfg.seed}, {sim.topology_name})"
+        learning_curve(rows, run.path / CURVE, title)
+    return rows
+
+
+def _append_row(path: Path, row: dict[str, Any], header: bool) -> None:
+    with open(path, "w" if header else "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row), lineterminator="\n")
+        if header:
+            writer.writeheader()
+        writer.writerow(row)
+        f.flush()
+        os.fsync(f.fileno())

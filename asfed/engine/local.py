@@ -1,0 +1,134 @@
+"""The in-process engine: every agent in one process, messages through an in-memory relay.
+
+A round: (1) the world rolls out B episodes with the agents' acting policies; (2) the topology
+gives this round's neighbour sets; (3) each agent receives its own slice; (4) Algorithm 1's
+K + 1 sharing steps and K updates run, every message passing through the relay, which refuses
+what the method may not send and records the rest. Same seed, same numbers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from asfed.agents.base import AgentSpec
+from asfed.agents.methods import METHODS
+from asfed.comm.messages import Message
+from asfed.comm.relay import Relay
+from asfed.comm.topology import make_topology
+from asfed.config import RunConfig
+from asfed.engine.world import rollout
+from asfed.envs import ENVS, make_vec_env
+from asfed.envs.base import VecEnv
+from asfed.errors import AsfedError
+
+
+class Simulation:
+    """One run of one method on one env, advanced a round at a time."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg = cfg
+        self.method = METHODS.get(cfg.method)()
+        self.env = make_vec_env(cfg.env, cfg.episodes, seed=cfg.seed, **cfg.env_options())
+        n = self.env.num_agents
+        self.method.check(cfg.env, n)
+        self.topology_name = cfg.topology_name()
+        self.topology = make_topology(self.topology_name, n, cfg.every)
+        env_cls = ENVS.get(cfg.env)
+        if self.topology.needs_positions and env_cls.agent_positions is VecEnv.agent_positions:
+            raise AsfedError(
+                f"topology {self.topology_name!r} needs agent positions, which {cfg.env!r} "
+                "lacks; accepted: predation"
+            )
+        self.ppo = cfg.ppo()
+        acting, topo, *agent_seeds = np.random.SeedSequence(cfg.seed).spawn(2 + n)
+        self.acting_rng = np.random.default_rng(acting)
+        self.topology_rng = np.random.default_rng(topo)
+        self.agents = [
+            self.method.make_agent(
+                AgentSpec(
+                    agent_id=i,
+                    num_agents=n,
+                    obs_dim=self.env.obs_dim,
+                    num_actions=self.env.num_actions,
+                    potential=self.topology.potential(i),
+                    cfg=self.ppo,
+                    minibatches=cfg.minibatches,
+                    seed=int(agent_seeds[i].generate_state(1)[0]),
+                    layout=cfg.layout,
+                )
+            )
+            for i in range(n)
+        ]
+        self.relay = Relay(n, self.method.allowed_kinds, self.method.hub)
+        self.round = 0
+
+    @property
+    def num_agents(self) -> int:
+        return self.env.num_agents
+
+    def run_round(self) -> tuple[dict[str, float], list[Message]]:
+        """Play one round. Returns its metrics and the messages the relay recorded."""
+        traj = rollout(self.env, self.method, self.agents, self.acting_rng)
+        graph = self.topology.neighbours(self.round, self.topology_rng, traj.positions)
+        for i, agent in enumerate(self.agents):
+            agent.begin_round(traj.slice_for(i))
+        self.relay.start_round()
+        stats: list[dict[str, list[float]]] = [defaultdict(list) for _ in self.agents]
+        k_updates = self.ppo.epochs
+        for step in range(k_updates + 1):
+            for agent in self.agents:
+                for msg in agent.outgoing(step, self.round, graph):
+                    self.relay.send(msg, graph)
+            if step == k_updates:
+                break
+            for i, agent in enumerate(self.agents):
+                for key, value in agent.update(step + 1, self.relay.collect(i), graph).items():
+                    stats[i][key].append(value)
+        for i in range(self.num_agents):  # Algorithm 1's last share feeds no update this round
+            self.relay.collect(i)
+
+        returns = traj.rewards.sum(1).mean(0)  # [N], mean over episodes
+        metrics: dict[str, float] = {"round": self.round, "team_return": float(returns.sum())}
+        metrics.update({f"return_{i}": float(r) for i, r in enumerate(returns)})
+        metrics.update({f"bytes_{i}": int(b) for i, b in enumerate(self.relay.bytes_sent)})
+        metrics["bytes_total"] = int(self.relay.bytes_sent.sum())
+        metrics["messages"] = len(self.relay.record)
+        metrics["neighbours_mean"] = float(np.mean([len(g) for g in graph]))
+        for i, s in enumerate(stats):
+            for key, values in s.items():
+                metrics[f"{key}_{i}"] = float(np.mean(values))
+        for key in ("policy_loss", "value_loss", "penalty", "kappa"):
+            per_agent = [
+                metrics[f"{key}_{i}"] for i in range(self.num_agents) if f"{key}_{i}" in metrics
+            ]
+            if per_agent:
+                metrics[key] = float(np.mean(per_agent))
+        self.round += 1
+        return metrics, list(self.relay.record)
+
+    # ---- checkpoints ------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: agents, generators, the env's episode count."""
+        return {
+            "round": self.round,
+            "agents": [a.state_dict() for a in self.agents],
+            "acting_rng": self.acting_rng.bit_generator.state,
+            "topology_rng": self.topology_rng.bit_generator.state,
+            "env_resets": self.env._reset_count,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["agents"]) != self.num_agents:
+            raise AsfedError(
+                f"checkpoint has {len(state['agents'])} agents, the config {self.num_agents}"
+            )
+        for agent, s in zip(self.agents, state["agents"], strict=True):
+            agent.load_state_dict(s)
+        self.acting_rng.bit_generator.state = state["acting_rng"]
+        self.topology_rng.bit_generator.state = state["topology_rng"]
+        self.env._reset_count = state["env_resets"]
+        self.round = state["round"]

@@ -1,0 +1,75 @@
+"""The world: the vectorised environment and the acting step, trusted like nature.
+
+The world computes every reward and runs every actuator; each agent hands it its acting policy
+(never routed to another agent, never a message). It rolls out B episodes at once and hands each
+agent only its own slice of the result (`slice_for`): the public states and joint actions, and
+that agent's own rewards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from asfed.agents.base import Agent, RoundBatch
+from asfed.agents.methods import Method
+from asfed.envs.base import VecEnv
+
+
+@dataclasses.dataclass
+class Trajectory:
+    """B episodes of up to T steps. obs `[B, T + 1, D]`, actions `[B, T, N]`, rewards `[B, T, N]`,
+    terminated `[B, T]`, valid `[B, T]`, positions `[B, T + 1, N]` (predation only, else None)."""
+
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    valid: np.ndarray
+    positions: np.ndarray | None
+
+    def slice_for(self, i: int) -> RoundBatch:
+        """Agent i's view: everything public, and only its own rewards."""
+        return RoundBatch(
+            obs=self.obs,
+            actions=self.actions,
+            rewards=self.rewards[:, :, i].copy(),
+            terminated=self.terminated,
+            valid=self.valid,
+        )
+
+
+def rollout(
+    env: VecEnv, method: Method, agents: list[Agent], rng: np.random.Generator
+) -> Trajectory:
+    """One episode in each of the env's B copies, acting with each agent's acting policy."""
+    b, n, t_max = env.num_envs, env.num_agents, env.horizon
+    obs = np.zeros((b, t_max + 1, env.obs_dim), np.float32)
+    actions = np.zeros((b, t_max, n), np.int64)
+    rewards = np.zeros((b, t_max, n))
+    terminated = np.zeros((b, t_max), bool)
+    obs[:, 0] = env.reset()[:, 0]
+    first = env.agent_positions(env.state)
+    track = first is not None
+    positions = np.zeros((b, t_max + 1, n)) if track else None
+    if track:
+        positions[:, 0] = first
+    for t in range(t_max):
+        alive = ~env.state.done
+        a = method.sample_actions(agents, obs[:, t], rng)
+        o, r, term, _, _ = env.step(a)
+        obs[:, t + 1] = o[:, 0]
+        actions[:, t] = np.where(alive[:, None], a, 0)
+        rewards[:, t] = r
+        terminated[:, t] = term
+        if track:
+            positions[:, t + 1] = env.agent_positions(env.state)
+        if term.all():
+            obs[:, t + 2 :] = obs[:, t + 1 : t + 2]
+            terminated[:, t + 1 :] = True
+            if track:
+                positions[:, t + 2 :] = positions[:, t + 1 : t + 2]
+            break
+    ended_before = np.concatenate([np.zeros((b, 1), bool), terminated[:, :-1]], axis=1)
+    return Trajectory(obs, actions, rewards, terminated, ~ended_before, positions)

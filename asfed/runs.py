@@ -1,0 +1,133 @@
+"""Run folders: everything a run needs to be understood, reproduced and resumed.
+
+    config.toml            the resolved configuration (seed included)
+    versions.json          python, platform and package versions
+    metrics.csv            one row per completed round
+    messages.bin/.idx.npy  the message log (see `asfed.comm.log`)
+    checkpoint.pt          the latest checkpoint (agents, optimisers, generators)
+    learning_curve.png     team and per-agent returns, and bytes sent, by round
+
+Files are written atomically (temporary file, then rename), so an interrupted run leaves the last
+complete checkpoint; on resume, metrics and messages past that checkpoint are dropped and the run
+continues from it, giving the same numbers as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from asfed.comm.log import INDEX, MessageLogWriter
+from asfed.config import RunConfig, check_types, read_toml, to_toml
+from asfed.errors import AsfedError
+
+CONFIG, VERSIONS, METRICS, CHECKPOINT, CURVE = (
+    "config.toml",
+    "versions.json",
+    "metrics.csv",
+    "checkpoint.pt",
+    "learning_curve.png",
+)
+PACKAGES = ("asfed", "numpy", "scipy", "torch", "flwr", "opacus", "pettingzoo", "gymnasium")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+class RunFolder:
+    """A run's folder on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: Path, cfg: RunConfig) -> RunFolder:
+        """A new run folder; refuses to overwrite an existing run."""
+        path = Path(path)
+        if (path / CONFIG).exists():
+            raise AsfedError(
+                f"{path} already holds a run; continue it with --resume {path} "
+                "or choose another --out"
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        run = cls(path)
+        atomic_write(path / CONFIG, to_toml(cfg.resolved().to_dict()).encode())
+        atomic_write(path / VERSIONS, json.dumps(versions(), indent=2).encode())
+        return run
+
+    @classmethod
+    def open(cls, path: Path) -> tuple[RunFolder, RunConfig]:
+        """An existing run folder and its configuration (a clear error if either is unusable)."""
+        path = Path(path)
+        if not (path / CONFIG).exists():
+            raise AsfedError(f"{path} is not a run folder (no {CONFIG})")
+        values = read_toml(path / CONFIG)
+        check_types(values, str(path / CONFIG))
+        return cls(path), RunConfig(**values)
+
+    # ---- metrics ----------------------------------------------------------------------------
+
+    def read_metrics(self) -> list[dict[str, str]]:
+        p = self.path / METRICS
+        if not p.exists():
+            return []
+        with open(p, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Replace metrics.csv with `rows` (atomically)."""
+        buf = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        atomic_write(self.path / METRICS, buf.getvalue().encode())
+
+    # ---- checkpoints and the message log ----------------------------------------------------
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write(self.path / CHECKPOINT, buf.getvalue())
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        p = self.path / CHECKPOINT
+        if not p.exists():
+            return None
+        try:
+            return torch.load(p, weights_only=True)  # tensors and plain data only: no code
+        except Exception as err:  # any failure to unpickle means an unusable file
+            raise AsfedError(f"cannot read checkpoint {p}: {err}") from None
+
+    def message_log(self, every: int, keep_below: int) -> MessageLogWriter:
+        """The log writer, with anything from rounds >= `keep_below` dropped first."""
+        return MessageLogWriter(self.path, every=every, keep_below=keep_below)
+
+    def has_messages(self) -> bool:
+        return (self.path / INDEX).exists()

@@ -1,0 +1,133 @@
+"""`asfed simulate` end to end: the run folder, resume, scenarios and bad input."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+
+from asfed.config import build_config, scenario_names
+
+
+def asfed(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-c", "from asfed.cli import main; main()", *args]
+    env = {"COLUMNS": "200", "PATH": "", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
+
+
+def metrics(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+SMALL = ("--env", "exchange", "--method", "as", "--episodes", "2", "--seed", "5")
+
+
+def test_simulate_writes_a_complete_run_folder(tmp_path) -> None:
+    out = tmp_path / "run"
+    res = asfed("simulate", *SMALL, "--rounds", "2", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    for name in (
+        "config.toml",
+        "versions.json",
+        "metrics.csv",
+        "checkpoint.pt",
+        "learning_curve.png",
+        "messages.bin",
+        "messages.idx.npy",
+    ):
+        assert (out / name).exists(), name
+    cfg = tomllib.loads((out / "config.toml").read_text())
+    assert cfg["rho"] == 1e4 and cfg["actor_lr"] == 5e-5 and cfg["topology"] == "full"
+    assert cfg["seed"] == 5 and cfg["agents"] == 3 and cfg["horizon"] == 300
+    rows = metrics(out)
+    assert [r["round"] for r in rows] == ["0", "1"]
+    assert {"team_return", "return_0", "bytes_0", "bytes_total", "policy_loss_0"} <= set(rows[0])
+    assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_resume_after_an_interruption_gives_the_same_numbers(tmp_path) -> None:
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    common = (*SMALL, "--checkpoint-every", "2", "--log-every", "1")
+    assert asfed("simulate", *common, "--rounds", "4", "--out", str(full)).returncode == 0
+    # An interrupted run: 3 rounds done, the last checkpoint at round 2.
+    assert asfed("simulate", *common, "--rounds", "3", "--out", str(cut)).returncode == 0
+    state = torch.load(cut / "checkpoint.pt", weights_only=True)
+    assert state["round"] == 3  # the run ended, so it checkpointed its last round...
+    (cut / "checkpoint.pt").unlink()  # ...simulate a crash before that: keep round 2's state
+    assert (
+        asfed("simulate", *common, "--rounds", "2", "--out", str(tmp_path / "two")).returncode == 0
+    )
+    (tmp_path / "two" / "checkpoint.pt").rename(cut / "checkpoint.pt")
+    res = asfed("simulate", "--resume", str(cut), "--rounds", "4")
+    assert res.returncode == 0, res.stderr
+    assert metrics(cut) == metrics(full)
+    assert (cut / "messages.bin").read_bytes() == (full / "messages.bin").read_bytes()
+
+
+def test_every_scenario_is_valid_and_flags_override_it() -> None:
+    assert {"quickstart", "paper-exchange", "paper-predation"} <= set(scenario_names())
+    for name in scenario_names():
+        build_config(name)
+    cfg = build_config("quickstart", method="ippo", rounds=3)
+    assert (cfg.env, cfg.method, cfg.rounds, cfg.actor_lr) == ("exchange", "ippo", 3, 1e-3)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--method", "foo"), "unknown method 'foo'; accepted: as, cppo, ippo, ps, vps, vs"),
+        (("--env", "chess"), "unknown env 'chess'; accepted: cleanup"),
+        (("--rho", "-1"), "rho=-1.0 is invalid; accepted: a number >= 0"),
+        (("--rounds", "0"), "rounds=0 is invalid; accepted: an integer >= 1"),
+        (("--method", "cppo"), "cppo needs exactly 2 agents"),
+        (("--agents", "4"), "num_agents=4 is outside exchange's range; accepted: 3..3"),
+        (("--topology", "star"), "unknown topology 'star'"),
+        (("--scenario", "nope"), "unknown scenario 'nope'; accepted:"),
+        (("--zap",), "zap and private_weights are options of cleanup and harvest"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args, message) -> None:
+    out = tmp_path / "run"
+    res = asfed("simulate", *args, "--out", str(out))  # fails before any round is run
+    assert res.returncode == 2
+    assert message in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_unreadable_scenario_and_unknown_keys(tmp_path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("env = [unclosed\n")
+    res = asfed("simulate", "--scenario", str(bad), "--out", str(tmp_path / "r"))
+    assert res.returncode == 2 and f"cannot read {bad}" in res.stderr
+    typo = tmp_path / "typo.toml"
+    typo.write_text('env = "exchange"\nround = 3\n')
+    res = asfed("simulate", "--scenario", str(typo), "--out", str(tmp_path / "r"))
+    assert res.returncode == 2 and "unknown setting 'round'" in res.stderr
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('rounds = "many"\n')
+    res = asfed("simulate", "--scenario", str(wrong), "--out", str(tmp_path / "r"))
+    assert res.returncode == 2 and "rounds='many'" in res.stderr and "should be a int" in res.stderr
+
+
+def test_resume_refuses_corrupt_files_and_existing_runs(tmp_path) -> None:
+    out = tmp_path / "run"
+    assert asfed("simulate", *SMALL, "--rounds", "1", "--out", str(out)).returncode == 0
+    res = asfed("simulate", *SMALL, "--rounds", "1", "--out", str(out))
+    assert res.returncode == 2 and "already holds a run" in res.stderr
+    (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    res = asfed("simulate", "--resume", str(out), "--rounds", "2")
+    assert res.returncode == 2 and "cannot read checkpoint" in res.stderr
+    (out / "config.toml").write_text("method = 7\n")
+    res = asfed("simulate", "--resume", str(out))
+    assert res.returncode == 2 and "method=7" in res.stderr
+    res = asfed("simulate", "--resume", str(tmp_path / "nowhere"))
+    assert res.returncode == 2 and "is not a run folder" in res.stderr
+    res = asfed("simulate", "--resume", str(out), "--method", "vs")
+    assert res.returncode == 2 and "not allowed: --method" in res.stderr
