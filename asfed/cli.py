@@ -37,8 +37,8 @@ def _root() -> None:
 
 
 @app.command("list")
-def list_envs() -> None:
-    """List the registered environments: agents (default and range), actions, horizon, options."""
+def list_registered() -> None:
+    """List the environments (agents, actions, horizon, options), methods and topologies."""
     table = Table(title="asfed environments")
     for col in ("env", "agents (default, range)", "actions", "horizon", "obs dim", "options"):
         table.add_column(col)
@@ -56,6 +56,31 @@ def list_envs() -> None:
         )
     console.print(table)
 
+    from asfed.agents.methods import METHODS
+    from asfed.comm.topology import TOPOLOGIES
+
+    methods = Table(title="methods")
+    methods.add_column("method")
+    methods.add_column("may send (only to neighbours)")
+    for name in METHODS.names():
+        kinds = sorted(METHODS.get(name).allowed_kinds)
+        methods.add_row(name, ", ".join(kinds) or "nothing")
+    console.print(methods)
+    topologies = Table(title="topologies (any with --every k)")
+    topologies.add_column("topology")
+    topologies.add_column("neighbours")
+    for name in TOPOLOGIES.names():
+        doc = (TOPOLOGIES.get(name).__doc__ or "").strip().splitlines()[0]
+        topologies.add_row(name, doc)
+    console.print(topologies)
+
+
+def _d(name: str) -> str:
+    """' (default: X)' for a RunConfig field, so help texts cannot drift from the defaults."""
+    from asfed.config import FIELDS
+
+    return f" (default: {FIELDS[name].default})"
+
 
 def _default_out(env: str, method: str, seed: int) -> Path:
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}_{env}_{method}_s{seed}"
@@ -63,15 +88,20 @@ def _default_out(env: str, method: str, seed: int) -> Path:
 
 @app.command()
 def simulate(
-    env: Annotated[str | None, typer.Option(help="Environment (see `asfed list`).")] = None,
+    env: Annotated[
+        str | None, typer.Option(help="Environment (see `asfed list`)." + _d("env"))
+    ] = None,
     method: Annotated[
-        str | None, typer.Option(help="as, vs, vps, ps, ippo or cppo (cppo: 2 agents).")
+        str | None,
+        typer.Option(help="as, vs, vps, ps, ippo or cppo (cppo: 2 agents)." + _d("method")),
     ] = None,
-    rounds: Annotated[int | None, typer.Option(help="Training rounds.")] = None,
+    rounds: Annotated[int | None, typer.Option(help="Training rounds." + _d("rounds"))] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Seed: the same seed gives the same numbers.")
+        int | None, typer.Option(help="Seed: the same seed gives the same numbers." + _d("seed"))
     ] = None,
-    episodes: Annotated[int | None, typer.Option(help="Episodes rolled out per round.")] = None,
+    episodes: Annotated[
+        int | None, typer.Option(help="Episodes rolled out per round." + _d("episodes"))
+    ] = None,
     agents: Annotated[
         int | None, typer.Option(help="Number of agents (env default if unset).")
     ] = None,
@@ -82,19 +112,28 @@ def simulate(
         str | None,
         typer.Option(help="full, line, ring, random-one or distance (paper default per env)."),
     ] = None,
-    every: Annotated[int | None, typer.Option(help="Communicate every k-th round only.")] = None,
+    every: Annotated[
+        int | None, typer.Option(help="Communicate every k-th round only." + _d("every"))
+    ] = None,
     rho: Annotated[
         float | None, typer.Option(help="AS penalty weight (Table 2 if unset; 0 = ablation).")
     ] = None,
     actor_lr: Annotated[float | None, typer.Option(help="Actor learning rate (Table 2).")] = None,
     critic_lr: Annotated[float | None, typer.Option(help="Critic learning rate (Table 1).")] = None,
     layout: Annotated[
-        str | None, typer.Option(help="AS policies: separate (the paper) or multihead.")
+        str | None,
+        typer.Option(help="AS policies: separate (the paper) or multihead." + _d("layout")),
     ] = None,
-    minibatches: Annotated[int | None, typer.Option(help="Minibatches per update.")] = None,
-    engine: Annotated[str | None, typer.Option(help="local (in-process).")] = None,
-    log_every: Annotated[int | None, typer.Option(help="Record messages every n-th round.")] = None,
-    checkpoint_every: Annotated[int | None, typer.Option(help="Checkpoint every n rounds.")] = None,
+    minibatches: Annotated[
+        int | None, typer.Option(help="Minibatches per update." + _d("minibatches"))
+    ] = None,
+    engine: Annotated[str | None, typer.Option(help="local (in-process)." + _d("engine"))] = None,
+    log_every: Annotated[
+        int | None, typer.Option(help="Record messages every n-th round." + _d("log_every"))
+    ] = None,
+    checkpoint_every: Annotated[
+        int | None, typer.Option(help="Checkpoint every n rounds." + _d("checkpoint_every"))
+    ] = None,
     zap: Annotated[
         bool | None, typer.Option(help="Cleanup/harvest: enable the zap action.")
     ] = None,

@@ -23,6 +23,8 @@ def test_list_shows_every_env_with_agents_actions_and_horizon() -> None:
     assert "4 (2-8)" in out.stdout and "8 (2-30)" in out.stdout  # cleanup, predation agents
     assert "up, down, left, right, open, stay" in out.stdout  # exchange actions
     assert "300" in out.stdout  # exchange horizon
+    assert "anticipation, policy_dist" in out.stdout  # what AS may send
+    assert "random-one" in out.stdout and "distance" in out.stdout
 
 
 def test_unknown_command_fails_with_a_usage_message() -> None:

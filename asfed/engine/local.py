@@ -3,7 +3,10 @@
 A round: (1) the world rolls out B episodes with the agents' acting policies; (2) the topology
 gives this round's neighbour sets; (3) each agent receives its own slice; (4) Algorithm 1's
 K + 1 sharing steps and K updates run, every message passing through the relay, which refuses
-what the method may not send and records the rest. Same seed, same numbers.
+what the method may not send and records the rest.
+
+Same seed, same numbers: torch runs on one intra-op thread, because the thread count changes the
+order of floating-point reductions (and so the numbers) and buys little on networks this small.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
+import torch
 
 from asfed.agents.base import AgentSpec
 from asfed.agents.methods import METHODS
@@ -29,6 +33,7 @@ class Simulation:
     """One run of one method on one env, advanced a round at a time."""
 
     def __init__(self, cfg: RunConfig) -> None:
+        torch.set_num_threads(1)
         self.cfg = cfg
         self.method = METHODS.get(cfg.method)()
         self.env = make_vec_env(cfg.env, cfg.episodes, seed=cfg.seed, **cfg.env_options())
@@ -118,7 +123,7 @@ class Simulation:
             "agents": [a.state_dict() for a in self.agents],
             "acting_rng": self.acting_rng.bit_generator.state,
             "topology_rng": self.topology_rng.bit_generator.state,
-            "env_resets": self.env._reset_count,
+            "env_resets": self.env.reset_count,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -130,5 +135,5 @@ class Simulation:
             agent.load_state_dict(s)
         self.acting_rng.bit_generator.state = state["acting_rng"]
         self.topology_rng.bit_generator.state = state["topology_rng"]
-        self.env._reset_count = state["env_resets"]
+        self.env.reset_count = state["env_resets"]
         self.round = state["round"]

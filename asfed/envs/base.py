@@ -98,8 +98,8 @@ class VecEnv(ABC):
         """Start a new episode in every copy. Returns obs `[B, N, obs_dim]` (read-only view)."""
         if seed is not None:
             self._seed(seed)
-        keys = episode_keys(self._run_key, self._reset_count, self.num_envs)
-        self._reset_count += 1
+        keys = episode_keys(self._run_key, self.reset_count, self.num_envs)
+        self.reset_count += 1
         self.state = self._initial_state(keys)
         return self._broadcast(self._observe(self.state))
 
@@ -203,7 +203,8 @@ class VecEnv(ABC):
         rng = np.random.default_rng(seed)
         self._run_key = int(rng.integers(0, 2**63))
         self.private_params: dict[str, np.ndarray] = self._draw_private(rng)
-        self._reset_count = 0
+        # Episodes started since seeding: it keys the next episodes, so checkpoints keep it.
+        self.reset_count = 0
 
     def _broadcast(self, obs: np.ndarray) -> np.ndarray:
         return np.broadcast_to(obs[:, None, :], (self.num_envs, self.num_agents, obs.shape[1]))

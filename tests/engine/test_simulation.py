@@ -110,3 +110,11 @@ def test_cppo_refuses_more_than_two_agents() -> None:
 def test_distance_topology_needs_positions() -> None:
     with pytest.raises(AsfedError, match="needs agent positions, which 'exchange' lacks"):
         Simulation(build_config(env="exchange", method="as", topology="distance"))
+
+
+def test_as_with_a_softer_penalty_approaches_the_cooperative_optimum() -> None:
+    """Exchange, seed 1, lr 1e-3, rho = 10: over rounds 60-79, AS's mean team return is >= 5.0,
+    above a uniformly random policy's 4.2 (+- 0.3 over 160 episodes) and 14 above all-defect;
+    the optimum is 6. The paper's rho = 1e4 holds cooperation but moves far slower."""
+    rows = run_rounds(80, env="exchange", method="as", seed=1, rho=10.0, **FAST)
+    assert float(np.mean([r["team_return"] for r in rows[60:]])) >= 5.0
