@@ -12,27 +12,31 @@ order of floating-point reductions (and so the numbers) and buys little on netwo
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
 from asfed.agents.base import AgentSpec
-from asfed.agents.methods import METHODS
+from asfed.agents.methods import METHODS, Method
 from asfed.comm.messages import Message
 from asfed.comm.relay import Relay
 from asfed.comm.topology import make_topology
 from asfed.config import RunConfig
+from asfed.engine.federation import Federation, LocalFederation
 from asfed.engine.world import rollout
 from asfed.envs import ENVS, make_vec_env
 from asfed.envs.base import VecEnv
 from asfed.errors import AsfedError
 
+FederationFactory = Callable[[Method, list[AgentSpec]], Federation]
+
 
 class Simulation:
     """One run of one method on one env, advanced a round at a time."""
 
-    def __init__(self, cfg: RunConfig) -> None:
+    def __init__(self, cfg: RunConfig, federation: FederationFactory | None = None) -> None:
         torch.set_num_threads(1)
         self.cfg = cfg
         self.method = METHODS.get(cfg.method)()
@@ -51,22 +55,21 @@ class Simulation:
         acting, topo, *agent_seeds = np.random.SeedSequence(cfg.seed).spawn(2 + n)
         self.acting_rng = np.random.default_rng(acting)
         self.topology_rng = np.random.default_rng(topo)
-        self.agents = [
-            self.method.make_agent(
-                AgentSpec(
-                    agent_id=i,
-                    num_agents=n,
-                    obs_dim=self.env.obs_dim,
-                    num_actions=self.env.num_actions,
-                    potential=self.topology.potential(i),
-                    cfg=self.ppo,
-                    minibatches=cfg.minibatches,
-                    seed=int(agent_seeds[i].generate_state(1)[0]),
-                    layout=cfg.layout,
-                )
+        self.specs = [
+            AgentSpec(
+                agent_id=i,
+                num_agents=n,
+                obs_dim=self.env.obs_dim,
+                num_actions=self.env.num_actions,
+                potential=self.topology.potential(i),
+                cfg=self.ppo,
+                minibatches=cfg.minibatches,
+                seed=int(agent_seeds[i].generate_state(1)[0]),
+                layout=cfg.layout,
             )
             for i in range(n)
         ]
+        self.federation = (federation or LocalFederation)(self.method, self.specs)
         self.relay = Relay(n, self.method.allowed_kinds, self.method.hub)
         self.round = 0
 
@@ -76,23 +79,26 @@ class Simulation:
 
     def run_round(self) -> tuple[dict[str, float], list[Message]]:
         """Play one round. Returns its metrics and the messages the relay recorded."""
-        traj = rollout(self.env, self.method, self.agents, self.acting_rng)
+        traj = rollout(self.env, self.method, self.federation.acting, self.acting_rng)
         graph = self.topology.neighbours(self.round, self.topology_rng, traj.positions)
-        for i, agent in enumerate(self.agents):
-            agent.begin_round(traj.slice_for(i))
+        n = self.num_agents
         self.relay.start_round()
-        stats: list[dict[str, list[float]]] = [defaultdict(list) for _ in self.agents]
+        outgoing = self.federation.begin(self.round, [traj.slice_for(i) for i in range(n)], graph)
+        stats: list[dict[str, list[float]]] = [defaultdict(list) for _ in range(n)]
         k_updates = self.ppo.epochs
-        for step in range(k_updates + 1):
-            for agent in self.agents:
-                for msg in agent.outgoing(step, self.round, graph):
-                    self.relay.send(msg, graph)
-            if step == k_updates:
-                break
-            for i, agent in enumerate(self.agents):
-                for key, value in agent.update(step + 1, self.relay.collect(i), graph).items():
+        for k in range(1, k_updates + 1):
+            for msg in outgoing:
+                self.relay.send(msg, graph)
+            inboxes = [self.relay.collect(i) for i in range(n)]
+            outgoing, round_stats = self.federation.update(
+                k, self.round, inboxes, graph, last=k == k_updates
+            )
+            for i, s in enumerate(round_stats):
+                for key, value in s.items():
                     stats[i][key].append(value)
-        for i in range(self.num_agents):  # Algorithm 1's last share feeds no update this round
+        for msg in outgoing:  # Algorithm 1's last share: sent and logged, feeds no update
+            self.relay.send(msg, graph)
+        for i in range(n):
             self.relay.collect(i)
 
         returns = traj.rewards.sum(1).mean(0)  # [N], mean over episodes
@@ -120,7 +126,7 @@ class Simulation:
         """Everything needed to continue exactly: agents, generators, the env's episode count."""
         return {
             "round": self.round,
-            "agents": [a.state_dict() for a in self.agents],
+            "agents": self.federation.agent_states(),
             "acting_rng": self.acting_rng.bit_generator.state,
             "topology_rng": self.topology_rng.bit_generator.state,
             "env_resets": self.env.reset_count,
@@ -131,8 +137,7 @@ class Simulation:
             raise AsfedError(
                 f"checkpoint has {len(state['agents'])} agents, the config {self.num_agents}"
             )
-        for agent, s in zip(self.agents, state["agents"], strict=True):
-            agent.load_state_dict(s)
+        self.federation.load_agent_states(state["agents"])
         self.acting_rng.bit_generator.state = state["acting_rng"]
         self.topology_rng.bit_generator.state = state["topology_rng"]
         self.env.reset_count = state["env_resets"]

@@ -73,7 +73,7 @@ def test_baselines_send_only_their_kind(tmp_path, method, kind, agents) -> None:
 def test_relay_stops_a_method_that_oversteps() -> None:
     sim = Simulation(build_config(env="exchange", method="ippo", episodes=1))
     assert sim.relay.allowed_kinds == frozenset()  # IPPO may send nothing; make agent 0 try
-    sim.agents[0].outgoing = lambda step, round_, graph: [  # type: ignore[method-assign]
+    sim.federation.agents[0].outgoing = lambda step, round_, graph: [  # type: ignore[method-assign]
         Message(round_, step, 0, 1, "values", np.zeros(3))
     ]
     with pytest.raises(PrivacyViolation, match="tried to send 'values'"):
