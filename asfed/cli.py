@@ -100,7 +100,8 @@ def simulate(
         int | None, typer.Option(help="Seed: the same seed gives the same numbers." + _d("seed"))
     ] = None,
     episodes: Annotated[
-        int | None, typer.Option(help="Episodes rolled out per round." + _d("episodes"))
+        int | None,
+        typer.Option(help="Episodes rolled out per round (default: about 9,600 env steps)."),
     ] = None,
     agents: Annotated[
         int | None, typer.Option(help="Number of agents (env default if unset).")
@@ -127,7 +128,13 @@ def simulate(
     minibatches: Annotated[
         int | None, typer.Option(help="Minibatches per update." + _d("minibatches"))
     ] = None,
-    engine: Annotated[str | None, typer.Option(help="local (in-process)." + _d("engine"))] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="flower (each agent a Flower ClientApp, on Flower's simulation engine) or "
+            "local (in-process, same numbers)." + _d("engine")
+        ),
+    ] = None,
     log_every: Annotated[
         int | None, typer.Option(help="Record messages every n-th round." + _d("log_every"))
     ] = None,
@@ -149,6 +156,7 @@ def simulate(
     resume: Annotated[
         Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")
     ] = None,
+    verbose: Annotated[bool, typer.Option(help="Show Flower's and Ray's own logs.")] = False,
 ) -> None:
     """Train a method on an environment and write a run folder.
 
@@ -160,7 +168,8 @@ def simulate(
     """
     from asfed.config import build_config
     from asfed.engine.driver import resume as resume_run
-    from asfed.engine.driver import start, train
+    from asfed.engine.driver import resume_config, start, train
+    from asfed.engine.local import prepare
 
     flags = dict(
         env=env,
@@ -188,31 +197,51 @@ def simulate(
         if extra or scenario or out:
             given = ", ".join(f"--{k.replace('_', '-')}" for k in extra) or "--scenario/--out"
             raise AsfedError(f"--resume continues a run with its own config; not allowed: {given}")
-        sim, run, rows = resume_run(resume, rounds)
+        cfg = resume_config(resume, rounds)[1]
     else:
         cfg = build_config(scenario, **flags)
-        sim, run, rows = start(cfg, out or _default_out(cfg.env, cfg.method, cfg.seed))
-    cfg = sim.cfg
-    console.print(
-        f"[bold]{cfg.method}[/] on [bold]{cfg.env}[/] ({sim.num_agents} agents, "
-        f"{sim.topology_name}, seed {cfg.seed}) -> {run.path}"
-    )
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("team return {task.fields[ret]}"),
-        TimeRemainingColumn(),
-    )
+    num_agents = prepare(cfg)[1].num_agents  # every check, before an engine starts
+    folder = resume or out or _default_out(cfg.env, cfg.method, cfg.seed)
+
+    def run_engine(federation=None) -> list[dict]:
+        if resume is not None:
+            sim, run, rows = resume_run(resume, rounds, federation)
+        else:
+            sim, run, rows = start(cfg, folder, federation)
+        console.print(
+            f"[bold]{cfg.method}[/] on [bold]{cfg.env}[/] ({sim.num_agents} agents, "
+            f"{sim.topology_name}, {sim.env.num_envs} episodes a round, seed {cfg.seed}, "
+            f"{cfg.engine} engine) -> {run.path}"
+        )
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("team return {task.fields[ret]}"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console, transient=False) as bar:
+            task = bar.add_task("rounds", total=cfg.rounds, completed=sim.round, ret="-")
+
+            def update(m: dict) -> None:
+                bar.update(task, advance=1, ret=f"{m['team_return']:.2f}")
+
+            return train(sim, run, rows, update)
+
     start_time = time.perf_counter()
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("rounds", total=cfg.rounds, completed=sim.round, ret="-")
-        train(sim, run, rows, lambda m: bar.update(task, advance=1, ret=f"{m['team_return']:.2f}"))
+    if cfg.engine == "flower":
+        from asfed.engine.flower.federation import flower_federation
+        from asfed.engine.flower.simulation import run_flower
+
+        console.print(f"starting Flower's simulation engine ({num_agents} SuperNodes)...")
+        rows = run_flower(num_agents, lambda grid: run_engine(flower_federation(grid)), verbose)
+    else:
+        rows = run_engine()
     last = [float(r["team_return"]) for r in rows[-10:]]
     console.print(
         f"done: {len(rows)} rounds, team return (mean of the last {len(last)}) "
         f"{sum(last) / max(len(last), 1):.2f}, {time.perf_counter() - start_time:.0f} s; "
-        f"see {run.path / 'learning_curve.png'}"
+        f"see {Path(folder) / 'learning_curve.png'}"
     )
 
 

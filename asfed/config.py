@@ -26,7 +26,11 @@ SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 if not SCENARIO_DIR.is_dir():
     SCENARIO_DIR = Path.cwd() / "scenarios"
 DEFAULT_TOPOLOGY = {"navigation": "line", "predation": "distance"}
-ENGINES = ("local",)
+ENGINES = ("flower", "local")
+# PPO's batch, in env steps per round (the paper gives none). Episodes per round default to
+# this over the horizon: exchange 32, navigation/cleanup/harvest 96, predation 320. Rounds this
+# size also amortise the Flower engine's fixed cost per round trip.
+STEPS_PER_ROUND = 9600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +41,9 @@ class RunConfig:
     method: str = "as"
     rounds: int = 300
     seed: int = 1
-    episodes: int = 8  # episodes rolled out per round (B)
+    episodes: int | None = (
+        None  # episodes rolled out per round (B); None: STEPS_PER_ROUND / horizon
+    )
     agents: int | None = None
     horizon: int | None = None
     topology: str | None = None
@@ -47,7 +53,7 @@ class RunConfig:
     critic_lr: float | None = None
     layout: str = "separate"
     minibatches: int = 4
-    engine: str = "local"
+    engine: str = "flower"
     log_every: int = 10  # record the message log every n-th round (AS: ~2.8 MB a round)
     checkpoint_every: int = 10
     zap: bool = False
@@ -66,6 +72,8 @@ class RunConfig:
             raise AsfedError(f"unknown engine {self.engine!r}; accepted: {accepted(ENGINES)}")
         for name in ("rounds", "episodes", "every", "minibatches", "log_every", "checkpoint_every"):
             value = getattr(self, name)
+            if name == "episodes" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise AsfedError(f"{name}={value!r} is invalid; accepted: an integer >= 1")
         if (self.zap or self.private_weights) and "zap" not in options_of(self.env):
@@ -78,6 +86,13 @@ class RunConfig:
         """The PPO settings: the paper's for this env, with any given override."""
         given = {k: getattr(self, k) for k in ("rho", "actor_lr", "critic_lr")}
         return paper_config(self.env, **{k: v for k, v in given.items() if v is not None})
+
+    def num_episodes(self) -> int:
+        """Episodes per round: as given, else STEPS_PER_ROUND env steps over the horizon."""
+        if self.episodes is not None:
+            return self.episodes
+        horizon = self.horizon or ENVS.get(self.env).default_horizon
+        return max(1, round(STEPS_PER_ROUND / horizon))
 
     def topology_name(self) -> str:
         return self.topology or DEFAULT_TOPOLOGY.get(self.env, "full")
@@ -95,6 +110,7 @@ class RunConfig:
         return dataclasses.replace(
             self,
             agents=self.agents or cls.default_agents,
+            episodes=self.num_episodes(),
             horizon=self.horizon or cls.default_horizon,
             topology=self.topology_name(),
             rho=ppo.rho,

@@ -25,7 +25,18 @@ def metrics(folder: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-SMALL = ("--env", "exchange", "--method", "as", "--episodes", "2", "--seed", "5")
+SMALL = (
+    "--env",
+    "exchange",
+    "--method",
+    "as",
+    "--episodes",
+    "2",
+    "--seed",
+    "5",
+    "--engine",
+    "local",
+)
 
 
 def test_simulate_writes_a_complete_run_folder(tmp_path) -> None:
@@ -45,6 +56,7 @@ def test_simulate_writes_a_complete_run_folder(tmp_path) -> None:
     cfg = tomllib.loads((out / "config.toml").read_text())
     assert cfg["rho"] == 1e4 and cfg["actor_lr"] == 5e-5 and cfg["topology"] == "full"
     assert cfg["seed"] == 5 and cfg["agents"] == 3 and cfg["horizon"] == 300
+    assert cfg["episodes"] == 2 and cfg["engine"] == "local"
     rows = metrics(out)
     assert [r["round"] for r in rows] == ["0", "1"]
     assert {"team_return", "return_0", "bytes_0", "bytes_total", "policy_loss_0"} <= set(rows[0])
@@ -68,6 +80,14 @@ def test_resume_after_an_interruption_gives_the_same_numbers(tmp_path) -> None:
     assert res.returncode == 0, res.stderr
     assert metrics(cut) == metrics(full)
     assert (cut / "messages.bin").read_bytes() == (full / "messages.bin").read_bytes()
+
+
+def test_episodes_default_to_about_9600_env_steps_a_round() -> None:
+    assert build_config(env="exchange").num_episodes() == 32
+    assert build_config(env="navigation").num_episodes() == 96
+    assert build_config(env="predation").num_episodes() == 320
+    assert build_config(env="exchange", horizon=100).num_episodes() == 96
+    assert build_config(env="exchange", episodes=5).num_episodes() == 5
 
 
 def test_every_scenario_is_valid_and_flags_override_it() -> None:

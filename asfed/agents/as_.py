@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from asfed.agents.as_loss import NeighbourTerms, as_loss
 from asfed.agents.base import Agent, AgentSpec, Graph
@@ -40,6 +41,11 @@ class ASAgent(Agent):
 
     def acting_logits(self, obs: torch.Tensor) -> torch.Tensor:
         return self.policy.own_logits(obs)
+
+    def acting_modules(self) -> dict[str, nn.Module]:
+        """pi^ii only (with the shared torso in the multi-head layout): never anticipations."""
+        torso = getattr(self.policy, "torso", None)
+        return {"own": self.policy.own, **({"torso": torso} if torso is not None else {})}
 
     def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
         peers = sorted(neighbours[self.id])

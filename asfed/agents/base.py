@@ -135,6 +135,27 @@ class Agent(ABC):
         nn.utils.clip_grad_norm_(module.parameters(), MAX_GRAD_NORM)
         opt.step()
 
+    # ---- what the world acts with -----------------------------------------------------------
+
+    def acting_modules(self) -> dict[str, nn.Module]:
+        """The modules `acting_logits` uses: all the world receives of an agent (default none)."""
+        return {}
+
+    def acting_state(self) -> dict[str, torch.Tensor]:
+        """The acting modules' parameters as one flat state dict (`module.param` keys)."""
+        return {
+            f"{name}.{key}": value
+            for name, module in self.acting_modules().items()
+            for key, value in module.state_dict().items()
+        }
+
+    def load_acting_state(self, state: dict[str, torch.Tensor]) -> None:
+        for name, module in self.acting_modules().items():
+            prefix = f"{name}."
+            module.load_state_dict(
+                {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            )
+
     # ---- checkpoints ------------------------------------------------------------------------
 
     def modules(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from asfed.agents.base import Agent, AgentSpec, Graph
 from asfed.agents.methods import METHODS, Method, sample_categorical
@@ -32,6 +33,9 @@ class CentralLearner(Agent):
 
     def acting_logits(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor(obs)
+
+    def acting_modules(self) -> dict[str, nn.Module]:
+        return {"actor": self.actor}
 
     def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:
         others = [m.payload.astype(np.float64) for m in inbox if m.kind == "reward"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from asfed.agents.base import Agent, AgentSpec, Graph
 from asfed.agents.methods import METHODS, Method
@@ -23,6 +24,9 @@ class PolicyAgent(Agent):
 
     def acting_logits(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor(obs)
+
+    def acting_modules(self) -> dict[str, nn.Module]:
+        return {"actor": self.actor}
 
     def fit_policy(self, adv: torch.Tensor) -> float:
         """One epoch of clipped-surrogate minibatch steps against the pre-update policy."""

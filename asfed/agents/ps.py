@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from asfed.agents.base import Agent, AgentSpec, Graph, average_into, flat_params
 from asfed.agents.methods import METHODS, Method
@@ -35,6 +36,9 @@ class PSAgent(Agent):
     def acting_logits(self, obs: torch.Tensor) -> torch.Tensor:
         logits = self.joint(obs).view(obs.shape[0], self.spec.num_agents, self.spec.num_actions)
         return logits[:, self.id]
+
+    def acting_modules(self) -> dict[str, nn.Module]:
+        return {"joint": self.joint}
 
     def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
         if step >= self.spec.cfg.epochs:

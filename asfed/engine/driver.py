@@ -9,25 +9,35 @@ from pathlib import Path
 from typing import Any
 
 from asfed.config import RunConfig, to_toml
-from asfed.engine.local import Simulation
+from asfed.engine.local import FederationFactory, Simulation
 from asfed.plots import learning_curve
 from asfed.runs import CONFIG, CURVE, METRICS, RunFolder, atomic_write
 
 OnRound = Callable[[dict[str, Any]], None]
 
 
-def start(cfg: RunConfig, out: Path) -> tuple[Simulation, RunFolder, list[dict[str, Any]]]:
+def start(
+    cfg: RunConfig, out: Path, federation: FederationFactory | None = None
+) -> tuple[Simulation, RunFolder, list[dict[str, Any]]]:
     """A fresh simulation and run folder."""
-    sim = Simulation(cfg)  # validate everything before anything is written
+    sim = Simulation(cfg, federation)  # validate everything before anything is written
     return sim, RunFolder.create(out, cfg), []
 
 
-def resume(path: Path, rounds: int | None = None) -> tuple[Simulation, RunFolder, list[dict]]:
-    """Reopen a run folder at its last checkpoint (optionally extending it to `rounds`)."""
+def resume_config(path: Path, rounds: int | None = None) -> tuple[RunFolder, RunConfig]:
+    """A run folder and its config, optionally extended to `rounds`."""
     run, cfg = RunFolder.open(path)
     if rounds is not None:
         cfg = RunConfig(**{**cfg.to_dict(), "rounds": rounds})
-    sim = Simulation(cfg)
+    return run, cfg
+
+
+def resume(
+    path: Path, rounds: int | None = None, federation: FederationFactory | None = None
+) -> tuple[Simulation, RunFolder, list[dict]]:
+    """Reopen a run folder at its last checkpoint (optionally extending it to `rounds`)."""
+    run, cfg = resume_config(path, rounds)
+    sim = Simulation(cfg, federation)
     state = run.load_checkpoint()
     if state is not None:
         sim.load_state_dict(state)

@@ -22,7 +22,7 @@ from asfed.agents.base import AgentSpec
 from asfed.agents.methods import METHODS, Method
 from asfed.comm.messages import Message
 from asfed.comm.relay import Relay
-from asfed.comm.topology import make_topology
+from asfed.comm.topology import Topology, make_topology
 from asfed.config import RunConfig
 from asfed.engine.federation import Federation, LocalFederation
 from asfed.engine.world import rollout
@@ -33,24 +33,31 @@ from asfed.errors import AsfedError
 FederationFactory = Callable[[Method, list[AgentSpec]], Federation]
 
 
+def prepare(cfg: RunConfig) -> tuple[Method, VecEnv, Topology]:
+    """Build and cross-check what a run needs, raising a clear error for any bad combination,
+    before any engine starts or anything is written."""
+    method = METHODS.get(cfg.method)()
+    env = make_vec_env(cfg.env, cfg.num_episodes(), seed=cfg.seed, **cfg.env_options())
+    method.check(cfg.env, env.num_agents)
+    topology = make_topology(cfg.topology_name(), env.num_agents, cfg.every)
+    env_cls = ENVS.get(cfg.env)
+    if topology.needs_positions and env_cls.agent_positions is VecEnv.agent_positions:
+        raise AsfedError(
+            f"topology {cfg.topology_name()!r} needs agent positions, which {cfg.env!r} "
+            "lacks; accepted: predation"
+        )
+    return method, env, topology
+
+
 class Simulation:
     """One run of one method on one env, advanced a round at a time."""
 
     def __init__(self, cfg: RunConfig, federation: FederationFactory | None = None) -> None:
         torch.set_num_threads(1)
         self.cfg = cfg
-        self.method = METHODS.get(cfg.method)()
-        self.env = make_vec_env(cfg.env, cfg.episodes, seed=cfg.seed, **cfg.env_options())
-        n = self.env.num_agents
-        self.method.check(cfg.env, n)
+        self.method, self.env, self.topology = prepare(cfg)
         self.topology_name = cfg.topology_name()
-        self.topology = make_topology(self.topology_name, n, cfg.every)
-        env_cls = ENVS.get(cfg.env)
-        if self.topology.needs_positions and env_cls.agent_positions is VecEnv.agent_positions:
-            raise AsfedError(
-                f"topology {self.topology_name!r} needs agent positions, which {cfg.env!r} "
-                "lacks; accepted: predation"
-            )
+        n = self.env.num_agents
         self.ppo = cfg.ppo()
         acting, topo, *agent_seeds = np.random.SeedSequence(cfg.seed).spawn(2 + n)
         self.acting_rng = np.random.default_rng(acting)

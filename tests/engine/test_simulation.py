@@ -16,6 +16,7 @@ FAST = {"actor_lr": 1e-3, "critic_lr": 1e-3}
 
 
 def run_rounds(rounds: int, **cfg) -> list[dict]:
+    cfg.setdefault("episodes", 8)
     sim = Simulation(build_config(rounds=rounds, **cfg))
     return [sim.run_round()[0] for _ in range(rounds)]
 

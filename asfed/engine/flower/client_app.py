@@ -1,0 +1,114 @@
+"""The ClientApp: one agent, its private rewards, networks and optimiser state.
+
+Three message types, one per kind of round trip:
+- `train.init`: build the agent from its spec (and a checkpointed state on resume); reply with
+  its acting policy for the world.
+- `train.share`: take this round's slice (public states and joint actions, own rewards only);
+  reply with sharing step 0's messages.
+- `train.update`: take the messages the relay routed here; run update k; reply with sharing step
+  k's messages, statistics and, after the round's last update, the new acting policy.
+- `train.state`: reply with the agent's full state (for the world's checkpoints).
+
+The agent lives in `Context.state` between messages (its full state as bytes, and the round's
+slice), so it survives whichever process serves the next message, on the simulation and the
+deployment engine alike. Rebuilding it from bytes on every message is the costly part, so a
+process also keeps the agent it last served in memory, keyed by run and node, together with a
+fresh random token that is written to `Context.state` with the bytes: the cached agent is used
+only when the token in the arriving `Context.state` matches, i.e. when this process produced that
+state; otherwise the agent is rebuilt from the bytes.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from asfed.agents.base import Agent
+from asfed.agents.methods import METHODS
+from asfed.engine.flower import codec
+
+app = ClientApp()
+
+
+# (run_id, node_id) -> (token, agent, round batch): valid only if the token is in Context.state.
+_CACHE: dict[tuple[int, int], tuple[str, Agent]] = {}
+
+
+def _agent(context: Context) -> Agent:
+    meta = context.state["asfed_agent"]
+    cached = _CACHE.get((context.run_id, context.node_id))
+    if cached is not None and cached[0] == str(meta["token"]):
+        return cached[1]
+    agent = METHODS.get(str(meta["method"]))().make_agent(codec.spec_from_json(str(meta["spec"])))
+    agent.load_state_dict(codec.state_from_bytes(bytes(meta["state"])))
+    if "asfed_batch" in context.state:
+        agent.begin_round(codec.batch_from_record(context.state["asfed_batch"]))
+    return agent
+
+
+def _save(context: Context, agent: Agent) -> None:
+    meta = context.state["asfed_agent"]
+    meta["state"] = codec.state_to_bytes(agent.state_dict())
+    meta["token"] = uuid.uuid4().hex
+    _CACHE[(context.run_id, context.node_id)] = (str(meta["token"]), agent)
+
+
+def _reply(msg: Message, content: RecordDict) -> Message:
+    return Message(content, reply_to=msg)
+
+
+@app.train("init")
+def init(msg: Message, context: Context) -> Message:
+    torch.set_num_threads(1)
+    cfg = msg.content["init"]
+    spec = codec.spec_from_json(str(cfg["spec"]))
+    agent = METHODS.get(str(cfg["method"]))().make_agent(spec)
+    if "state" in cfg:
+        agent.load_state_dict(codec.state_from_bytes(bytes(cfg["state"])))
+    context.state["asfed_agent"] = ConfigRecord(
+        {"method": str(cfg["method"]), "spec": str(cfg["spec"]), "state": b"", "token": ""}
+    )
+    _save(context, agent)
+    return _reply(msg, RecordDict({"acting": ArrayRecord(torch_state_dict=agent.acting_state())}))
+
+
+@app.train("share")
+def share(msg: Message, context: Context) -> Message:
+    torch.set_num_threads(1)
+    agent = _agent(context)
+    head = msg.content["round"]
+    batch = codec.batch_from_record(msg.content["batch"])
+    agent.begin_round(batch)
+    context.state["asfed_batch"] = msg.content["batch"]
+    graph = codec.graph_for(agent.id, list(head["neighbours"]), agent.spec.num_agents)
+    out = agent.outgoing(0, int(head["round"]), graph)
+    _save(context, agent)
+    content = RecordDict()
+    codec.put_messages(content, out)
+    return _reply(msg, content)
+
+
+@app.train("update")
+def update(msg: Message, context: Context) -> Message:
+    torch.set_num_threads(1)
+    agent = _agent(context)
+    head = msg.content["round"]
+    graph = codec.graph_for(agent.id, list(head["neighbours"]), agent.spec.num_agents)
+    k, round_ = int(head["k"]), int(head["round"])
+    stats = agent.update(k, codec.get_messages(msg.content), graph)
+    out = agent.outgoing(k, round_, graph)
+    _save(context, agent)
+    content = RecordDict({"stats": MetricRecord({key: float(v) for key, v in stats.items()})})
+    codec.put_messages(content, out)
+    if bool(head["last"]):
+        content["acting"] = ArrayRecord(torch_state_dict=agent.acting_state())
+    return _reply(msg, content)
+
+
+@app.train("state")
+def state(msg: Message, context: Context) -> Message:
+    meta = context.state["asfed_agent"]
+    return _reply(msg, RecordDict({"state": ConfigRecord({"state": bytes(meta["state"])})}))

@@ -1,0 +1,144 @@
+"""The Flower engine: same numbers and message log as the local engine, state in Context.state,
+clear failures, and real runs on Flower's simulation engine (Ray)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from asfed.comm.log import read_log
+from asfed.config import build_config
+from asfed.engine.driver import resume, start, train
+from asfed.engine.flower import client_app
+from asfed.engine.flower.federation import ClientFailure, flower_federation
+from asfed.engine.local import Simulation
+from tests.engine.inprocess_grid import InProcessGrid
+
+
+def rounds_with(cfg, federation=None, rounds: int = 2):
+    sim = Simulation(cfg, federation)
+    out = [sim.run_round() for _ in range(rounds)]
+    return [m for m, _ in out], [r for _, r in out]
+
+
+def same_messages(a, b) -> bool:
+    key = lambda m: (m.round, m.step, m.sender, m.receiver, m.kind, m.payload.tobytes())  # noqa: E731
+    return [key(m) for r in a for m in r] == [key(m) for r in b for m in r]
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"method": "as"},
+        {"method": "as", "layout": "multihead", "topology": "random-one"},
+        {"method": "vs"},
+        {"method": "vps"},
+        {"method": "ps"},
+        {"method": "ippo"},
+        {"method": "cppo", "env": "navigation", "agents": 2},
+    ],
+)
+def test_flower_apps_give_the_local_engines_numbers_and_messages(opts) -> None:
+    cfg = build_config(**{"env": "exchange", "seed": 3, "episodes": 2, **opts})
+    n = cfg.agents or 3
+    local_metrics, local_msgs = rounds_with(cfg)
+    flower_metrics, flower_msgs = rounds_with(cfg, flower_federation(InProcessGrid(n)))
+    assert flower_metrics == local_metrics
+    assert same_messages(flower_msgs, local_msgs)
+
+
+def test_agents_live_in_context_state_not_in_the_process() -> None:
+    """Clearing the per-process cache before every message (as when another process serves
+    it) changes nothing: Context.state alone carries each agent across messages and rounds."""
+    cfg = build_config(env="navigation", method="as", topology="line", seed=4, episodes=2)
+    grid = InProcessGrid(3, fail=lambda node, msg: client_app._CACHE.clear() or False)
+    assert rounds_with(cfg, flower_federation(grid), 3)[0] == rounds_with(cfg, None, 3)[0]
+
+
+def test_a_failing_client_names_agent_and_round_and_the_run_resumes(tmp_path) -> None:
+    cfg = build_config(
+        env="exchange", method="as", seed=5, episodes=2, rounds=4, checkpoint_every=1, log_every=1
+    )
+
+    def fail(node, msg):  # agent 1 (node 102) raises in round 2's first update
+        head = msg.content.get("round", None)
+        return node == 102 and head is not None and int(head["round"]) == 2 and "k" in head
+
+    sim, run, rows = start(cfg, tmp_path / "run", flower_federation(InProcessGrid(3, fail)))
+    with pytest.raises(
+        ClientFailure, match=r"agent 1 \(node 102\) failed in round 2, update 1: injected failure"
+    ):
+        train(sim, run, rows)
+    assert [int(r["round"]) for r in run.read_metrics()] == [0, 1]  # completed rounds kept
+    sim, run, rows = resume(tmp_path / "run", None, flower_federation(InProcessGrid(3)))
+    assert sim.round == 2
+    train(sim, run, rows)
+    local, _ = rounds_with(cfg, None, 4)
+    got = run.read_metrics()
+    assert [float(r["team_return"]) for r in got] == [m["team_return"] for m in local]
+    assert sorted({m.round for m in read_log(run.path)}) == [0, 1, 2, 3]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """The CLI in a subprocess, with this environment (Ray's workers need PATH and HOME)."""
+    cmd = [sys.executable, "-c", "from asfed.cli import main; main()", *args]
+    env = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_flower_simulation_engine_matches_local_end_to_end(tmp_path) -> None:
+    """A real run on Flower's simulation engine (Ray): same metrics and message log, and no
+    Ray or Flower start-up noise on the terminal."""
+    args = (
+        "simulate",
+        "--env",
+        "exchange",
+        "--method",
+        "as",
+        "--rounds",
+        "2",
+        "--episodes",
+        "2",
+        "--seed",
+        "9",
+        "--log-every",
+        "1",
+    )
+    flower = cli(*args, "--engine", "flower", "--out", str(tmp_path / "f"))
+    assert flower.returncode == 0, flower.stderr[-3000:]
+    local = cli(*args, "--engine", "local", "--out", str(tmp_path / "l"))
+    assert local.returncode == 0, local.stderr
+    assert (tmp_path / "f" / "metrics.csv").read_text() == (
+        tmp_path / "l" / "metrics.csv"
+    ).read_text()
+    for name in ("messages.bin", "messages.idx.npy"):
+        assert (tmp_path / "f" / name).read_bytes() == (tmp_path / "l" / name).read_bytes()
+    noise = [
+        w for w in ("Ray", "INFO", "WARNING", "deprecated") if w in flower.stdout + flower.stderr
+    ]
+    assert noise == [], (flower.stdout + flower.stderr)[-2000:]
+
+
+def test_predation_with_30_agents_runs_on_the_flower_engine(tmp_path) -> None:
+    res = cli(
+        "simulate",
+        "--env",
+        "predation",
+        "--agents",
+        "30",
+        "--method",
+        "as",
+        "--rounds",
+        "1",
+        "--episodes",
+        "2",
+        "--engine",
+        "flower",
+        "--out",
+        str(tmp_path / "p"),
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "30 agents" in res.stdout
