@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -23,7 +24,13 @@ def learning_curve(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         top.plot(
             rounds, [float(r[f"return_{i}"]) for r in rows], lw=0.8, alpha=0.5, label=f"agent {i}"
         )
-    top.plot(rounds, [float(r["team_return"]) for r in rows], lw=2, color="black", label="team")
+    team = np.array([float(r["team_return"]) for r in rows])
+    window = min(10, len(team))
+    smooth = np.convolve(team, np.ones(window) / window, "valid")
+    top.plot(rounds, team, lw=0.8, color="grey", label="team")
+    top.plot(
+        rounds[window - 1 :], smooth, lw=2.2, color="black", label=f"team, {window}-round mean"
+    )
     top.set_ylabel("return per episode")
     top.set_title(title)
     top.legend(fontsize=7, ncol=min(len(agents) + 1, 6))
