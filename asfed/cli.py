@@ -250,8 +250,16 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except AsfedError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
+        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except RuntimeError as err:
+        if type(err).__name__ != "ClientFailure":  # avoid importing flwr for every command
+            raise
+        notes = "".join(f"\n{n}" for n in getattr(err, "__notes__", []))
+        Console(stderr=True).print(
+            f"[bold red]error:[/] {err}{notes}", highlight=False, soft_wrap=True
+        )
+        sys.exit(1)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)

@@ -61,7 +61,10 @@ def train(
             try:
                 metrics, record = sim.run_round()
             except Exception as err:
-                err.add_note(f"asfed: in round {sim.round} of {cfg.method} on {cfg.env}")
+                err.add_note(
+                    f"{run.path} keeps the {len(rows)} completed rounds; continue with: "
+                    f"asfed simulate --resume {run.path}"
+                )
                 raise
             log.write_round(int(metrics["round"]), record)
             _append_row(metrics_path, metrics, header=not rows)

@@ -70,8 +70,9 @@ def test_a_failing_client_names_agent_and_round_and_the_run_resumes(tmp_path) ->
     sim, run, rows = start(cfg, tmp_path / "run", flower_federation(InProcessGrid(3, fail)))
     with pytest.raises(
         ClientFailure, match=r"agent 1 \(node 102\) failed in round 2, update 1: injected failure"
-    ):
+    ) as failure:
         train(sim, run, rows)
+    assert f"asfed simulate --resume {run.path}" in "".join(failure.value.__notes__)
     assert [int(r["round"]) for r in run.read_metrics()] == [0, 1]  # completed rounds kept
     sim, run, rows = resume(tmp_path / "run", None, flower_federation(InProcessGrid(3)))
     assert sim.round == 2
@@ -142,3 +143,28 @@ def test_predation_with_30_agents_runs_on_the_flower_engine(tmp_path) -> None:
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "30 agents" in res.stdout
+
+
+def test_the_cli_reports_a_client_failure_in_one_line_with_how_to_resume(tmp_path, capsys) -> None:
+    from asfed import cli
+    from asfed.engine.flower.federation import ClientFailure
+
+    err = ClientFailure("agent 1 (node 102) failed in round 2, update 1: boom")
+    err.add_note(f"{tmp_path} keeps the 2 completed rounds; continue with: ...")
+    err.add_note(f"asfed simulate --resume {tmp_path}")
+
+    def failing_app(standalone_mode: bool) -> None:
+        raise err
+
+    original = cli.app
+    cli.app = failing_app  # type: ignore[assignment]
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main()
+    finally:
+        cli.app = original
+    assert exit_info.value.code == 1
+    text = capsys.readouterr().err
+    assert "agent 1 (node 102) failed in round 2, update 1: boom" in text
+    assert f"asfed simulate --resume {tmp_path}" in text
+    assert "Traceback" not in text

@@ -25,7 +25,8 @@ POLL_MIN_S, POLL_MAX_S = 0.001, 0.05
 
 
 class ClientFailure(RuntimeError):
-    """A ClientApp raised: names the agent, its node and the round."""
+    """A ClientApp raised: names the agent, its node and the round (the CLI prints it in one
+    line with how to resume, rather than a traceback)."""
 
 
 class FlowerFederation(Federation):
