@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,17 @@ class Agent(ABC):
     def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
         """Messages this agent sends at sharing step `step` (0..K). Default: none."""
         return []
+
+    def to_neighbours(
+        self, step: int, round_: int, neighbours: Graph, kind: str, payload: Callable[[], Any]
+    ) -> list[Message]:
+        """`payload()` to every current neighbour, at the sharing steps that feed an update
+        (0..K-1; a share after the last update would feed nothing). For VS, VPS and PS."""
+        peers = sorted(neighbours[self.id])
+        if step >= self.spec.cfg.epochs or not peers:
+            return []
+        data = payload()
+        return [Message(round_, step, self.id, j, kind, data) for j in peers]
 
     @abstractmethod
     def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:

@@ -41,13 +41,9 @@ class PSAgent(Agent):
         return {"joint": self.joint}
 
     def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
-        if step >= self.spec.cfg.epochs:
-            return []
-        p = flat_params(self.joint)
-        return [
-            Message(round_, step, self.id, j, "policy_params", p)
-            for j in sorted(neighbours[self.id])
-        ]
+        return self.to_neighbours(
+            step, round_, neighbours, "policy_params", lambda: flat_params(self.joint)
+        )
 
     def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:
         received = [m.payload for m in inbox if m.kind == "policy_params"]

@@ -16,13 +16,9 @@ from asfed.comm.messages import Message
 
 class VPSAgent(PolicyAgent):
     def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
-        if step >= self.spec.cfg.epochs:
-            return []
-        p = flat_params(self.critic)
-        return [
-            Message(round_, step, self.id, j, "value_params", p)
-            for j in sorted(neighbours[self.id])
-        ]
+        return self.to_neighbours(
+            step, round_, neighbours, "value_params", lambda: flat_params(self.critic)
+        )
 
     def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:
         received = [m.payload for m in inbox if m.kind == "value_params"]

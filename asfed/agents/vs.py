@@ -18,10 +18,7 @@ from asfed.comm.messages import Message
 
 class VSAgent(PolicyAgent):
     def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
-        if step >= self.spec.cfg.epochs:
-            return []  # the last sharing step would feed no update
-        v = self.values()
-        return [Message(round_, step, self.id, j, "values", v) for j in sorted(neighbours[self.id])]
+        return self.to_neighbours(step, round_, neighbours, "values", self.values)
 
     def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:
         shared = [m.payload.astype(np.float64) for m in inbox if m.kind == "values"]

@@ -52,19 +52,13 @@ class Navigation(VecEnv):
     default_horizon = 100
     action_names = (*grid.MOVE_NAMES, "stay")
 
-    def __init__(
-        self,
-        num_envs: int = 1,
-        seed: int | None = None,
-        num_agents: int | None = None,
-        horizon: int | None = None,
-    ) -> None:
-        super().__init__(num_envs, seed, num_agents, horizon)
-        self.feature_names = (
-            *(f"neg_distance_slot_{k}" for k in range(self.num_agents)),
-            "collisions",
-        )
-        self.obs_dim = 2 * self.num_agents * 2 * SIZE + 1
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return (*(f"neg_distance_slot_{k}" for k in range(self.num_agents)), "collisions")
+
+    @property
+    def obs_dim(self) -> int:
+        return 2 * self.num_agents * 2 * SIZE + 1
 
     @property
     def reward_weights(self) -> np.ndarray:

@@ -68,15 +68,9 @@ class Predation(VecEnv):
     action_names = ("left", "right")
     feature_names = ("all_pursue", "none_pursue", "mixed_pursuer", "mixed_defector", "holding")
 
-    def __init__(
-        self,
-        num_envs: int = 1,
-        seed: int | None = None,
-        num_agents: int | None = None,
-        horizon: int | None = None,
-    ) -> None:
-        super().__init__(num_envs, seed, num_agents, horizon)
-        self.obs_dim = 2 * self.num_agents + 2
+    @property
+    def obs_dim(self) -> int:
+        return 2 * self.num_agents + 2
 
     @property
     def reward_weights(self) -> np.ndarray:
