@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from asfed.agents.as_loss import NeighbourTerms, as_loss
-from asfed.agents.base import Agent, AgentSpec, Graph
+from asfed.agents.base import Agent, AgentSpec, Graph, mean
 from asfed.agents.methods import METHODS, Method
 from asfed.agents.networks import POLICY_LAYOUTS
 from asfed.comm.messages import Message
@@ -103,7 +103,7 @@ class ASAgent(Agent):
             stats["policy_loss"].append(parts.loss.item())
             stats["penalty"].append(parts.penalty.item())
             stats["kappa"].append(parts.kappa.item())
-        out = {key: sum(v) / len(v) for key, v in stats.items()}
+        out = {key: mean(v) for key, v in stats.items()}
         out["value_loss"] = self.fit_critic()
         return out
 

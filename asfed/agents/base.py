@@ -132,11 +132,13 @@ class Agent(ABC):
             loss = value_loss(self.critic(self._obs_all[idx])[:, 0], targets[idx])
             self._step(self.critic_opt, self.critic, loss)
             losses.append(loss.item())
-        return float(np.mean(losses))
+        return mean(losses)
 
     def minibatches(self) -> list[torch.Tensor]:
         """A fresh random split of the M valid samples into `minibatches` index sets."""
         m = self._obs_all.shape[0]
+        if m == 0:  # every episode of the round was over at reset: nothing to learn from
+            return []
         perm = torch.randperm(m, generator=self.gen)
         return list(torch.tensor_split(perm, min(self.spec.minibatches, m)))
 
@@ -183,6 +185,11 @@ class Agent(ABC):
         for k, m in self.modules().items():
             m.load_state_dict(state[k])
         self.gen.set_state(state["gen"])
+
+
+def mean(values: list[float]) -> float:
+    """The mean of a round's per-minibatch statistics (NaN when there were none)."""
+    return float(np.mean(values)) if values else float("nan")
 
 
 def flat_params(module: nn.Module) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from asfed.agents.base import Agent, AgentSpec, Graph
+from asfed.agents.base import Agent, AgentSpec, Graph, mean
 from asfed.agents.methods import METHODS, Method, sample_categorical
 from asfed.agents.networks import mlp
 from asfed.agents.ppo import clipped_surrogate
@@ -52,7 +52,7 @@ class CentralLearner(Agent):
             loss = clipped_surrogate(logp, old[idx], adv[idx], self.spec.cfg.clip)
             self._step(self.actor_opt, self.actor, loss)
             losses.append(loss.item())
-        return {"policy_loss": sum(losses) / len(losses), "value_loss": self.fit_critic(self.team)}
+        return {"policy_loss": mean(losses), "value_loss": self.fit_critic(self.team)}
 
     def modules(self) -> dict[str, Any]:
         return {**super().modules(), "actor": self.actor, "actor_opt": self.actor_opt}

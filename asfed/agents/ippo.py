@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from asfed.agents.base import Agent, AgentSpec, Graph
+from asfed.agents.base import Agent, AgentSpec, Graph, mean
 from asfed.agents.methods import METHODS, Method
 from asfed.agents.networks import mlp
 from asfed.agents.ppo import clipped_surrogate
@@ -39,7 +39,7 @@ class PolicyAgent(Agent):
             loss = clipped_surrogate(logp, logp_old[idx], adv[idx], self.spec.cfg.clip)
             self._step(self.actor_opt, self.actor, loss)
             losses.append(loss.item())
-        return sum(losses) / len(losses)
+        return mean(losses)
 
     def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:
         adv = self.advantages()

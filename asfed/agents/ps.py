@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from asfed.agents.base import Agent, AgentSpec, Graph, average_into, flat_params
+from asfed.agents.base import Agent, AgentSpec, Graph, average_into, flat_params, mean
 from asfed.agents.methods import METHODS, Method
 from asfed.agents.networks import mlp
 from asfed.agents.ppo import clipped_surrogate
@@ -58,7 +58,7 @@ class PSAgent(Agent):
             loss = clipped_surrogate(logp, old[idx], adv[idx], self.spec.cfg.clip)
             self._step(self.actor_opt, self.joint, loss)
             losses.append(loss.item())
-        return {"policy_loss": sum(losses) / len(losses), "value_loss": self.fit_critic()}
+        return {"policy_loss": mean(losses), "value_loss": self.fit_critic()}
 
     def modules(self) -> dict[str, Any]:
         return {**super().modules(), "joint": self.joint, "actor_opt": self.actor_opt}

@@ -20,7 +20,9 @@ from asfed.envs.base import VecEnv
 @dataclasses.dataclass
 class Trajectory:
     """B episodes of up to T steps. obs `[B, T + 1, D]`, actions `[B, T, N]`, rewards `[B, T, N]`,
-    terminated `[B, T]`, valid `[B, T]`, positions `[B, T + 1, N]` (predation only, else None)."""
+    terminated `[B, T]`, valid `[B, T]` (the copy was still running when step t was taken; a copy
+    can be over at reset, e.g. predators that all start on the prey), positions `[B, T + 1, N]`
+    (predation only, else None)."""
 
     obs: np.ndarray
     actions: np.ndarray
@@ -49,6 +51,7 @@ def rollout(
     actions = np.zeros((b, t_max, n), np.int64)
     rewards = np.zeros((b, t_max, n))
     terminated = np.zeros((b, t_max), bool)
+    valid = np.zeros((b, t_max), bool)
     obs[:, 0] = env.reset()[:, 0]
     first = env.agent_positions(env.state)
     track = first is not None
@@ -56,7 +59,14 @@ def rollout(
     if track:
         positions[:, 0] = first
     for t in range(t_max):
-        alive = ~env.state.done
+        alive = ~env.state.done  # copies already over (even at reset) take no more steps
+        if not alive.any():
+            obs[:, t + 1 :] = obs[:, t : t + 1]
+            terminated[:, t:] = True
+            if track:
+                positions[:, t + 1 :] = positions[:, t : t + 1]
+            break
+        valid[:, t] = alive
         a = method.sample_actions(agents, obs[:, t], rng)
         o, r, term, _, _ = env.step(a)
         obs[:, t + 1] = o[:, 0]
@@ -65,11 +75,4 @@ def rollout(
         terminated[:, t] = term
         if track:
             positions[:, t + 1] = env.agent_positions(env.state)
-        if term.all():
-            obs[:, t + 2 :] = obs[:, t + 1 : t + 2]
-            terminated[:, t + 1 :] = True
-            if track:
-                positions[:, t + 2 :] = positions[:, t + 1 : t + 2]
-            break
-    ended_before = np.concatenate([np.zeros((b, 1), bool), terminated[:, :-1]], axis=1)
-    return Trajectory(obs, actions, rewards, terminated, ~ended_before, positions)
+    return Trajectory(obs, actions, rewards, terminated, valid, positions)

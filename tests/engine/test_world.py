@@ -1,0 +1,47 @@
+"""The world's rollout: what counts as a step taken, including episodes over at reset."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from asfed.config import build_config
+from asfed.engine.local import Simulation
+from asfed.engine.world import rollout
+from asfed.envs.predation import Predation
+
+
+class HoldingAtReset(Predation):
+    """Predation where, in the copies listed, every predator starts on the prey."""
+
+    def __init__(self, *args, over: tuple[int, ...] = (), **kwargs) -> None:
+        self.over = list(over)
+        super().__init__(*args, **kwargs)
+
+    def _initial_state(self, keys):
+        s = super()._initial_state(keys)
+        s.holding[self.over] = True
+        s.done[self.over] = True
+        return s
+
+
+def test_copies_over_at_reset_take_no_steps_and_the_others_do() -> None:
+    sim = Simulation(build_config(env="predation", method="ippo", agents=3, episodes=2, seed=0))
+    env = HoldingAtReset(num_envs=2, seed=0, num_agents=3, over=(0,))
+    traj = rollout(env, sim.method, sim.federation.acting, np.random.default_rng(0))
+    assert not traj.valid[0].any() and traj.terminated[0].all()
+    taken = np.concatenate([[True], ~traj.terminated[1, :-1]])  # live at reset: until it ends
+    np.testing.assert_array_equal(traj.valid[1], taken)
+    assert traj.rewards[0].sum() == 0.0
+
+
+def test_a_round_in_which_every_episode_is_over_at_reset_learns_nothing_and_does_not_fail() -> None:
+    for method in ("as", "vs", "ps", "ippo"):
+        cfg = build_config(env="predation", method=method, agents=2, episodes=1, seed=0)
+        sim = Simulation(cfg)
+        sim.env = HoldingAtReset(num_envs=1, seed=0, num_agents=2, over=(0,))
+        metrics, record = sim.run_round()
+        assert metrics["team_return"] == 0.0
+        assert math.isnan(metrics["policy_loss"])
+        assert all(m.payload.size == 0 or m.kind.endswith("params") for m in record)
