@@ -33,7 +33,7 @@ from asfed.engine.flower import codec
 app = ClientApp()
 
 
-# (run_id, node_id) -> (token, agent, round batch): valid only if the token is in Context.state.
+# (run_id, node_id) -> (token, agent): valid only while the same token is in Context.state.
 _CACHE: dict[tuple[int, int], tuple[str, Agent]] = {}
 
 

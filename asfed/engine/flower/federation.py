@@ -86,9 +86,7 @@ class FlowerFederation(Federation):
             pending -= {r.metadata.reply_to_message_id for r in got}
             if pending:
                 time.sleep(delay)
-                delay = POLL_MAX_S if got else min(2 * delay, POLL_MAX_S)
-                if got:
-                    delay = POLL_MIN_S
+                delay = POLL_MIN_S if got else min(2 * delay, POLL_MAX_S)
         return replies
 
     def _init(self, states: list[dict[str, Any]] | None = None) -> None:
