@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -123,24 +124,30 @@ class RunConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+# Each field's accepted types, from its annotation: `int | None` -> (int, NoneType).
+KINDS = {
+    name: typing.get_args(hint) or (hint,)
+    for name, hint in typing.get_type_hints(RunConfig).items()
+}
+
+
+def _fits(value: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):  # a bool is an int to isinstance, never to a config
+        return bool in kinds
+    if isinstance(value, int) and float in kinds:
+        return True
+    return isinstance(value, kinds)
 
 
 def check_types(values: dict[str, Any], source: str) -> None:
+    """Raise a clear error for an unknown setting or a value of the wrong type."""
     for key, value in values.items():
         if key not in FIELDS:
             raise AsfedError(f"unknown setting {key!r} in {source}; accepted: {accepted(FIELDS)}")
-        default = FIELDS[key].default
-        kind = type(default) if default is not None else None
-        ok = (
-            value is None
-            or kind is None
-            or isinstance(value, kind)
-            or (kind is float and isinstance(value, int) and not isinstance(value, bool))
-        )
-        if kind is int and isinstance(value, bool):
-            ok = False
-        if not ok:
-            raise AsfedError(f"{key}={value!r} in {source} should be a {kind.__name__}")
+        kinds = KINDS[key]
+        if not _fits(value, kinds):
+            names = " or ".join(k.__name__ for k in kinds if k is not type(None))
+            raise AsfedError(f"{key}={value!r} in {source} should be {names}")
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -133,7 +133,17 @@ def test_unreadable_scenario_and_unknown_keys(tmp_path) -> None:
     wrong = tmp_path / "wrong.toml"
     wrong.write_text('rounds = "many"\n')
     res = asfed("simulate", "--scenario", str(wrong), "--out", str(tmp_path / "r"))
-    assert res.returncode == 2 and "rounds='many'" in res.stderr and "should be a int" in res.stderr
+    assert res.returncode == 2 and "rounds='many'" in res.stderr and "should be int" in res.stderr
+    for line, expected in [
+        ('rho = "high"', "rho='high'"),
+        ("episodes = 2.5", "episodes=2.5"),
+        ("zap = 1", "zap=1"),
+        ("topology = 3", "topology=3"),
+    ]:
+        wrong.write_text(line + "\n")
+        res = asfed("simulate", "--scenario", str(wrong), "--out", str(tmp_path / "r"))
+        assert res.returncode == 2 and expected in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr
 
 
 def test_resume_refuses_corrupt_files_and_existing_runs(tmp_path) -> None:
