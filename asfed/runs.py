@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from asfed.comm.log import INDEX, MessageLogWriter
+from asfed.comm.log import MessageLogWriter
 from asfed.config import RunConfig, check_types, read_toml, to_toml
 from asfed.errors import AsfedError
 
@@ -128,6 +128,3 @@ class RunFolder:
     def message_log(self, every: int, keep_below: int) -> MessageLogWriter:
         """The log writer, with anything from rounds >= `keep_below` dropped first."""
         return MessageLogWriter(self.path, every=every, keep_below=keep_below)
-
-    def has_messages(self) -> bool:
-        return (self.path / INDEX).exists()

@@ -42,10 +42,6 @@ class Federation(ABC):
     def load_agent_states(self, states: list[dict[str, Any]]) -> None:
         """Restore every agent from a checkpoint."""
 
-    def close(self) -> None:
-        """Release anything held (nothing in-process)."""
-        return None
-
 
 class LocalFederation(Federation):
     """All agents in this process; the world acts with the agents themselves."""

@@ -175,10 +175,6 @@ class VecEnv(ABC):
         """Positions used by distance topologies, `[B, N]`; None where the env has none."""
         return None
 
-    def observe(self, state: EnvState) -> np.ndarray:
-        """The observation of an arbitrary state. Returns float32 `[B, obs_dim]`."""
-        return self._observe(state)
-
     # ---- what each environment defines ------------------------------------------------------
 
     @abstractmethod

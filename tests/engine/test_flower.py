@@ -168,3 +168,25 @@ def test_the_cli_reports_a_client_failure_in_one_line_with_how_to_resume(tmp_pat
     assert "agent 1 (node 102) failed in round 2, update 1: boom" in text
     assert f"asfed simulate --resume {tmp_path}" in text
     assert "Traceback" not in text
+
+
+def test_flower_run_config_is_converted_in_one_place() -> None:
+    from asfed.engine.flower.server_app import run_config_to_options
+    from asfed.errors import AsfedError
+
+    fields, out, resume_from = run_config_to_options(
+        {
+            "env": "navigation",
+            "rounds": 3,
+            "episodes": "",
+            "log-every": 2,
+            "out": "/r",
+            "resume": "",
+        }
+    )
+    assert fields == {"env": "navigation", "rounds": 3, "log_every": 2, "engine": "flower"}
+    assert (out, resume_from) == ("/r", "")
+    with pytest.raises(AsfedError, match="unknown setting 'round' in the Flower run config"):
+        run_config_to_options({"round": 3})
+    with pytest.raises(AsfedError, match="rho='x' in the Flower run config should be float"):
+        run_config_to_options({"rho": "x"})

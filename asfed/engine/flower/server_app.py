@@ -13,13 +13,11 @@ from typing import Any
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
-from asfed.config import FIELDS, RunConfig, check_types
+from asfed.config import RunConfig, check_types
 from asfed.engine.driver import resume, start, train
 from asfed.engine.flower.federation import flower_federation
 
 app = ServerApp()
-
-RUN_ONLY = ("out", "resume")
 
 
 def run_config_to_options(run_config: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
@@ -27,8 +25,8 @@ def run_config_to_options(run_config: dict[str, Any]) -> tuple[dict[str, Any], s
     underscores; an empty string means unset (TOML has no null)."""
     values = {k.replace("-", "_"): v for k, v in run_config.items()}
     out, resume_from = str(values.pop("out", "") or ""), str(values.pop("resume", "") or "")
-    fields = {k: v for k, v in values.items() if v != "" and k in FIELDS}
-    check_types({k: v for k, v in values.items() if v != ""}, "the Flower run config")
+    fields = {k: v for k, v in values.items() if v != ""}
+    check_types(fields, "the Flower run config")
     return {**fields, "engine": "flower"}, out, resume_from
 
 
