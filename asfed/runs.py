@@ -77,9 +77,13 @@ class RunFolder:
             )
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
-        atomic_write(path / CONFIG, to_toml(cfg.resolved().to_dict()).encode())
+        run.write_config(cfg)
         atomic_write(path / VERSIONS, json.dumps(versions(), indent=2).encode())
         return run
+
+    def write_config(self, cfg: RunConfig) -> None:
+        """Record the run's configuration, every paper default written out."""
+        atomic_write(self.path / CONFIG, to_toml(cfg.resolved().to_dict()).encode())
 
     @classmethod
     def open(cls, path: Path) -> tuple[RunFolder, RunConfig]:
@@ -99,6 +103,16 @@ class RunFolder:
             return []
         with open(p, newline="") as f:
             return list(csv.DictReader(f))
+
+    def append_metrics(self, row: dict[str, Any], header: bool) -> None:
+        """Append one round's row (durably: flushed and fsynced), with the header if first."""
+        with open(self.path / METRICS, "w" if header else "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row), lineterminator="\n")
+            if header:
+                writer.writeheader()
+            writer.writerow(row)
+            f.flush()
+            os.fsync(f.fileno())
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         """Replace metrics.csv with `rows` (atomically)."""

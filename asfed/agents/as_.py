@@ -76,7 +76,8 @@ class ASAgent(Agent):
                 j: torch.log_softmax(ants_old[j], -1).gather(1, acts[:, j : j + 1])[:, 0]
                 for j in peers
             }
-        adv = self.advantages()
+        values = self.values()
+        adv = self.advantages(values)
         stats: dict[str, list[float]] = {"policy_loss": [], "penalty": [], "kappa": []}
         for idx in self.minibatches():
             own_logits, ants = self.policy(self._obs_all[idx])
@@ -104,7 +105,7 @@ class ASAgent(Agent):
             stats["penalty"].append(parts.penalty.item())
             stats["kappa"].append(parts.kappa.item())
         out = {key: mean(v) for key, v in stats.items()}
-        out["value_loss"] = self.fit_critic()
+        out["value_loss"] = self.fit_critic(values)
         return out
 
     def modules(self) -> dict[str, Any]:

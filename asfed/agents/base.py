@@ -108,24 +108,20 @@ class Agent(ABC):
         with torch.no_grad():
             return self.critic(self._obs_seq)[..., 0].double().numpy()
 
-    def advantages(
-        self, values: np.ndarray | None = None, rewards: np.ndarray | None = None
-    ) -> torch.Tensor:
-        """GAE (Eq. 17) of the valid samples, with this agent's critic unless `values` is given.
-
-        Returns float32 `[M]`.
-        """
+    def advantages(self, values: np.ndarray, rewards: np.ndarray | None = None) -> torch.Tensor:
+        """GAE (Eq. 17) of the valid samples under `values` `[B, T + 1]` (own rewards unless
+        `rewards` `[B, T]` is given). Returns float32 `[M]`."""
         b = self.batch
-        v = self.values() if values is None else values
         r = b.rewards if rewards is None else rewards
-        adv, _ = gae(r, v, b.terminated, self.spec.cfg.gamma, self.spec.cfg.gae_lambda)
+        adv, _ = gae(r, values, b.terminated, self.spec.cfg.gamma, self.spec.cfg.gae_lambda)
         return torch.as_tensor(adv[b.valid], dtype=torch.float32)
 
-    def fit_critic(self, rewards: np.ndarray | None = None) -> float:
-        """One epoch of minibatch regression of V_i on discounted returns (Eq. 18)."""
+    def fit_critic(self, values: np.ndarray, rewards: np.ndarray | None = None) -> float:
+        """One epoch of minibatch regression of V_i on discounted returns (Eq. 18), bootstrapped
+        at horizon cuts from `values` (this critic's, before the epoch)."""
         b = self.batch
         r = b.rewards if rewards is None else rewards
-        _, ret = gae(r, self.values(), b.terminated, self.spec.cfg.gamma, 1.0)
+        _, ret = gae(r, values, b.terminated, self.spec.cfg.gamma, 1.0)
         targets = torch.as_tensor(ret[b.valid], dtype=torch.float32)
         losses = []
         for idx in self.minibatches():

@@ -42,7 +42,8 @@ class CentralLearner(Agent):
         if k == 1:
             self.team = self.batch.rewards + sum(others)
         joint = self._actions[:, 0] * self.spec.num_actions + self._actions[:, 1]
-        adv = self.advantages(rewards=self.team)
+        values = self.values()
+        adv = self.advantages(values, rewards=self.team)
         with torch.no_grad():
             old = torch.log_softmax(self.actor(self._obs_all), -1).gather(1, joint[:, None])[:, 0]
         losses = []
@@ -52,7 +53,7 @@ class CentralLearner(Agent):
             loss = clipped_surrogate(logp, old[idx], adv[idx], self.spec.cfg.clip)
             self._step(self.actor_opt, self.actor, loss)
             losses.append(loss.item())
-        return {"policy_loss": mean(losses), "value_loss": self.fit_critic(self.team)}
+        return {"policy_loss": mean(losses), "value_loss": self.fit_critic(values, self.team)}
 
     def modules(self) -> dict[str, Any]:
         return {**super().modules(), "actor": self.actor, "actor_opt": self.actor_opt}

@@ -42,8 +42,9 @@ class PolicyAgent(Agent):
         return mean(losses)
 
     def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:
-        adv = self.advantages()
-        return {"policy_loss": self.fit_policy(adv), "value_loss": self.fit_critic()}
+        values = self.values()
+        adv = self.advantages(values)
+        return {"policy_loss": self.fit_policy(adv), "value_loss": self.fit_critic(values)}
 
     def modules(self) -> dict[str, Any]:
         return {**super().modules(), "actor": self.actor, "actor_opt": self.actor_opt}

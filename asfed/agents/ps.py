@@ -49,7 +49,8 @@ class PSAgent(Agent):
         received = [m.payload for m in inbox if m.kind == "policy_params"]
         if received:
             average_into(self.joint, received)
-        adv = self.advantages()
+        values = self.values()
+        adv = self.advantages(values)
         with torch.no_grad():
             old = self._logp_joint(self._obs_all, self._actions)
         losses = []
@@ -58,7 +59,7 @@ class PSAgent(Agent):
             loss = clipped_surrogate(logp, old[idx], adv[idx], self.spec.cfg.clip)
             self._step(self.actor_opt, self.joint, loss)
             losses.append(loss.item())
-        return {"policy_loss": mean(losses), "value_loss": self.fit_critic()}
+        return {"policy_loss": mean(losses), "value_loss": self.fit_critic(values)}
 
     def modules(self) -> dict[str, Any]:
         return {**super().modules(), "joint": self.joint, "actor_opt": self.actor_opt}

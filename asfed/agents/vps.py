@@ -24,8 +24,9 @@ class VPSAgent(PolicyAgent):
         received = [m.payload for m in inbox if m.kind == "value_params"]
         if received:
             average_into(self.critic, received)
-        adv = self.advantages()
-        return {"policy_loss": self.fit_policy(adv), "value_loss": self.fit_critic()}
+        values = self.values()
+        adv = self.advantages(values)
+        return {"policy_loss": self.fit_policy(adv), "value_loss": self.fit_critic(values)}
 
 
 @METHODS.register("vps")

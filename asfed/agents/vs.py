@@ -22,9 +22,9 @@ class VSAgent(PolicyAgent):
 
     def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:
         shared = [m.payload.astype(np.float64) for m in inbox if m.kind == "values"]
-        v_bar = np.mean([self.values(), *shared], axis=0)
-        adv = self.advantages(values=v_bar)
-        return {"policy_loss": self.fit_policy(adv), "value_loss": self.fit_critic()}
+        own = self.values()
+        adv = self.advantages(np.mean([own, *shared], axis=0))  # the neighbourhood's V_bar
+        return {"policy_loss": self.fit_policy(adv), "value_loss": self.fit_critic(own)}
 
 
 @METHODS.register("vs")

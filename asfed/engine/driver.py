@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from asfed.config import RunConfig, to_toml
+from asfed.config import RunConfig
 from asfed.engine.local import FederationFactory, Simulation
 from asfed.plots import learning_curve
-from asfed.runs import CONFIG, CURVE, METRICS, RunFolder, atomic_write
+from asfed.runs import CURVE, RunFolder
 
 OnRound = Callable[[dict[str, Any]], None]
 
@@ -44,7 +42,7 @@ def resume(
     rows = [r for r in run.read_metrics() if int(r["round"]) < sim.round]
     run.write_metrics(rows)
     if rounds is not None:
-        atomic_write(run.path / CONFIG, to_toml(cfg.to_dict()).encode())
+        run.write_config(cfg)
     return sim, run, rows
 
 
@@ -55,7 +53,6 @@ def train(
     checkpoint every `checkpoint_every` rounds and at the end."""
     cfg = sim.cfg
     log = run.message_log(cfg.log_every, keep_below=sim.round)
-    metrics_path = run.path / METRICS
     try:
         while sim.round < cfg.rounds:
             try:
@@ -67,7 +64,7 @@ def train(
                 )
                 raise
             log.write_round(int(metrics["round"]), record)
-            _append_row(metrics_path, metrics, header=not rows)
+            run.append_metrics(metrics, header=not rows)
             rows.append(metrics)
             if sim.round % cfg.checkpoint_every == 0 or sim.round == cfg.rounds:
                 run.save_checkpoint(sim.state_dict())
@@ -79,13 +76,3 @@ def train(
         title = f"{cfg.method} on {cfg.env} (seed {cfg.seed}, {sim.topology_name})"
         learning_curve(rows, run.path / CURVE, title)
     return rows
-
-
-def _append_row(path: Path, row: dict[str, Any], header: bool) -> None:
-    with open(path, "w" if header else "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row), lineterminator="\n")
-        if header:
-            writer.writeheader()
-        writer.writerow(row)
-        f.flush()
-        os.fsync(f.fileno())
