@@ -169,7 +169,7 @@ def simulate(
     from asfed.config import build_config
     from asfed.engine.driver import resume as resume_run
     from asfed.engine.driver import resume_config, start, train
-    from asfed.engine.local import prepare
+    from asfed.engine.loop import prepare
 
     flags = dict(
         env=env,

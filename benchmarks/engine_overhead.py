@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import time
 
-import asfed.engine.local as local_module
+import asfed.engine.loop as loop
 from asfed.config import build_config
 from asfed.engine.flower.federation import FlowerFederation, flower_federation
 from asfed.engine.flower.simulation import run_flower
-from asfed.engine.local import Simulation
+from asfed.engine.loop import Simulation
 
 CASES = (("exchange", 3), ("predation", 8))
 
@@ -35,7 +35,7 @@ def flower_breakdown(sim: Simulation, rounds: int) -> dict[str, float]:
     """Seconds per round in the rollout, the share trip and the update trips; one checkpoint."""
     fed: FlowerFederation = sim.federation  # type: ignore[assignment]
     spent = {"rollout": 0.0, "share trip": 0.0, "update trips": 0.0}
-    original_rollout, original_begin, original_update = local_module.rollout, fed.begin, fed.update
+    original_rollout, original_begin, original_update = loop.rollout, fed.begin, fed.update
 
     def clock(key, fn):
         def wrapped(*a, **k):
@@ -46,7 +46,7 @@ def flower_breakdown(sim: Simulation, rounds: int) -> dict[str, float]:
 
         return wrapped
 
-    local_module.rollout = clock("rollout", original_rollout)
+    loop.rollout = clock("rollout", original_rollout)
     fed.begin, fed.update = (
         clock("share trip", original_begin),
         clock("update trips", original_update),
@@ -55,7 +55,7 @@ def flower_breakdown(sim: Simulation, rounds: int) -> dict[str, float]:
         for _ in range(rounds):
             sim.run_round()
     finally:
-        local_module.rollout = original_rollout
+        loop.rollout = original_rollout
         fed.begin, fed.update = original_begin, original_update
     t = time.perf_counter()
     fed.agent_states()

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from asfed.config import build_config
-from asfed.engine.local import Simulation
+from asfed.engine.loop import Simulation
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from asfed.config import RunConfig
-from asfed.engine.local import FederationFactory, Simulation
+from asfed.engine.loop import FederationFactory, Simulation
 from asfed.plots import learning_curve
 from asfed.runs import CURVE, RunFolder
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from asfed.config import build_config
-from asfed.engine.local import Simulation
+from asfed.engine.loop import Simulation
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

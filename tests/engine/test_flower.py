@@ -14,7 +14,7 @@ from asfed.config import build_config
 from asfed.engine.driver import resume, start, train
 from asfed.engine.flower import client_app
 from asfed.engine.flower.federation import ClientFailure, flower_federation
-from asfed.engine.local import Simulation
+from asfed.engine.loop import Simulation
 from tests.engine.inprocess_grid import InProcessGrid
 
 

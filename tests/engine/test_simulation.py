@@ -9,7 +9,7 @@ from asfed.comm.log import read_log
 from asfed.comm.messages import Message, PrivacyViolation
 from asfed.config import build_config
 from asfed.engine.driver import start, train
-from asfed.engine.local import Simulation
+from asfed.engine.loop import Simulation
 from asfed.errors import AsfedError
 
 FAST = {"actor_lr": 1e-3, "critic_lr": 1e-3}

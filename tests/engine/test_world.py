@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from asfed.config import build_config
-from asfed.engine.local import Simulation
+from asfed.engine.loop import Simulation
 from asfed.engine.world import rollout
 from asfed.envs.predation import Predation
 

@@ -1,4 +1,4 @@
-"""The in-process engine: every agent in one process, messages through an in-memory relay.
+"""The round loop, the same for every engine (how agents are reached is a `Federation`).
 
 A round: (1) the world rolls out B episodes with the agents' acting policies; (2) the topology
 gives this round's neighbour sets; (3) each agent receives its own slice; (4) Algorithm 1's
