@@ -10,6 +10,13 @@ and `reward_weights` gives `W [N, D]`, built from the private reward parameters,
 `r[b, i] = F[b, i] . W[i]`. The step computes rewards exactly that way, so the audit's ground
 truth and the rewards the agents learn from can never disagree.
 
+Features are public: where they depend on a private parameter (exchange: whose box a slot is, since
+opening one's own box does nothing), `feature_candidates()` lists its possible values and
+`reward_features(..., private=candidate)` computes them from the candidate alone, so an auditor can
+test every hypothesis without the env's `private_params`. `candidate_reward_features` and
+`candidate_reward_weights` give all candidates at once; `reward_type_candidates` lists the weight
+vectors one agent may have, for hypotheses on the weights themselves.
+
 Randomness: the run key and the private reward parameters come from a seeded
 `numpy.random.Generator`; everything drawn during episodes comes from `asfed.envs.rng`, keyed per
 copy, so copy b is the same whatever B is. `reset(seed=s)` reseeds the whole run (key and private
@@ -48,7 +55,8 @@ class VecEnv(ABC):
     """B copies of one environment, stepped together with numpy (no loop over copies or cells).
 
     Subclasses set the class attributes and implement `_draw_private`, `_initial_state`,
-    `_transition`, `_observe` and `reward_weights`.
+    `_transition`, `_observe` and `_weights`; an env whose features depend on a private parameter
+    overrides `feature_candidates`.
     """
 
     name: ClassVar[str]
@@ -120,25 +128,74 @@ class VecEnv(ABC):
                 "call reset()"
             )
         a = self.check_actions(actions)
-        nxt, feats = self._transition(self.state, a)
+        nxt, feats = self._transition(self.state, a, self.private_params)
         rewards = np.einsum("bnd,nd->bn", feats, self.reward_weights)
         self.state = nxt
         terminated = nxt.done.copy()
         truncated = np.full(self.num_envs, nxt.t >= self.horizon) & ~terminated
         return self._broadcast(self._observe(nxt)), rewards, terminated, truncated, {"t": nxt.t}
 
-    def reward_features(self, state: EnvState, joint_action: np.ndarray) -> np.ndarray:
-        """Public features of the transition from `state` under `joint_action` `[B, N]`.
+    def reward_features(
+        self, state: EnvState, joint_action: np.ndarray, private: dict[str, Any] | None = None
+    ) -> np.ndarray:
+        """Features of the transition from `state` under `joint_action` `[B, N]`.
 
         Returns float64 `[B, N, D]` with `reward[b, i] = F[b, i] . reward_weights[i]`. Pure: the
-        state is not changed.
+        state is not changed. `private`: one of `feature_candidates()` (extra keys are ignored);
+        the features are then computed from it alone, never from `private_params`, which is what
+        makes them public. None: under the env's true parameters, as `step` computes them.
         """
-        return self._transition(state, self.check_actions(joint_action))[1]
+        a = self.check_actions(joint_action)
+        params = self.private_params if private is None else self._check_private(private)
+        return self._transition(state, a, params)[1]
+
+    def feature_candidates(self) -> list[dict[str, np.ndarray]]:
+        """The possible values of the private parameters the features depend on, in a fixed order.
+
+        Default `[{}]`: the features depend on no private parameter.
+        """
+        return [{}]
+
+    def candidate_reward_features(self, state: EnvState, joint_action: np.ndarray) -> np.ndarray:
+        """`reward_features` under every candidate, float64 `[C, B, N, D]` (C candidates)."""
+        a = self.check_actions(joint_action)
+        return np.stack(
+            [self._transition(state, a, c)[1] for c in self.feature_candidates()]
+        ).astype(np.float64, copy=False)
+
+    def candidate_reward_weights(self) -> np.ndarray:
+        """The reward weights each feature candidate implies, float64 `[C, N, D]`.
+
+        An error where the weights hold private parameters the candidates do not fix (navigation's
+        landmark slots, apple values): there the hypotheses are on the weights, not the features;
+        see `reward_type_candidates`.
+        """
+        cands = self.feature_candidates()
+        unfixed = set(self.private_params) - set().union(*cands)
+        if unfixed:
+            raise AsfedError(
+                f"{self.name}: the reward weights depend on private {sorted(unfixed)}, which the "
+                "feature candidates do not fix; test hypotheses on the weights instead "
+                "(reward_type_candidates)"
+            )
+        return np.stack([self._weights(c) for c in cands]).astype(np.float64, copy=False)
+
+    def reward_type_candidates(self) -> np.ndarray:
+        """The weight vectors one agent may have, float64 `[K, D]`: row k if its type is k.
+
+        Default: where there are no private parameters, the distinct rows of `reward_weights`;
+        otherwise an error (envs with a discrete private type override this).
+        """
+        if self.private_params:
+            raise AsfedError(
+                f"{self.name}: the private reward weights have no discrete set of candidates"
+            )
+        return np.unique(self.reward_weights, axis=0)
 
     @property
-    @abstractmethod
     def reward_weights(self) -> np.ndarray:
         """Each agent's private reward weights over `feature_names`. float64 `[N, D]`."""
+        return self._weights(self.private_params)
 
     def check_actions(self, actions: Any) -> np.ndarray:
         """Validate a joint action `[B, N]` of integers in range; returns it as int64."""
@@ -186,8 +243,18 @@ class VecEnv(ABC):
         """The state at t = 0 for episode keys `[B]`."""
 
     @abstractmethod
-    def _transition(self, state: EnvState, actions: np.ndarray) -> tuple[EnvState, np.ndarray]:
-        """Pure transition: (next state, reward features `[B, N, D]`)."""
+    def _transition(
+        self, state: EnvState, actions: np.ndarray, private: dict[str, Any]
+    ) -> tuple[EnvState, np.ndarray]:
+        """Pure transition: (next state, reward features `[B, N, D]`).
+
+        Reads private parameters from `private` only (never `self.private_params`), and only the
+        keys `feature_candidates` lists, so the features are public given a candidate.
+        """
+
+    @abstractmethod
+    def _weights(self, private: dict[str, Any]) -> np.ndarray:
+        """The reward weights `[N, D]` under private parameters `private`."""
 
     @abstractmethod
     def _observe(self, state: EnvState) -> np.ndarray:
@@ -201,6 +268,19 @@ class VecEnv(ABC):
         self.private_params: dict[str, np.ndarray] = self._draw_private(rng)
         # Episodes started since seeding: it keys the next episodes, so checkpoints keep it.
         self.reset_count = 0
+
+    def _check_private(self, private: Any) -> dict[str, Any]:
+        """`private` if it matches a feature candidate on the candidates' keys, else an error."""
+        cands = self.feature_candidates()
+        keys = sorted(set().union(*cands))
+        if not isinstance(private, dict) or not set(keys) <= set(private):
+            raise AsfedError(
+                f"{self.name}: private must be a dict with keys {keys} (see feature_candidates)"
+            )
+        for c in cands:
+            if all(np.array_equal(np.asarray(private[k]), c[k]) for k in keys):
+                return private
+        raise AsfedError(f"{self.name}: private {private!r} is not one of feature_candidates()")
 
     def _broadcast(self, obs: np.ndarray) -> np.ndarray:
         return np.broadcast_to(obs[:, None, :], (self.num_envs, self.num_agents, obs.shape[1]))

@@ -33,8 +33,9 @@ Observation (float32, the same for every agent), in order:
   active [1] (all zero while zapped away), then t / horizon [1].
 
 Reward: +apple value per apple eaten (-1 per zap fired, -50 when hit, if zap is on).
-`reward_features` = [ate_apple, fired_zap, was_hit]; `reward_weights[i]` = [apple_value_i, -1, -50];
-private parameters: `apple_value [N]` (1.0 each unless `private_weights=True`).
+`reward_features` = [ate_apple, fired_zap, was_hit], public (the one feature candidate is `{}`);
+`reward_weights[i]` = [apple_value_i, -1, -50]; private parameters: `apple_value [N]` (1.0 each
+unless `private_weights=True`), so hypotheses are on the weights (see `asfed.envs.ssd`).
 """
 
 from __future__ import annotations

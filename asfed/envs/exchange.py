@@ -21,12 +21,18 @@ one-hot [5]; per box slot: row one-hot [5], column one-hot [5]; per box slot: st
 (closed, open, emptied); t / horizon [1].
 
 `reward_features` = [step (always 1), opened a box, on open full box slot 0, 1, 2];
-`reward_weights[i]` = [-0.01, -5, 10 * one-hot(box_of[i])].
+`reward_weights[i]` = [-0.01, -5, 10 * one-hot(box_of[i])]. Whether an `open` opens a box depends
+on `box_of`, so the features are public only given a hypothesis about it: `feature_candidates()`
+lists the 6 permutations (itertools.permutations order, candidate c = {"box_of": perm_c}), each
+fixing both the features and the weights (`candidate_reward_weights`). `reward_type_candidates()`
+gives agent i's K = 3 possible weight vectors, row k: its food is in slot k.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +46,8 @@ STEP_COST = 0.01
 OPEN_COST = 5.0
 FOOD = 10.0
 CLOSED, OPEN, EMPTY = 0, 1, 2
+# Every owner assignment `box_of [3]`, in itertools.permutations order (the candidates' order).
+PERMUTATIONS = np.array(list(itertools.permutations(range(3))))
 
 
 @dataclasses.dataclass
@@ -63,12 +71,19 @@ class Exchange(VecEnv):
     feature_names = ("step", "opened", "on_open_box_0", "on_open_box_1", "on_open_box_2")
     obs_dim = 3 * 2 * SIZE * 2 + 3 * 3 + 1
 
-    @property
-    def reward_weights(self) -> np.ndarray:
+    def feature_candidates(self) -> list[dict[str, np.ndarray]]:
+        """The 6 owner assignments `{"box_of": perm}`, in itertools.permutations order."""
+        return [{"box_of": p.copy()} for p in PERMUTATIONS]
+
+    def reward_type_candidates(self) -> np.ndarray:
+        """`[3, 5]`: row k = [-0.01, -5, 10 * one-hot(k)], the weights of an owner of slot k."""
+        return self._weights({"box_of": np.arange(3)})
+
+    def _weights(self, private: dict[str, Any]) -> np.ndarray:
         w = np.zeros((3, 5))
         w[:, 0] = -STEP_COST
         w[:, 1] = -OPEN_COST
-        w[np.arange(3), 2 + self.private_params["box_of"]] = FOOD
+        w[np.arange(3), 2 + private["box_of"]] = FOOD
         return w
 
     def _draw_private(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -87,11 +102,11 @@ class Exchange(VecEnv):
         )
 
     def _transition(
-        self, state: ExchangeState, actions: np.ndarray
+        self, state: ExchangeState, actions: np.ndarray, private: dict[str, Any]
     ) -> tuple[ExchangeState, np.ndarray]:
         s = state.copy()
         b = self.num_envs
-        box_of = self.private_params["box_of"]
+        box_of = np.asarray(private["box_of"])
         feats = np.zeros((b, 3, 5))
         feats[..., 0] = 1.0
         s.pos = grid.move(s.pos, np.where(actions < 4, actions, -1), SIZE, SIZE)

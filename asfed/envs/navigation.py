@@ -14,13 +14,17 @@ the grid's diameter) - 1 for each other agent on its cell (a collision costs bot
 Observation (float32, the same for every agent), in order: per agent k: row one-hot [5], column
 one-hot [5]; per landmark slot: row one-hot [5], column one-hot [5]; t / horizon [1].
 
-`reward_features` = [-distance / 8 to landmark slot 0, ..., slot N-1, collisions];
-`reward_weights[i]` = [one-hot(slot_of[i]), -1].
+`reward_features` = [-distance / 8 to landmark slot 0, ..., slot N-1, collisions]: public, they
+depend on no private parameter (one feature candidate, `{}`). `reward_weights[i]` =
+[one-hot(slot_of[i]), -1] is private, so an auditor tests hypotheses on the weights, not on the
+features: `reward_type_candidates()` gives the K = N vectors [one-hot(k), -1], "agent i owns slot
+k" (`candidate_reward_weights` is an error here: the candidates do not fix `slot_of`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -60,11 +64,14 @@ class Navigation(VecEnv):
     def obs_dim(self) -> int:
         return 2 * self.num_agents * 2 * SIZE + 1
 
-    @property
-    def reward_weights(self) -> np.ndarray:
+    def reward_type_candidates(self) -> np.ndarray:
+        """`[N, N + 1]`: row k = [one-hot(k), -1], the weights of an agent that owns slot k."""
+        return self._weights({"slot_of": np.arange(self.num_agents)})
+
+    def _weights(self, private: dict[str, Any]) -> np.ndarray:
         n = self.num_agents
         w = np.zeros((n, n + 1))
-        w[np.arange(n), self.private_params["slot_of"]] = 1.0
+        w[np.arange(n), private["slot_of"]] = 1.0
         w[:, n] = -1.0
         return w
 
@@ -84,7 +91,7 @@ class Navigation(VecEnv):
         )
 
     def _transition(
-        self, state: NavigationState, actions: np.ndarray
+        self, state: NavigationState, actions: np.ndarray, private: dict[str, Any]
     ) -> tuple[NavigationState, np.ndarray]:
         s = state.copy()
         n = self.num_agents

@@ -27,13 +27,14 @@ Observation (float32, the same for every agent), in order: (x_k - x_prey) / 30 f
 [N] (the paper's state), holding flags [N], x_prey / 30 [1] (where the walls are), t / horizon [1].
 
 Actions: left, right (move -1, +1). `reward_features` = one-hot of the agent's case
-[all pursue, none pursue, mixed pursuer, mixed defector, holding]; `reward_weights[i]` =
-[-1, -3, -4, 0, 0] for every agent.
+[all pursue, none pursue, mixed pursuer, mixed defector, holding], public (one feature candidate,
+`{}`); `reward_weights[i]` = [-1, -3, -4, 0, 0] for every agent, public too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -72,8 +73,7 @@ class Predation(VecEnv):
     def obs_dim(self) -> int:
         return 2 * self.num_agents + 2
 
-    @property
-    def reward_weights(self) -> np.ndarray:
+    def _weights(self, private: dict[str, Any]) -> np.ndarray:
         return np.broadcast_to(TABLE, (self.num_agents, len(TABLE))).copy()
 
     def _draw_private(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -94,7 +94,7 @@ class Predation(VecEnv):
         return state.holding | (actions == toward)
 
     def _transition(
-        self, state: PredationState, actions: np.ndarray
+        self, state: PredationState, actions: np.ndarray, private: dict[str, Any]
     ) -> tuple[PredationState, np.ndarray]:
         s = state.copy()
         pursue = self.pursuing(state, actions)

@@ -20,19 +20,24 @@ spawning rules, the removal countdown and respawns.
 
 Reward features (D = 3): [ate an apple, fired the zap, was hit]; weights per agent
 [apple value, -1, -50]. Private parameters: `apple_value [N]` (all 1.0 as in the paper; with
-`private_weights=True` each agent's value is drawn from U[0.5, 1.5]).
+`private_weights=True` each agent's value is drawn from U[0.5, 1.5]). The features are public (one
+feature candidate, `{}`); only the apple value is private, so an auditor tests hypotheses on the
+weights, not on the features. Without `private_weights` the weights are the public constant
+[1, -1, -50] (`candidate_reward_weights` `[1, N, 3]`, `reward_type_candidates` `[1, 3]`); with it
+the value is continuous, there are no discrete types and both are errors: bin U[0.5, 1.5] to test.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from asfed.envs import grid
 from asfed.envs.base import EnvState, VecEnv
 from asfed.envs.rng import choose_distinct, step_keys, uniform
+from asfed.errors import AsfedError
 
 ZAP_LENGTH = 5
 ZAP_COST = 1.0
@@ -108,10 +113,25 @@ class SSDEnv(VecEnv):
 
     # ---- VecEnv -----------------------------------------------------------------------------
 
-    @property
-    def reward_weights(self) -> np.ndarray:
-        w = np.empty((self.num_agents, 3))
-        w[:, 0] = self.private_params["apple_value"]
+    def candidate_reward_weights(self) -> np.ndarray:
+        """`[1, N, 3]`: the public weights, when apple values are not private (else an error)."""
+        if self.private_weights:
+            return super().candidate_reward_weights()
+        return self._weights({"apple_value": np.ones(self.num_agents)})[None]
+
+    def reward_type_candidates(self) -> np.ndarray:
+        """`[1, 3]`: [1, -1, -50], when apple values are not private; continuous ones have none."""
+        if self.private_weights:
+            raise AsfedError(
+                f"{self.name}: with private_weights the apple value is continuous "
+                "(U[0.5, 1.5]): there are no discrete reward types; bin it to test hypotheses"
+            )
+        return self._weights({"apple_value": np.ones(1)})
+
+    def _weights(self, private: dict[str, Any]) -> np.ndarray:
+        value = np.asarray(private["apple_value"])
+        w = np.empty((len(value), 3))
+        w[:, 0] = value
         w[:, 1] = -ZAP_COST
         w[:, 2] = -ZAP_PENALTY
         return w
@@ -138,7 +158,9 @@ class SSDEnv(VecEnv):
     def _initial_apples(self, keys: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _transition(self, state: SSDState, actions: np.ndarray) -> tuple[SSDState, np.ndarray]:
+    def _transition(
+        self, state: SSDState, actions: np.ndarray, private: dict[str, Any]
+    ) -> tuple[SSDState, np.ndarray]:
         s = state.copy()
         b, n = self.num_envs, self.num_agents
         skeys = step_keys(s.keys, s.t)
