@@ -1,7 +1,8 @@
 """The message log on disk: a compact binary file of payloads plus an index.
 
-`messages.bin` holds the float32 payloads back to back; `messages.idx.npy` is a structured array
-with one row per message (round, step, sender, receiver, kind, ndim, shape, offset, nbytes). The
+`messages.bin` holds the float32 payloads back to back, each followed by its int32 row indices
+where it has them; `messages.idx.npy` is a structured array with one row per message (round,
+step, sender, receiver, kind, ndim, shape, nrows (-1: no rows), offset, nbytes). The
 index is rewritten atomically after every round, so the log on disk always ends at a complete
 round; on resume, payload bytes past the last indexed message are cut off. `every` records only
 rounds divisible by it (the byte counts in the metrics still count every message). A writer
@@ -27,6 +28,7 @@ INDEX_DTYPE = np.dtype(
         ("kind", "<i1"),
         ("ndim", "<i1"),
         ("shape", "<i4", (2,)),
+        ("nrows", "<i4"),
         ("offset", "<i8"),
         ("nbytes", "<i8"),
     ]
@@ -53,7 +55,7 @@ class MessageLogWriter:
         self.every = every
         index_path = self.folder / INDEX
         self._rows: list[np.ndarray] = []
-        self._index = np.load(index_path) if index_path.exists() else np.zeros(0, INDEX_DTYPE)
+        self._index = read_index(self.folder) if index_path.exists() else np.zeros(0, INDEX_DTYPE)
         if keep_below is not None:  # resuming: forget rounds after the checkpoint
             self._index = self._index[self._index["round"] < keep_below]
             _atomic_save(index_path, self._index)
@@ -81,8 +83,11 @@ class MessageLogWriter:
             )
             row["kind"], row["ndim"] = KIND_ID[m.kind], len(shape)
             row["shape"][: len(shape)] = shape
+            row["nrows"] = -1 if m.rows is None else len(m.rows)
             row["offset"], row["nbytes"] = self._offset, m.nbytes
             self._bin.write(m.payload.tobytes())
+            if m.rows is not None:
+                self._bin.write(m.rows.tobytes())
             self._offset += m.nbytes
         self._bin.flush()
         os.fsync(self._bin.fileno())
@@ -101,7 +106,7 @@ def read_log(
 ) -> Iterator[Message]:
     """The recorded messages, optionally only those to `receiver`, of `kind`, in [lo, hi) rounds."""
     folder = Path(folder)
-    index = np.load(folder / INDEX)
+    index = read_index(folder)
     keep = np.ones(len(index), bool)
     if receiver is not None:
         keep &= index["receiver"] == receiver
@@ -113,7 +118,11 @@ def read_log(
     for row in index[keep]:
         shape = tuple(int(s) for s in row["shape"][: row["ndim"]])
         start = int(row["offset"]) // 4
-        payload = np.array(data[start : start + int(row["nbytes"]) // 4]).reshape(shape)
+        size = int(np.prod(shape))
+        payload = np.array(data[start : start + size]).reshape(shape)
+        nrows = int(row["nrows"])
+        end = start + size + max(nrows, 0)
+        rows = None if nrows < 0 else np.array(data[start + size : end]).view(np.int32)
         yield Message(
             int(row["round"]),
             int(row["step"]),
@@ -121,4 +130,16 @@ def read_log(
             int(row["receiver"]),
             KINDS[row["kind"]],
             payload,
+            rows,
         )
+
+
+def read_index(folder: Path) -> np.ndarray:
+    """The log's index, or a clear error for a log written before row indices were recorded."""
+    index = np.load(Path(folder) / INDEX)
+    if index.dtype != INDEX_DTYPE:
+        raise ValueError(
+            f"{Path(folder) / INDEX} was written by an older asfed (index fields "
+            f"{index.dtype.names}); this version reads {INDEX_DTYPE.names}"
+        )
+    return index

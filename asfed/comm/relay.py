@@ -11,7 +11,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from asfed.comm.messages import Message, PrivacyViolation
+from asfed.comm.messages import ROW_KINDS, Message, PrivacyViolation
+from asfed.comm.topology import Neighbourhoods
 
 
 class Relay:
@@ -29,8 +30,9 @@ class Relay:
         self.record = []
         self.bytes_sent = np.zeros(self.num_agents, np.int64)
 
-    def send(self, msg: Message, neighbours: list[frozenset[int]]) -> None:
-        """Deliver `msg` if its kind is allowed and its receiver is a neighbour of its sender."""
+    def send(self, msg: Message, neighbours: Neighbourhoods) -> None:
+        """Deliver `msg` if its kind is allowed, its receiver is a neighbour of its sender and,
+        for per-step neighbourhoods, its rows are states where they were neighbours."""
         if msg.kind not in self.allowed_kinds:
             raise PrivacyViolation(
                 f"agent {msg.sender} tried to send {msg.kind!r}; this method allows "
@@ -40,6 +42,12 @@ class Relay:
             raise PrivacyViolation(
                 f"agent {msg.sender} tried to send to agent {msg.receiver}, not a neighbour "
                 f"this round (neighbours: {sorted(neighbours[msg.sender])})"
+            )
+        allowed = neighbours.rows_of(msg.sender, msg.receiver) if msg.kind in ROW_KINDS else None
+        if allowed is not None and (msg.rows is None or not np.isin(msg.rows, allowed).all()):
+            raise PrivacyViolation(
+                f"agent {msg.sender} tried to send agent {msg.receiver} {msg.kind!r} on states "
+                "where they were not neighbours"
             )
         self._inboxes[msg.receiver].append(msg)
         self.record.append(msg)

@@ -9,8 +9,14 @@ network for each of them).
 - `line`: adjacent indices, i - 1 and i + 1 (navigation's adjacent pairs); `ring` wraps around.
 - `random-one`: each agent picks one peer uniformly at random each round; links are made mutual,
   so an agent also talks to everyone who picked it.
-- `distance`: predators whose normalised distance |x_i - x_j| / 30 is <= 0.1 at any step of any
-  episode of the round's rollout (paper section 5.1).
+- `distance`: predators whose normalised distance |x_i - x_j| / 30 is <= 0.1 (paper section 5.1),
+  per step: i and j talk this round if they were close on at least one state, and the graph
+  records the rows (states) where they were, so a message from j to i carries only those rows and
+  AS uses j only there. (A union over the round would make the graph full: with 320 episodes a
+  round every pair meets somewhere.)
+
+A graph is a `Neighbourhoods`: the per-round sets, plus per-pair rows where the topology is per
+step (`rows_of(i, j)`: indices into the round's M valid states, row-major over [B, T]; None: all).
 
 `every` (k >= 1) communicates only in rounds divisible by k; in other rounds every set is empty,
 and AS drops the terms that need peers, as in the paper's scalability study.
@@ -25,8 +31,49 @@ import numpy as np
 from asfed.errors import AsfedError
 from asfed.registry import Registry
 
-Graph = list[frozenset[int]]
 TOPOLOGIES: Registry[type] = Registry("topology")
+
+
+class Neighbourhoods(list):
+    """One round's neighbour sets (a `list[frozenset[int]]`, agent i's at index i), and for
+    per-step topologies the rows where each pair were neighbours.
+
+    rows: `{(i, j): int64 [R]}` sorted indices into the round's M valid states, symmetric, only
+    for pairs in the sets; None when every pair of the sets talks on every row. degrees: `[N]`
+    each agent's set size (for consensus weights).
+    """
+
+    def __init__(
+        self,
+        sets: list[frozenset[int]],
+        rows: dict[tuple[int, int], np.ndarray] | None = None,
+        num_rows: int | None = None,
+        degrees: list[int] | None = None,
+    ) -> None:
+        super().__init__(sets)
+        self.rows = rows
+        self.num_rows = num_rows
+        self.degrees = [len(s) for s in sets] if degrees is None else list(degrees)
+
+    def degree(self, i: int) -> int:
+        """|N_i| (public: an agent that knows only its own set is told its neighbours' degrees)."""
+        return self.degrees[i]
+
+    def rows_of(self, i: int, j: int) -> np.ndarray | None:
+        """The rows where i and j were neighbours (None: all rows of the round)."""
+        return None if self.rows is None else self.rows[(i, j)]
+
+    def mean_degree(self) -> float:
+        """Neighbours per agent, averaged over agents and, per step, over the round's states."""
+        n = len(self)
+        if not n:
+            return 0.0
+        if self.rows is None or not self.num_rows:
+            return float(np.mean([len(s) for s in self]))
+        return sum(len(r) for r in self.rows.values()) / (n * self.num_rows)
+
+
+Graph = Neighbourhoods
 
 
 class Topology:
@@ -45,14 +92,15 @@ class Topology:
 
     def neighbours(
         self, round_: int, rng: np.random.Generator, positions: np.ndarray | None = None
-    ) -> Graph:
-        """The neighbour sets of `round_` (positions: predators' x `[B, T, N]` for `distance`)."""
+    ) -> Neighbourhoods:
+        """The neighbourhoods of `round_` (positions: predators' x on the round's M valid
+        states, `[M, N]`, for `distance`)."""
         if round_ % self.every:
-            return [frozenset() for _ in range(self.num_agents)]
+            return Neighbourhoods([frozenset() for _ in range(self.num_agents)])
         return self._graph(rng, positions)
 
-    def _graph(self, rng: np.random.Generator, positions: np.ndarray | None) -> Graph:
-        return [self.potential(i) for i in range(self.num_agents)]
+    def _graph(self, rng: np.random.Generator, positions: np.ndarray | None) -> Neighbourhoods:
+        return Neighbourhoods([self.potential(i) for i in range(self.num_agents)])
 
 
 @TOPOLOGIES.register("full")
@@ -80,7 +128,7 @@ class Ring(Topology):
 class RandomOne(Topology):
     """Each agent picks one random peer per round; links are mutual."""
 
-    def _graph(self, rng: np.random.Generator, positions: np.ndarray | None) -> Graph:
+    def _graph(self, rng: np.random.Generator, positions: np.ndarray | None) -> Neighbourhoods:
         n = self.num_agents
         offset = rng.integers(1, n, size=n)  # never oneself
         picks = (np.arange(n) + offset) % n
@@ -88,24 +136,32 @@ class RandomOne(Topology):
         for i, j in enumerate(picks):
             links[i].add(int(j))
             links[int(j)].add(i)
-        return [frozenset(s) for s in links]
+        return Neighbourhoods([frozenset(s) for s in links])
 
 
 @TOPOLOGIES.register("distance")
 class Distance(Topology):
-    """Predators within normalised distance 0.1 at any step of the round are neighbours."""
+    """Predators within normalised distance 0.1 are neighbours, state by state."""
 
     needs_positions = True
     RADIUS = 0.1
     LENGTH = 30.0
 
-    def _graph(self, rng: np.random.Generator, positions: np.ndarray | None) -> Graph:
+    def _graph(self, rng: np.random.Generator, positions: np.ndarray | None) -> Neighbourhoods:
         if positions is None:
             raise AsfedError("the distance topology needs agent positions (predation only)")
-        x = positions.reshape(-1, self.num_agents) / self.LENGTH  # [B*T, N]
-        close = (np.abs(x[:, :, None] - x[:, None, :]) <= self.RADIUS).any(0)
-        np.fill_diagonal(close, False)
-        return [frozenset(np.flatnonzero(row).tolist()) for row in close]
+        n = self.num_agents
+        x = np.asarray(positions).reshape(-1, n) / self.LENGTH  # [M, N]
+        close = np.abs(x[:, :, None] - x[:, None, :]) <= self.RADIUS  # [M, N, N]
+        close[:, np.arange(n), np.arange(n)] = False
+        ever = close.any(0)
+        rows = {
+            (i, j): np.flatnonzero(close[:, i, j])
+            for i in range(n)
+            for j in np.flatnonzero(ever[i]).tolist()
+        }
+        sets = [frozenset(np.flatnonzero(row).tolist()) for row in ever]
+        return Neighbourhoods(sets, rows, num_rows=x.shape[0])
 
 
 def make_topology(name: str, num_agents: int, every: int = 1) -> Topology:

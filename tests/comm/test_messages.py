@@ -8,9 +8,10 @@ import pytest
 from asfed.comm.log import MessageLogWriter, read_log
 from asfed.comm.messages import Message, PrivacyViolation
 from asfed.comm.relay import Relay
+from asfed.comm.topology import Neighbourhoods
 
-FULL3 = [frozenset({1, 2}), frozenset({0, 2}), frozenset({0, 1})]
-LINE3 = [frozenset({1}), frozenset({0, 2}), frozenset({1})]
+FULL3 = Neighbourhoods([frozenset({1, 2}), frozenset({0, 2}), frozenset({0, 1})])
+LINE3 = Neighbourhoods([frozenset({1}), frozenset({0, 2}), frozenset({1})])
 
 
 def msg(sender=0, receiver=1, kind="policy_dist", shape=(4, 3), round_=0, step=0, fill=1.0):
@@ -47,7 +48,7 @@ def test_relay_refuses_disallowed_kinds_and_non_neighbours() -> None:
 
 def test_hub_may_receive_from_anyone() -> None:
     relay = Relay(3, frozenset({"reward"}), hub=0)
-    relay.send(msg(2, 0, "reward", (2, 5)), [frozenset()] * 3)
+    relay.send(msg(2, 0, "reward", (2, 5)), Neighbourhoods([frozenset()] * 3))
     assert len(relay.collect(0)) == 1
 
 
@@ -75,6 +76,31 @@ def test_log_round_trip_filters_and_sampling(tmp_path) -> None:
         assert m.step == original.step and m.nbytes == original.nbytes
     assert [m.kind for m in read_log(tmp_path, receiver=0)] == ["anticipation"] * 3
     assert [m.round for m in read_log(tmp_path, kind="values", rounds=(1, 5))] == [2, 4]
+
+
+def test_per_step_rows_cross_with_the_payload_and_the_relay_holds_them_to_the_graph(
+    tmp_path,
+) -> None:
+    # 0 and 1 were neighbours only on states 1 and 3 of the round's 5
+    rows = {(0, 1): np.array([1, 3]), (1, 0): np.array([1, 3])}
+    graph = Neighbourhoods([frozenset({1}), frozenset({0}), frozenset()], rows, num_rows=5)
+    assert graph.mean_degree() == pytest.approx(4 / 15)
+    relay = Relay(3, frozenset({"policy_dist"}))
+    ok = Message(0, 0, 0, 1, "policy_dist", np.ones((2, 3)), np.array([1, 3]))
+    assert ok.nbytes == 2 * 3 * 4 + 2 * 4  # the row indices cross too
+    relay.send(ok, graph)
+    with pytest.raises(PrivacyViolation, match="not neighbours"):
+        relay.send(Message(0, 0, 0, 1, "policy_dist", np.ones((2, 3)), np.array([1, 2])), graph)
+    with pytest.raises(PrivacyViolation, match="not neighbours"):
+        relay.send(msg(0, 1, shape=(5, 3)), graph)  # every row, though they met on two
+    with pytest.raises(ValueError, match="do not match"):
+        Message(0, 0, 0, 1, "policy_dist", np.ones((2, 3)), np.array([1]))
+    writer = MessageLogWriter(tmp_path)
+    writer.write_round(0, [ok, msg(1, 0, shape=(2, 2), fill=3.0)])
+    writer.close()
+    back = list(read_log(tmp_path))
+    assert back[0] == ok and back[0].rows.tolist() == [1, 3]
+    assert back[1].rows is None and back[1].payload[0, 0] == 3.0
 
 
 def test_log_resume_drops_rounds_after_the_checkpoint(tmp_path) -> None:

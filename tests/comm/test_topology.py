@@ -45,13 +45,25 @@ def test_random_one_picks_a_peer_each_round_reproducibly() -> None:
     assert len({tuple(g) for g in rounds_a}) > 1  # it changes between rounds
 
 
-def test_distance_links_predators_close_at_any_step() -> None:
-    # positions [B=1, T=3, N=3]: 0 and 1 meet (distance 2 <= 3) only at step 1; 2 stays away.
-    x = np.array([[[0.0, 10.0, 25.0], [5.0, 7.0, 25.0], [0.0, 12.0, 25.0]]])
+def test_distance_is_per_step_with_the_rows_where_pairs_were_close() -> None:
+    # positions on M=3 states, N=3: 0 and 1 meet (distance 2 <= 3) only on state 1; 2 stays away.
+    x = np.array([[0.0, 10.0, 25.0], [5.0, 7.0, 25.0], [0.0, 12.0, 25.0]])
     g = graph("distance", 3, positions=x)
     assert g == [frozenset({1}), frozenset({0}), frozenset()]
+    assert g.rows_of(0, 1).tolist() == [1] and g.rows_of(1, 0).tolist() == [1]
+    assert g.mean_degree() == pytest.approx(2 / 9)  # two directed links on one of three states
     with pytest.raises(AsfedError, match="needs agent positions"):
         graph("distance", 3)
+
+
+def test_distance_degree_per_step_is_far_below_the_round_union() -> None:
+    """With many states a round, nearly every pair meets somewhere (the union is full), while
+    per step each predator has few neighbours."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 30, size=(3000, 8))
+    g = graph("distance", 8, positions=x)
+    assert all(len(s) == 7 for s in g)  # the union over the round: full
+    assert 1.0 < g.mean_degree() < 2.0  # per step: about 2 * 0.1 * 7 = 1.3
 
 
 def test_every_k_communicates_only_on_multiples_of_k() -> None:
