@@ -126,7 +126,15 @@ def simulate(
         typer.Option(help="AS policies: separate (the paper) or multihead." + _d("layout")),
     ] = None,
     minibatches: Annotated[
-        int | None, typer.Option(help="Minibatches per update." + _d("minibatches"))
+        int | None,
+        typer.Option(
+            help="Gradient steps per update (default: one per episode of the round, Algorithm "
+            "1's K steps per episode; --episodes 1 --minibatches 1 is Algorithm 1 literally)."
+        ),
+    ] = None,
+    max_grad_norm: Annotated[
+        float | None,
+        typer.Option(help="Clip each network's gradient to this norm (default: off, the paper's)."),
     ] = None,
     engine: Annotated[
         str | None,
@@ -186,6 +194,7 @@ def simulate(
         critic_lr=critic_lr,
         layout=layout,
         minibatches=minibatches,
+        max_grad_norm=max_grad_norm,
         engine=engine,
         log_every=log_every,
         checkpoint_every=checkpoint_every,
@@ -217,14 +226,15 @@ def simulate(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("team return {task.fields[ret]}"),
+            TextColumn("team return {task.fields[ret]}  degree {task.fields[deg]}"),
             TimeRemainingColumn(),
         )
         with Progress(*columns, console=console, transient=False) as bar:
-            task = bar.add_task("rounds", total=cfg.rounds, completed=sim.round, ret="-")
+            task = bar.add_task("rounds", total=cfg.rounds, completed=sim.round, ret="-", deg="-")
 
             def update(m: dict) -> None:
-                bar.update(task, advance=1, ret=f"{m['team_return']:.2f}")
+                ret, deg = f"{m['team_return']:.2f}", f"{m['neighbours_mean']:.2f}"
+                bar.update(task, advance=1, ret=ret, deg=deg)
 
             return train(sim, run, rows, update)
 

@@ -28,9 +28,12 @@ if not SCENARIO_DIR.is_dir():
     SCENARIO_DIR = Path.cwd() / "scenarios"
 DEFAULT_TOPOLOGY = {"navigation": "line", "predation": "distance"}
 ENGINES = ("flower", "local")
-# PPO's batch, in env steps per round (the paper gives none). Episodes per round default to
-# this over the horizon: exchange 32, navigation/cleanup/harvest 96, predation 320. Rounds this
-# size also amortise the Flower engine's fixed cost per round trip.
+# Env steps rolled out per round, in parallel copies. Episodes per round default to this over the
+# horizon: exchange 32, navigation/cleanup/harvest 96, predation 320. The round's size sets how
+# many episodes one policy collects before the K updates, not the gradient steps per sample:
+# those are Algorithm 1's (K per episode) at any size, since `minibatches` defaults to one per
+# episode (see `asfed.agents.base`). Rounds this size amortise the Flower engine's fixed cost
+# per round trip; `episodes = 1` is Algorithm 1's order exactly.
 STEPS_PER_ROUND = 9600
 
 
@@ -53,7 +56,8 @@ class RunConfig:
     actor_lr: float | None = None
     critic_lr: float | None = None
     layout: str = "separate"
-    minibatches: int = 4
+    minibatches: int | None = None  # gradient steps per update; None: one per episode (Alg. 1)
+    max_grad_norm: float | None = None  # off, as the paper; set to clip per network
     engine: str = "flower"
     log_every: int = 10  # record the message log every n-th round (AS: ~2.8 MB a round)
     checkpoint_every: int = 10
@@ -73,7 +77,7 @@ class RunConfig:
             raise AsfedError(f"unknown engine {self.engine!r}; accepted: {accepted(ENGINES)}")
         for name in ("rounds", "episodes", "every", "minibatches", "log_every", "checkpoint_every"):
             value = getattr(self, name)
-            if name == "episodes" and value is None:
+            if name in ("episodes", "minibatches") and value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise AsfedError(f"{name}={value!r} is invalid; accepted: an integer >= 1")
@@ -85,7 +89,7 @@ class RunConfig:
 
     def ppo(self) -> PPOConfig:
         """The PPO settings: the paper's for this env, with any given override."""
-        given = {k: getattr(self, k) for k in ("rho", "actor_lr", "critic_lr")}
+        given = {k: getattr(self, k) for k in ("rho", "actor_lr", "critic_lr", "max_grad_norm")}
         return paper_config(self.env, **{k: v for k, v in given.items() if v is not None})
 
     def num_episodes(self) -> int:
@@ -94,6 +98,11 @@ class RunConfig:
             return self.episodes
         horizon = self.horizon or ENVS.get(self.env).default_horizon
         return max(1, round(STEPS_PER_ROUND / horizon))
+
+    def num_minibatches(self) -> int:
+        """Gradient steps per update: as given, else one per episode of the round, so each step
+        takes one episode's worth of samples, as Algorithm 1 does."""
+        return self.minibatches if self.minibatches is not None else self.num_episodes()
 
     def topology_name(self) -> str:
         return self.topology or DEFAULT_TOPOLOGY.get(self.env, "full")
@@ -112,6 +121,7 @@ class RunConfig:
             self,
             agents=self.agents or cls.default_agents,
             episodes=self.num_episodes(),
+            minibatches=self.num_minibatches(),
             horizon=self.horizon or cls.default_horizon,
             topology=self.topology_name(),
             rho=ppo.rho,

@@ -12,7 +12,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from asfed.runs import atomic_write
+from asfed.atomic import atomic_write
 
 
 def learning_curve(rows: list[dict[str, Any]], path: Path, title: str) -> None:

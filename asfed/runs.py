@@ -4,12 +4,15 @@
     versions.json          python, platform and package versions
     metrics.csv            one row per completed round
     messages.bin/.idx.npy  the message log (see `asfed.comm.log`)
-    checkpoint.pt          the latest checkpoint (agents, optimisers, generators)
+    checkpoint.pt          the world's latest checkpoint (round, generators, env episode count)
+    agents/agent_<i>/      agent i's private storage: its checkpoints and diagnostics
+                           (`asfed.agents.storage`; the world never reads it)
     learning_curve.png     team and per-agent returns, and bytes sent, by round
 
 Files are written atomically (temporary file, then rename), so an interrupted run leaves the last
 complete checkpoint; on resume, metrics and messages past that checkpoint are dropped and the run
-continues from it, giving the same numbers as an uninterrupted run.
+continues from it (each agent from its own checkpoint of the same round), giving the same numbers
+as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -26,28 +29,20 @@ from typing import Any
 
 import torch
 
+from asfed.atomic import atomic_write
 from asfed.comm.log import MessageLogWriter
 from asfed.config import RunConfig, check_types, read_toml, to_toml
 from asfed.errors import AsfedError
 
-CONFIG, VERSIONS, METRICS, CHECKPOINT, CURVE = (
+CONFIG, VERSIONS, METRICS, CHECKPOINT, CURVE, AGENTS = (
     "config.toml",
     "versions.json",
     "metrics.csv",
     "checkpoint.pt",
     "learning_curve.png",
+    "agents",
 )
 PACKAGES = ("asfed", "numpy", "scipy", "torch", "flwr", "opacus", "pettingzoo", "gymnasium")
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def versions() -> dict[str, str]:
@@ -138,6 +133,11 @@ class RunFolder:
             return torch.load(p, weights_only=True)  # tensors and plain data only: no code
         except Exception as err:  # any failure to unpickle means an unusable file
             raise AsfedError(f"cannot read checkpoint {p}: {err}") from None
+
+    @property
+    def agent_root(self) -> Path:
+        """Where each agent's private folder lives (on one machine)."""
+        return self.path / AGENTS
 
     def message_log(self, every: int, keep_below: int) -> MessageLogWriter:
         """The log writer, with anything from rounds >= `keep_below` dropped first."""

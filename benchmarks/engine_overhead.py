@@ -12,7 +12,9 @@ and checkpoint state transfer. The goal on a 2-core machine is a ratio <= 1.25.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import asfed.engine.loop as loop
 from asfed.config import build_config
@@ -58,7 +60,7 @@ def flower_breakdown(sim: Simulation, rounds: int) -> dict[str, float]:
         loop.rollout = original_rollout
         fed.begin, fed.update = original_begin, original_update
     t = time.perf_counter()
-    fed.agent_states()
+    fed.checkpoint(sim.round)  # each client saves to its own storage
     checkpoint = time.perf_counter() - t
     return {**{k: v / rounds for k, v in spent.items()}, "checkpoint (when taken)": checkpoint}
 
@@ -76,7 +78,8 @@ def main() -> None:
         local = timed_rounds(Simulation(cfg), args.rounds)
 
         def body(grid, cfg=cfg):
-            sim = Simulation(cfg, flower_federation(grid))
+            root = Path(tempfile.mkdtemp(prefix="asfed-bench-"))
+            sim = Simulation(cfg, flower_federation(grid), agent_root=root)
             return timed_rounds(sim, args.rounds), flower_breakdown(sim, args.rounds)
 
         flower, parts = run_flower(n, body)

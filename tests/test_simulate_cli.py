@@ -59,7 +59,16 @@ def test_simulate_writes_a_complete_run_folder(tmp_path) -> None:
     assert cfg["episodes"] == 2 and cfg["engine"] == "local"
     rows = metrics(out)
     assert [r["round"] for r in rows] == ["0", "1"]
-    assert {"team_return", "return_0", "bytes_0", "bytes_total", "policy_loss_0"} <= set(rows[0])
+    assert {"team_return", "return_0", "bytes_0", "bytes_total", "bytes_per_episode"} <= set(
+        rows[0]
+    )
+    assert not any(k.startswith(("policy_loss", "value_loss", "kappa")) for k in rows[0])
+    private = out / "agents" / "agent_0"  # the agent's own storage: diagnostics, checkpoints
+    with open(private / "diagnostics.csv") as f:
+        diag = list(csv.DictReader(f))
+    assert [r["round"] for r in diag] == ["0", "1"] and {"kappa", "value_loss"} <= set(diag[0])
+    assert (private / "checkpoint-2.pt").exists()
+    assert "agents" not in torch.load(out / "checkpoint.pt", weights_only=True)
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -1,12 +1,13 @@
 """Anticipation Sharing (paper section 4.3, Algorithm 1).
 
 Agent i holds its policy pi^ii, an anticipation pi^ij for every agent j it may ever neighbour,
-and V_i. At every sharing step it sends each current neighbour j its action distributions
+and V_i. Before each of the K updates it sends each current neighbour j its action distributions
 pi^ii(.|s) and its anticipation of j, pi^ij(.|s), on the round's states (kinds `policy_dist` and
-`anticipation`, each `[M, A]` for the M states of the round). Each of the K updates recomputes
-GAE with the current critic, takes one epoch of minibatch steps on the dual clipped objective
-(`asfed.agents.as_loss`) against the pre-update networks (Algorithm 1 sets pi_old <- pi after each
-update), fits V_i, and the agent shares again: K updates and K + 1 sharing steps per round.
+`anticipation`, each `[M, A]` for the M states of the round, or only the rows where the pair are
+neighbours under a per-step topology). Each update recomputes GAE with the current critic, takes
+one epoch of minibatch steps on the dual clipped objective (`asfed.agents.as_loss`) against the
+pre-update networks (Algorithm 1 sets pi_old <- pi after each update) and fits V_i: K shares and
+K updates a round (see `asfed.agents.base` for the cadence and the share that is not sent).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from asfed.agents.as_loss import NeighbourTerms, as_loss
-from asfed.agents.base import Agent, AgentSpec, Graph, mean
+from asfed.agents.base import Agent, AgentSpec, Graph
 from asfed.agents.methods import METHODS, Method
 from asfed.agents.networks import POLICY_LAYOUTS
 from asfed.comm.messages import Message
@@ -47,6 +48,14 @@ class ASAgent(Agent):
         torso = getattr(self.policy, "torso", None)
         return {"own": self.policy.own, **({"torso": torso} if torso is not None else {})}
 
+    def clip_groups(self) -> list[list[nn.Parameter]]:
+        """pi^ii (with the torso, in the multi-head layout) and each pi^ij, clipped apart."""
+        own = [*self.policy.own.parameters()]
+        torso = getattr(self.policy, "torso", None)
+        if torso is not None:
+            own += list(torso.parameters())
+        return [own, *(list(net.parameters()) for net in self.policy.anticipations.values())]
+
     def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
         peers = sorted(neighbours[self.id])
         if not peers:
@@ -57,16 +66,40 @@ class ASAgent(Agent):
         out = []
         for j in peers:
             ant_p = torch.softmax(ants[j], -1).numpy()
-            out.append(Message(round_, step, self.id, j, "policy_dist", own_p))
-            out.append(Message(round_, step, self.id, j, "anticipation", ant_p))
+            rows = neighbours.rows_of(self.id, j)
+            for kind, dist in (("policy_dist", own_p), ("anticipation", ant_p)):
+                if rows is None:
+                    out.append(Message(round_, step, self.id, j, kind, dist))
+                else:
+                    out.append(Message(round_, step, self.id, j, kind, dist[rows], rows))
         return out
 
-    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:
-        peers = sorted(neighbours[self.id])
-        shared = {(m.sender, m.kind): torch.as_tensor(m.payload) for m in inbox}
-        missing = [j for j in peers if (j, "policy_dist") not in shared]
+    def _shared(self, inbox: list[Message], peers: list[int]) -> dict[tuple[int, str], Any]:
+        """What each neighbour shared, spread over the round's M states: `(j, kind)` ->
+        `[M, A]` (uniform off the rows j sent), and `(j, "mask")` -> bool `[M]` or None."""
+        m = self._obs_all.shape[0]
+        out: dict[tuple[int, str], Any] = {}
+        for msg in inbox:
+            payload = torch.as_tensor(msg.payload)
+            if msg.rows is None:
+                out[(msg.sender, msg.kind)] = payload
+                out[(msg.sender, "mask")] = None
+                continue
+            rows = torch.as_tensor(msg.rows, dtype=torch.long)
+            full = torch.full((m, payload.shape[1]), 1.0 / payload.shape[1])
+            full[rows] = payload
+            mask = torch.zeros(m, dtype=torch.bool)
+            mask[rows] = True
+            out[(msg.sender, msg.kind)] = full
+            out[(msg.sender, "mask")] = mask
+        missing = [j for j in peers if (j, "policy_dist") not in out]
         if missing:
             raise RuntimeError(f"agent {self.id}: no shares from neighbours {missing}")
+        return out
+
+    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> None:
+        peers = sorted(neighbours[self.id])
+        shared = self._shared(inbox, peers)
         acts = self._actions
         me = self.id
         with torch.no_grad():
@@ -76,9 +109,8 @@ class ASAgent(Agent):
                 j: torch.log_softmax(ants_old[j], -1).gather(1, acts[:, j : j + 1])[:, 0]
                 for j in peers
             }
-        values = self.values()
-        adv = self.advantages(values)
-        stats: dict[str, list[float]] = {"policy_loss": [], "penalty": [], "kappa": []}
+        adv = self.advantages(self.values())
+        groups = self.clip_groups()
         for idx in self.minibatches():
             own_logits, ants = self.policy(self._obs_all[idx])
             terms = [
@@ -88,6 +120,7 @@ class ASAgent(Agent):
                     actions=acts[idx, j],
                     shared_policy=shared[(j, "policy_dist")][idx],
                     shared_anticipation=shared[(j, "anticipation")][idx],
+                    mask=None if shared[(j, "mask")] is None else shared[(j, "mask")][idx],
                 )
                 for j in peers
             ]
@@ -100,13 +133,13 @@ class ASAgent(Agent):
                 clip=self.spec.cfg.clip,
                 rho=self.spec.cfg.rho,
             )
-            self._step(self.actor_opt, self.policy, parts.loss)
-            stats["policy_loss"].append(parts.loss.item())
-            stats["penalty"].append(parts.penalty.item())
-            stats["kappa"].append(parts.kappa.item())
-        out = {key: mean(v) for key, v in stats.items()}
-        out["value_loss"] = self.fit_critic(values)
-        return out
+            self._step(self.actor_opt, groups, parts.loss)
+            self.record(
+                policy_loss=parts.loss.item(),
+                penalty=parts.penalty.item(),
+                kappa=parts.kappa.item(),
+            )
+        self.record(value_loss=self.fit_critic())
 
     def modules(self) -> dict[str, Any]:
         return {**super().modules(), "policy": self.policy, "actor_opt": self.actor_opt}

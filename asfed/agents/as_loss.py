@@ -30,7 +30,9 @@ class NeighbourTerms:
     ant_logp_old: log pi^ij_old(a_j|s) `[T]`;
     actions: a_j `[T]` (public joint action);
     shared_policy: pi^jj(.|s) `[T, A_j]` as j shared it;
-    shared_anticipation: pi^ji(.|s) `[T, A_i]`, j's anticipation of i, as j shared it.
+    shared_anticipation: pi^ji(.|s) `[T, A_i]`, j's anticipation of i, as j shared it;
+    mask: bool `[T]`, the samples where j is i's neighbour (per-step neighbourhoods; None: all).
+    Off the mask j is not in N_i: its ratio and both penalty terms are left out there.
     """
 
     ant_logits: torch.Tensor
@@ -38,6 +40,7 @@ class NeighbourTerms:
     actions: torch.Tensor
     shared_policy: torch.Tensor
     shared_anticipation: torch.Tensor
+    mask: torch.Tensor | None = None
 
 
 @dataclasses.dataclass
@@ -85,11 +88,15 @@ def as_loss(
         ant_logp_all = torch.log_softmax(nb.ant_logits, -1)
         ant_probs = ant_logp_all.exp()
         ant_logp = ant_logp_all.gather(1, nb.actions[:, None])[:, 0]
-        log_xi_n = log_xi_n + ant_logp - nb.ant_logp_old.detach()
+        log_ratio = ant_logp - nb.ant_logp_old.detach()
         pjj = nb.shared_policy.detach()
         pji = nb.shared_anticipation.detach()
         in_ij = indicator_sets(ant_logp.exp(), pjj.gather(1, nb.actions[:, None])[:, 0], adv)
         in_ii = indicator_sets(own_logp.exp(), pji.gather(1, own_actions[:, None])[:, 0], adv)
+        if nb.mask is not None:
+            log_ratio = log_ratio * nb.mask
+            in_ij, in_ii = in_ij & nb.mask, in_ii & nb.mask
+        log_xi_n = log_xi_n + log_ratio
         penalty = penalty + in_ij * ((ant_probs - pjj) ** 2).sum(-1)
         penalty = penalty + in_ii * ((own_probs - pji) ** 2).sum(-1)
         x_ij.append(in_ij.float().mean())

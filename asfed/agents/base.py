@@ -2,8 +2,29 @@
 
 An agent holds only its own reward stream, networks and optimiser state. The engine hands it a
 `RoundBatch` (the public trajectory plus its own rewards), asks it for the messages it sends at
-each sharing step, and gives it the messages delivered to it before each of the K updates
-(Algorithm 1: share, update, share again; K updates and K + 1 sharing steps a round).
+each sharing step, and gives it the messages delivered to it before each of the K updates.
+
+Cadence (Algorithm 1). The paper runs, after every episode, K iterations of: share, compute
+advantages (Eq. 17), one update of the policy (Eq. 16) and of the critic (Eq. 18), pi_old <- pi.
+The world here rolls out B episodes at once; each of the K updates then takes one gradient step
+per episode's worth of samples (the round's M samples split at random into B minibatches), so the
+gradient steps per sample are Algorithm 1's: K per episode. The order differs: Algorithm 1 steps
+K times on episode 1, then collects episode 2 with the updated policy; here the B episodes are
+collected with one policy and each epoch visits them all, with pi_old and the neighbours' shares
+refreshed once per epoch (K shares a round, each covering all B episodes: the same rows per
+episode as Algorithm 1). `--episodes 1 --minibatches 1` is Algorithm 1 literally.
+
+Algorithm 1's listing also shares once more after the K-th update; nothing reads that share
+until the next episode's first share replaces it, so it is not sent (it would hand neighbours
+and the relay one snapshot more than any update uses).
+
+Critic (Eq. 18): V_i regresses on the Monte-Carlo return to the episode's end. Every episode ends
+at its horizon or earlier, and the horizon is terminal (exchange, navigation and predation put
+t / horizon in the state, so a bootstrap V(s_T) would extrapolate to a state never trained on).
+
+Gradient clipping is off, as in the paper; `max_grad_norm` turns it on, taken separately over
+each clip group (AS: pi^ii and each pi^ij), so a large anticipation gradient cannot shrink the
+own policy's step.
 """
 
 from __future__ import annotations
@@ -19,16 +40,21 @@ from torch import nn
 
 from asfed.agents.hparams import PPOConfig
 from asfed.agents.networks import mlp
-from asfed.agents.ppo import gae, value_loss
+from asfed.agents.ppo import discounted_returns, gae, value_loss
+from asfed.agents.storage import AgentStore
 from asfed.comm.messages import Message
+from asfed.comm.topology import Neighbourhoods
 
-Graph = list[frozenset[int]]
-MAX_GRAD_NORM = 0.5  # PPO's usual global-norm clip; the paper is silent
+Graph = Neighbourhoods
 
 
 @dataclasses.dataclass(frozen=True)
 class AgentSpec:
-    """Everything an agent is built from (nothing about other agents' rewards)."""
+    """Everything an agent is built from (nothing about other agents' rewards).
+
+    minibatches: gradient steps per update (Algorithm 1's cadence: one per episode of the round).
+    storage: the agent's private folder ("" for none: nothing is written).
+    """
 
     agent_id: int
     num_agents: int
@@ -39,15 +65,17 @@ class AgentSpec:
     minibatches: int
     seed: int
     layout: str = "separate"
+    storage: str = ""
 
 
 @dataclasses.dataclass
 class RoundBatch:
     """One agent's view of a round of B episodes of T steps.
 
-    obs float32 `[B, T + 1, D]` (the common state, after each step; the last is the bootstrap
-    state), actions int `[B, T, N]` (the public joint actions), rewards float `[B, T]` (this agent's
-    own), terminated bool `[B, T]`, valid bool `[B, T]` (the step happened before termination).
+    obs float32 `[B, T + 1, D]` (the common state, after each step), actions int `[B, T, N]` (the
+    public joint actions), rewards float `[B, T]` (this agent's own), terminated bool `[B, T]`
+    (the episode ended at step t: by the rules or at the horizon), valid bool `[B, T]` (the step
+    happened before the episode ended).
     """
 
     obs: np.ndarray
@@ -65,9 +93,15 @@ class Agent(ABC):
         self.id = spec.agent_id
         torch.manual_seed(spec.seed)  # network initialisation, reproducible per agent
         self.gen = torch.Generator().manual_seed(spec.seed + 1)  # minibatch order
-        self.critic = mlp([spec.obs_dim, *spec.cfg.critic_hidden], 1)
+        self.critic = self.make_critic()
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=spec.cfg.critic_lr)
         self.batch: RoundBatch | None = None
+        self.store = AgentStore(spec.storage) if spec.storage else None
+        self._stats: dict[str, list[float]] = {}
+
+    def make_critic(self) -> nn.Module:
+        """V_i(s): obs `[..., D]` -> `[..., 1]`."""
+        return mlp([self.spec.obs_dim, *self.spec.cfg.critic_hidden], 1)
 
     # ---- what the world and the engine call -------------------------------------------------
 
@@ -81,25 +115,44 @@ class Agent(ABC):
         self._obs_all = torch.as_tensor(batch.obs[:, :-1][batch.valid])  # [M, D]
         self._actions = torch.as_tensor(batch.actions[batch.valid])  # [M, N]
         self._obs_seq = torch.as_tensor(batch.obs)  # [B, T + 1, D]
+        self._stats = {}
 
     def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
-        """Messages this agent sends at sharing step `step` (0..K). Default: none."""
+        """Messages this agent sends at sharing step `step` (0..K-1). Default: none."""
         return []
 
     def to_neighbours(
         self, step: int, round_: int, neighbours: Graph, kind: str, payload: Callable[[], Any]
     ) -> list[Message]:
-        """`payload()` to every current neighbour, at the sharing steps that feed an update
-        (0..K-1; a share after the last update would feed nothing). For VS, VPS and PS."""
+        """`payload()` to every current neighbour; a per-state payload `[M, ...]` goes only with
+        the rows where the pair are neighbours (per-step neighbourhoods)."""
         peers = sorted(neighbours[self.id])
-        if step >= self.spec.cfg.epochs or not peers:
+        if not peers:
             return []
         data = payload()
-        return [Message(round_, step, self.id, j, kind, data) for j in peers]
+        out = []
+        for j in peers:
+            rows = neighbours.rows_of(self.id, j)
+            if rows is None:
+                out.append(Message(round_, step, self.id, j, kind, data))
+            else:
+                out.append(Message(round_, step, self.id, j, kind, data[rows], rows))
+        return out
 
     @abstractmethod
-    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:
+    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> None:
         """Update k (1..K) with the messages delivered since the previous sharing step."""
+
+    def end_round(self, round_: int) -> None:
+        """Close the round: this round's private diagnostics go to the agent's own storage."""
+        if self.store is not None and self._stats:
+            row = {"round": round_, **{k: mean(v) for k, v in sorted(self._stats.items())}}
+            self.store.append_diagnostics(row)
+
+    def record(self, **stats: float) -> None:
+        """Keep a private statistic of this round (averaged over the K updates)."""
+        for key, value in stats.items():
+            self._stats.setdefault(key, []).append(float(value))
 
     # ---- shared machinery -------------------------------------------------------------------
 
@@ -116,17 +169,26 @@ class Agent(ABC):
         adv, _ = gae(r, values, b.terminated, self.spec.cfg.gamma, self.spec.cfg.gae_lambda)
         return torch.as_tensor(adv[b.valid], dtype=torch.float32)
 
-    def fit_critic(self, values: np.ndarray, rewards: np.ndarray | None = None) -> float:
-        """One epoch of minibatch regression of V_i on discounted returns (Eq. 18), bootstrapped
-        at horizon cuts from `values` (this critic's, before the epoch)."""
+    def returns(self, rewards: np.ndarray | None = None) -> torch.Tensor:
+        """Eq. 18's targets: the discounted return to the episode's end of each valid sample
+        (own rewards unless `rewards` `[B, T]` is given). Returns float32 `[M]`."""
         b = self.batch
         r = b.rewards if rewards is None else rewards
-        _, ret = gae(r, values, b.terminated, self.spec.cfg.gamma, 1.0)
-        targets = torch.as_tensor(ret[b.valid], dtype=torch.float32)
+        ret = discounted_returns(r, b.terminated, self.spec.cfg.gamma)
+        return torch.as_tensor(ret[b.valid], dtype=torch.float32)
+
+    def critic_inputs(self) -> torch.Tensor:
+        """What the critic reads for each valid sample, `[M, D_critic]` (V_i: the state)."""
+        return self._obs_all
+
+    def fit_critic(self, rewards: np.ndarray | None = None) -> float:
+        """One epoch of minibatch regression of the critic on Eq. 18's returns."""
+        targets = self.returns(rewards)
+        inputs = self.critic_inputs()
         losses = []
         for idx in self.minibatches():
-            loss = value_loss(self.critic(self._obs_all[idx])[:, 0], targets[idx])
-            self._step(self.critic_opt, self.critic, loss)
+            loss = value_loss(self.critic(inputs[idx])[:, 0], targets[idx])
+            self._step(self.critic_opt, [list(self.critic.parameters())], loss)
             losses.append(loss.item())
         return mean(losses)
 
@@ -138,11 +200,17 @@ class Agent(ABC):
         perm = torch.randperm(m, generator=self.gen)
         return list(torch.tensor_split(perm, min(self.spec.minibatches, m)))
 
-    @staticmethod
-    def _step(opt: torch.optim.Optimizer, module: nn.Module, loss: torch.Tensor) -> None:
+    def _step(
+        self, opt: torch.optim.Optimizer, groups: list[list[nn.Parameter]], loss: torch.Tensor
+    ) -> None:
+        """One optimiser step; with `max_grad_norm` set, each group's gradient is clipped to
+        that norm on its own."""
         opt.zero_grad()
         loss.backward()
-        nn.utils.clip_grad_norm_(module.parameters(), MAX_GRAD_NORM)
+        limit = self.spec.cfg.max_grad_norm
+        if limit is not None:
+            for params in groups:
+                nn.utils.clip_grad_norm_(params, limit)
         opt.step()
 
     # ---- what the world acts with -----------------------------------------------------------
@@ -166,7 +234,7 @@ class Agent(ABC):
                 {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
             )
 
-    # ---- checkpoints ------------------------------------------------------------------------
+    # ---- checkpoints (agent-private) --------------------------------------------------------
 
     def modules(self) -> dict[str, Any]:
         """Everything with state: networks and optimisers (subclasses add theirs)."""
@@ -182,6 +250,20 @@ class Agent(ABC):
             m.load_state_dict(state[k])
         self.gen.set_state(state["gen"])
 
+    def save_private(self, round_: int) -> None:
+        """Checkpoint to the agent's own storage (the state after `round_` rounds)."""
+        if self.store is None:
+            raise RuntimeError(f"agent {self.id} has no private storage to checkpoint to")
+        self.store.save_checkpoint(round_, self.state_dict())
+
+    def load_private(self, round_: int) -> None:
+        """Continue from the agent's own checkpoint after `round_` rounds; diagnostics of later
+        rounds are dropped."""
+        if self.store is None:
+            raise RuntimeError(f"agent {self.id} has no private storage to resume from")
+        self.load_state_dict(self.store.load_checkpoint(round_))
+        self.store.truncate_diagnostics(round_)
+
 
 def mean(values: list[float]) -> float:
     """The mean of a round's per-minibatch statistics (NaN when there were none)."""
@@ -193,8 +275,25 @@ def flat_params(module: nn.Module) -> np.ndarray:
     return torch.nn.utils.parameters_to_vector(module.parameters()).detach().numpy().copy()
 
 
-def average_into(module: nn.Module, vectors: list[np.ndarray]) -> None:
-    """Consensus step: set the module's parameters to the mean of its own and `vectors`."""
+def metropolis_weights(i: int, neighbours: Graph) -> dict[int, float]:
+    """Metropolis-Hastings consensus weights of agent i: c_ij = 1 / (1 + max(d_i, d_j)) for
+    j in N_i, c_ii = 1 - sum_j c_ij. Symmetric, so the weight matrix is doubly stochastic on any
+    undirected graph (uniform weights are not, on line or random-one graphs)."""
+    d_i = neighbours.degree(i)
+    w = {j: 1.0 / (1 + max(d_i, neighbours.degree(j))) for j in sorted(neighbours[i])}
+    w[i] = 1.0 - sum(w.values())
+    return w
+
+
+def consensus_into(
+    module: nn.Module, agent: int, received: dict[int, np.ndarray], neighbours: Graph
+) -> None:
+    """Consensus step: the module's parameters <- sum_j c_ij theta_j over {i} and the neighbours
+    whose parameters arrived (Metropolis weights; a neighbour that sent nothing keeps its weight
+    on the agent's own parameters)."""
+    weights = metropolis_weights(agent, neighbours)
     own = torch.nn.utils.parameters_to_vector(module.parameters()).detach()
-    mean = torch.stack([own, *(torch.as_tensor(v) for v in vectors)]).mean(0)
-    torch.nn.utils.vector_to_parameters(mean, module.parameters())
+    total = own * weights.pop(agent)
+    for j, c in weights.items():
+        total = total + c * (torch.as_tensor(received[j]) if j in received else own)
+    torch.nn.utils.vector_to_parameters(total, module.parameters())

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from asfed.agents.base import Agent, AgentSpec, Graph, mean
+from asfed.agents.base import Agent, AgentSpec, Graph
 from asfed.agents.methods import METHODS, Method, sample_categorical
 from asfed.agents.networks import mlp
 from asfed.agents.ppo import clipped_surrogate
@@ -37,23 +37,22 @@ class CentralLearner(Agent):
     def acting_modules(self) -> dict[str, nn.Module]:
         return {"actor": self.actor}
 
-    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:
+    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> None:
         others = [m.payload.astype(np.float64) for m in inbox if m.kind == "reward"]
         if k == 1:
             self.team = self.batch.rewards + sum(others)
         joint = self._actions[:, 0] * self.spec.num_actions + self._actions[:, 1]
-        values = self.values()
-        adv = self.advantages(values, rewards=self.team)
+        adv = self.advantages(self.values(), rewards=self.team)
         with torch.no_grad():
             old = torch.log_softmax(self.actor(self._obs_all), -1).gather(1, joint[:, None])[:, 0]
-        losses = []
+        groups = [list(self.actor.parameters())]
         for idx in self.minibatches():
             logits = self.actor(self._obs_all[idx])
             logp = torch.log_softmax(logits, -1).gather(1, joint[idx, None])[:, 0]
             loss = clipped_surrogate(logp, old[idx], adv[idx], self.spec.cfg.clip)
-            self._step(self.actor_opt, self.actor, loss)
-            losses.append(loss.item())
-        return {"policy_loss": mean(losses), "value_loss": self.fit_critic(values, self.team)}
+            self._step(self.actor_opt, groups, loss)
+            self.record(policy_loss=loss.item())
+        self.record(value_loss=self.fit_critic(self.team))
 
     def modules(self) -> dict[str, Any]:
         return {**super().modules(), "actor": self.actor, "actor_opt": self.actor_opt}
@@ -70,8 +69,8 @@ class RewardSender(Agent):
             return []
         return [Message(round_, step, self.id, 0, "reward", self.batch.rewards)]
 
-    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:
-        return {}
+    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> None:
+        return None
 
 
 @METHODS.register("cppo")

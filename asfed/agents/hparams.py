@@ -20,12 +20,17 @@ class PPOConfig:
     clip: float = 0.2
     epochs: int = 3  # the paper's update iterations K
     rho: float = 0.0  # AS penalty weight (Table 2); 0 is the paper's ablation
+    max_grad_norm: float | None = None  # the paper clips no gradients; set to clip per group
 
     def __post_init__(self) -> None:
         if self.rho < 0:
             raise AsfedError(f"rho={self.rho} is invalid; accepted: a number >= 0")
         if not 0 < self.clip < 1:
             raise AsfedError(f"clip={self.clip} is invalid; accepted: 0 < clip < 1")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise AsfedError(
+                f"max_grad_norm={self.max_grad_norm} is invalid; accepted: a number > 0 (or unset)"
+            )
         if self.epochs < 1:
             raise AsfedError(f"epochs={self.epochs} is invalid; accepted: an integer >= 1")
 

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from asfed.agents.base import Agent, AgentSpec, Graph, mean
+from asfed.agents.base import Agent, AgentSpec, Graph
 from asfed.agents.methods import METHODS, Method
 from asfed.agents.networks import mlp
 from asfed.agents.ppo import clipped_surrogate
@@ -28,23 +28,26 @@ class PolicyAgent(Agent):
     def acting_modules(self) -> dict[str, nn.Module]:
         return {"actor": self.actor}
 
-    def fit_policy(self, adv: torch.Tensor) -> float:
-        """One epoch of clipped-surrogate minibatch steps against the pre-update policy."""
+    def fit_policy(self, adv: torch.Tensor) -> None:
+        """One epoch of clipped-surrogate minibatch steps against the pre-update policy.
+        adv `[M]`: the method's advantage of each valid sample."""
         own = self._actions[:, self.id : self.id + 1]
         with torch.no_grad():
             logp_old = torch.log_softmax(self.actor(self._obs_all), -1).gather(1, own)[:, 0]
-        losses = []
+        groups = [list(self.actor.parameters())]
         for idx in self.minibatches():
             logp = torch.log_softmax(self.actor(self._obs_all[idx]), -1).gather(1, own[idx])[:, 0]
             loss = clipped_surrogate(logp, logp_old[idx], adv[idx], self.spec.cfg.clip)
-            self._step(self.actor_opt, self.actor, loss)
-            losses.append(loss.item())
-        return mean(losses)
+            self._step(self.actor_opt, groups, loss)
+            self.record(policy_loss=loss.item())
 
-    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:
-        values = self.values()
-        adv = self.advantages(values)
-        return {"policy_loss": self.fit_policy(adv), "value_loss": self.fit_critic(values)}
+    def policy_advantages(self, inbox: list[Message], neighbours: Graph) -> torch.Tensor:
+        """The advantage the policy ascends, `[M]` (IPPO: GAE of its own reward and critic)."""
+        return self.advantages(self.values())
+
+    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> None:
+        self.fit_policy(self.policy_advantages(inbox, neighbours))
+        self.record(value_loss=self.fit_critic())
 
     def modules(self) -> dict[str, Any]:
         return {**super().modules(), "actor": self.actor, "actor_opt": self.actor_opt}

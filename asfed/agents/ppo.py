@@ -38,6 +38,22 @@ def gae(
     return adv, adv + values[:, :t]
 
 
+def discounted_returns(rewards: np.ndarray, terminated: np.ndarray, gamma: float) -> np.ndarray:
+    """Eq. 18's Monte-Carlo targets: sum_l gamma^l r_{t+l} to the episode's end.
+
+    rewards `[B, T]`, terminated bool `[B, T]` (the episode ended at step t). An episode still
+    running at T (no flag) is summed to T: nothing past the rollout is extrapolated.
+    Returns `[B, T]`.
+    """
+    b, t = rewards.shape
+    out = np.zeros((b, t))
+    running = np.zeros(b)
+    for k in range(t - 1, -1, -1):
+        running = rewards[:, k] + gamma * running * (1.0 - terminated[:, k])
+        out[:, k] = running
+    return out
+
+
 def clipped_surrogate(
     logp_new: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor, clip: float
 ) -> torch.Tensor:

@@ -1,10 +1,15 @@
-"""Policy parameter sharing (PS, after Zhang & Zavlanos 2019).
+"""Policy parameter sharing (PS), after Zhang & Zavlanos 2019.
 
-Each agent learns a joint policy for all agents (one head per agent over a shared torso, a
-factorised joint distribution), acts with its own head, and before each of the K updates sends
-the joint policy's parameters to its neighbours (kind `policy_params`) and averages its own with
-those received (consensus). Its loss is PPO's clipped surrogate on the joint ratio
-prod_j pi(a_j|s) / pi_old(a_j|s) with its own advantage; critics are learned independently.
+Each agent keeps a local copy of the joint policy of all agents (one head per agent over a shared
+torso, a factorised joint distribution), acts with its own head, and before each update sends the
+joint policy's parameters to its neighbours (kind `policy_params`) and takes the consensus step
+theta_i <- sum_j c_ij theta_j with Metropolis weights (doubly stochastic, as consensus
+optimisation needs). Its local step ascends its own objective (GAE of its own reward and own
+critic; critics are learned independently, with no consensus), so the consensus point ascends the
+sum of the agents' objectives. The trust region is PPO's per factor: the surrogate is
+sum_j min(r_j A_i, clip(r_j) A_i) with r_j = pi(a_j|s) / pi_old(a_j|s), so each agent's component
+moves as far as PPO's clip allows one policy (clipping the product of N ratios at 1 +- eps would
+shrink each factor's step like (1 + eps)^(1/N) and stall PS at N = 20 or 30 by construction).
 """
 
 from __future__ import annotations
@@ -14,11 +19,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from asfed.agents.base import Agent, AgentSpec, Graph, average_into, flat_params, mean
+from asfed.agents.base import Agent, AgentSpec, Graph, consensus_into, flat_params
 from asfed.agents.methods import METHODS, Method
 from asfed.agents.networks import mlp
-from asfed.agents.ppo import clipped_surrogate
 from asfed.comm.messages import Message
+
+
+def factor_surrogate(
+    logp_new: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor, clip: float
+) -> torch.Tensor:
+    """Per-factor clipped surrogate loss (to minimise). logp `[T, N]`, adv `[T]`."""
+    ratio = torch.exp(logp_new - logp_old)
+    a = adv[:, None]
+    return -torch.min(ratio * a, ratio.clamp(1 - clip, 1 + clip) * a).sum(1).mean()
 
 
 class PSAgent(Agent):
@@ -28,10 +41,10 @@ class PSAgent(Agent):
         self.joint = mlp([spec.obs_dim, *spec.cfg.actor_hidden], n * a)
         self.actor_opt = torch.optim.Adam(self.joint.parameters(), lr=spec.cfg.actor_lr)
 
-    def _logp_joint(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Sum over agents of log pi(a_j|s) under the joint policy. obs `[M, D]` -> `[M]`."""
+    def _logp_each(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """log pi(a_j|s) of every factor j under the joint policy. obs `[M, D]` -> `[M, N]`."""
         logits = self.joint(obs).view(obs.shape[0], self.spec.num_agents, self.spec.num_actions)
-        return torch.log_softmax(logits, -1).gather(2, actions[:, :, None])[..., 0].sum(1)
+        return torch.log_softmax(logits, -1).gather(2, actions[:, :, None])[..., 0]
 
     def acting_logits(self, obs: torch.Tensor) -> torch.Tensor:
         logits = self.joint(obs).view(obs.shape[0], self.spec.num_agents, self.spec.num_actions)
@@ -45,21 +58,20 @@ class PSAgent(Agent):
             step, round_, neighbours, "policy_params", lambda: flat_params(self.joint)
         )
 
-    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:
-        received = [m.payload for m in inbox if m.kind == "policy_params"]
-        if received:
-            average_into(self.joint, received)
-        values = self.values()
-        adv = self.advantages(values)
+    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> None:
+        received = {m.sender: m.payload for m in inbox if m.kind == "policy_params"}
+        if neighbours[self.id]:
+            consensus_into(self.joint, self.id, received, neighbours)
+        adv = self.advantages(self.values())
         with torch.no_grad():
-            old = self._logp_joint(self._obs_all, self._actions)
-        losses = []
+            old = self._logp_each(self._obs_all, self._actions)
+        groups = [list(self.joint.parameters())]
         for idx in self.minibatches():
-            logp = self._logp_joint(self._obs_all[idx], self._actions[idx])
-            loss = clipped_surrogate(logp, old[idx], adv[idx], self.spec.cfg.clip)
-            self._step(self.actor_opt, self.joint, loss)
-            losses.append(loss.item())
-        return {"policy_loss": mean(losses), "value_loss": self.fit_critic(values)}
+            logp = self._logp_each(self._obs_all[idx], self._actions[idx])
+            loss = factor_surrogate(logp, old[idx], adv[idx], self.spec.cfg.clip)
+            self._step(self.actor_opt, groups, loss)
+            self.record(policy_loss=loss.item())
+        self.record(value_loss=self.fit_critic())
 
     def modules(self) -> dict[str, Any]:
         return {**super().modules(), "joint": self.joint, "actor_opt": self.actor_opt}

@@ -1,14 +1,21 @@
-"""Value sharing (VS, after Du et al. 2022).
+"""Value sharing (VS), as Du et al. 2022 (DMPO) define it.
 
-Each agent learns V_i on its own rewards and, before each of the K updates, sends its neighbours
-V_i on every state of the round (kind `values`, `[B, T + 1]`). Its policy's advantage is GAE of
-its own rewards under the neighbourhood-average value V_bar = mean over {i} and N_i of V_j, so
-r_i + gamma V_bar(s') - V_bar(s) rewards moves that raise the neighbourhood's value.
+What crosses: each agent's value outputs on the round's samples. In DMPO (the authors' code,
+`PKU-MARL/Model-Based-MARL`, `DPPO._process_traj`) agent j computes its advantage Â_j from its own
+reward and its own critic V_j (GAE, Eq. 17), and agent i's policy ascends the neighbourhood's
+advantage sum_{j in N_i + i} Â_j. So a move that costs i but pays a neighbour registers as the
+benefit it is. V_j(s) alone could not be used that way without j's rewards, so what j shares
+(kind `values`, `[M]`, or the rows where the pair are neighbours) is Â_j, the value outputs of its
+critic combined along its trajectory. The asfed paper's one line ("updated based on the average
+value") reads as r_i + gamma V_bar(s') - V_bar(s), which cannot see a benefit to others; we follow
+the cited paper. We average instead of DMPO's sum (the paper says "average"; a constant factor
+only, and the PPO core does not normalise advantages, so the mean keeps IPPO's scale). Critics are
+fitted on own rewards (Eq. 18); nothing else is shared.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import torch
 
 from asfed.agents.base import Agent, AgentSpec, Graph
 from asfed.agents.ippo import PolicyAgent
@@ -17,14 +24,27 @@ from asfed.comm.messages import Message
 
 
 class VSAgent(PolicyAgent):
-    def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
-        return self.to_neighbours(step, round_, neighbours, "values", self.values)
+    def own_advantages(self) -> torch.Tensor:
+        """Â_i (GAE of own reward and critic) on the round's samples, `[M]`."""
+        return self.advantages(self.values())
 
-    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> dict[str, float]:
-        shared = [m.payload.astype(np.float64) for m in inbox if m.kind == "values"]
-        own = self.values()
-        adv = self.advantages(np.mean([own, *shared], axis=0))  # the neighbourhood's V_bar
-        return {"policy_loss": self.fit_policy(adv), "value_loss": self.fit_critic(own)}
+    def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
+        return self.to_neighbours(
+            step, round_, neighbours, "values", lambda: self.own_advantages().numpy()
+        )
+
+    def policy_advantages(self, inbox: list[Message], neighbours: Graph) -> torch.Tensor:
+        """mean over {i} and the neighbours that shared on each sample of Â_j, `[M]`."""
+        total = self.own_advantages().double()
+        count = torch.ones_like(total)
+        for m in inbox:
+            if m.kind != "values":
+                continue
+            payload = torch.as_tensor(m.payload, dtype=torch.float64)
+            rows = slice(None) if m.rows is None else torch.as_tensor(m.rows, dtype=torch.long)
+            total[rows] += payload
+            count[rows] += 1
+        return (total / count).float()
 
 
 @METHODS.register("vs")

@@ -18,7 +18,8 @@ def start(
     cfg: RunConfig, out: Path, federation: FederationFactory | None = None
 ) -> tuple[Simulation, RunFolder, list[dict[str, Any]]]:
     """A fresh simulation and run folder."""
-    sim = Simulation(cfg, federation)  # validate everything before anything is written
+    run = RunFolder(out)
+    sim = Simulation(cfg, federation, run.agent_root)  # validates before anything is written
     return sim, RunFolder.create(out, cfg), []
 
 
@@ -35,10 +36,10 @@ def resume(
 ) -> tuple[Simulation, RunFolder, list[dict]]:
     """Reopen a run folder at its last checkpoint (optionally extending it to `rounds`)."""
     run, cfg = resume_config(path, rounds)
-    sim = Simulation(cfg, federation)
+    sim = Simulation(cfg, federation, run.agent_root)
     state = run.load_checkpoint()
     if state is not None:
-        sim.load_state_dict(state)
+        sim.restore(state)
     rows = [r for r in run.read_metrics() if int(r["round"]) < sim.round]
     run.write_metrics(rows)
     if rounds is not None:
@@ -67,7 +68,7 @@ def train(
             run.append_metrics(metrics, header=not rows)
             rows.append(metrics)
             if sim.round % cfg.checkpoint_every == 0 or sim.round == cfg.rounds:
-                run.save_checkpoint(sim.state_dict())
+                run.save_checkpoint(sim.checkpoint())
             if on_round:
                 on_round(metrics)
     finally:

@@ -2,16 +2,16 @@
 
 A federation runs Algorithm 1's sharing steps for the round loop: `begin` hands every agent its
 slice and returns the messages of sharing step 0; `update` delivers each agent the messages routed
-to it, runs update k and returns the messages of sharing step k. `acting` are the policies the
-world acts with: the agents themselves in-process, copies loaded from what the clients hand the
-world under Flower. Routing, checking and logging stay in the round loop's relay, so both
-engines produce the same message log.
+to it, runs update k and returns the messages of sharing step k (none after the last update).
+`acting` are the policies the world acts with: the agents themselves in-process, copies loaded
+from what the clients hand the world under Flower. Routing, checking and logging stay in the
+round loop's relay, so both engines produce the same message log. Nothing else comes back from
+an agent: statistics and checkpoints go to the agent's own storage.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
 
 from asfed.agents.base import Agent, AgentSpec, Graph, RoundBatch
 from asfed.agents.methods import Method
@@ -30,17 +30,18 @@ class Federation(ABC):
     @abstractmethod
     def update(
         self, k: int, round_: int, inboxes: list[list[Message]], graph: Graph, last: bool
-    ) -> tuple[list[Message], list[dict[str, float]]]:
-        """Run update k on every agent; return sharing step k's messages and each agent's
-        statistics. `last`: the round's final update (acting policies change after it)."""
+    ) -> list[Message]:
+        """Run update k on every agent; return sharing step k's messages. `last`: the round's
+        final update (no share follows; the agents close the round and the acting policies
+        change)."""
 
     @abstractmethod
-    def agent_states(self) -> list[dict[str, Any]]:
-        """Every agent's full state (for a checkpoint)."""
+    def checkpoint(self, round_: int) -> None:
+        """Every agent saves its state after `round_` rounds to its own storage."""
 
     @abstractmethod
-    def load_agent_states(self, states: list[dict[str, Any]]) -> None:
-        """Restore every agent from a checkpoint."""
+    def restore(self, round_: int) -> None:
+        """Every agent reloads its own checkpoint of `round_`."""
 
 
 class LocalFederation(Federation):
@@ -59,17 +60,28 @@ class LocalFederation(Federation):
 
     def update(
         self, k: int, round_: int, inboxes: list[list[Message]], graph: Graph, last: bool
-    ) -> tuple[list[Message], list[dict[str, float]]]:
+    ) -> list[Message]:
         out: list[Message] = []
-        stats = []
         for agent, inbox in zip(self.agents, inboxes, strict=True):
-            stats.append(agent.update(k, inbox, graph))
-            out += agent.outgoing(k, round_, graph)
-        return out, stats
+            out += step_agent(agent, k, round_, inbox, graph, last)
+        return out
 
-    def agent_states(self) -> list[dict[str, Any]]:
-        return [a.state_dict() for a in self.agents]
+    def checkpoint(self, round_: int) -> None:
+        for agent in self.agents:
+            agent.save_private(round_)
 
-    def load_agent_states(self, states: list[dict[str, Any]]) -> None:
-        for agent, state in zip(self.agents, states, strict=True):
-            agent.load_state_dict(state)
+    def restore(self, round_: int) -> None:
+        for agent in self.agents:
+            agent.load_private(round_)
+
+
+def step_agent(
+    agent: Agent, k: int, round_: int, inbox: list[Message], graph: Graph, last: bool
+) -> list[Message]:
+    """Update k of one agent, then its share for update k + 1 (or, after the last update, the
+    close of its round). The same on every engine."""
+    agent.update(k, inbox, graph)
+    if last:
+        agent.end_round(round_)
+        return []
+    return agent.outgoing(k, round_, graph)

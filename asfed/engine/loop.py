@@ -1,9 +1,14 @@
 """The round loop, the same for every engine (how agents are reached is a `Federation`).
 
 A round: (1) the world rolls out B episodes with the agents' acting policies; (2) the topology
-gives this round's neighbour sets; (3) each agent receives its own slice; (4) Algorithm 1's
-K + 1 sharing steps and K updates run, every message passing through the relay, which refuses
-what the method may not send and records the rest.
+gives this round's neighbourhoods (per step for `distance`); (3) each agent receives its own
+slice; (4) Algorithm 1's K sharing steps and K updates run (share, update; see
+`asfed.agents.base` for the cadence), every message passing through the relay, which refuses what
+the method may not send and records the rest.
+
+What the world knows and records (metrics.csv) is what nature knows: returns, the neighbourhood
+degree, and the bytes and messages the relay carried. Agents' private diagnostics and checkpoints
+stay in each agent's own storage (`asfed.agents.storage`).
 
 Same seed, same numbers: torch runs on one intra-op thread, because the thread count changes the
 order of floating-point reductions (and so the numbers) and buys little on networks this small.
@@ -11,8 +16,8 @@ order of floating-point reductions (and so the numbers) and buys little on netwo
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,7 +57,14 @@ def prepare(cfg: RunConfig) -> tuple[Method, VecEnv, Topology]:
 class Simulation:
     """One run of one method on one env, advanced a round at a time."""
 
-    def __init__(self, cfg: RunConfig, federation: FederationFactory | None = None) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        federation: FederationFactory | None = None,
+        agent_root: Path | None = None,
+    ) -> None:
+        """agent_root: where each agent keeps its private folder (`agent_<i>/`); None: agents
+        write nothing (checkpoints then need a root)."""
         torch.set_num_threads(1)
         self.cfg = cfg
         self.method, self.env, self.topology = prepare(cfg)
@@ -70,9 +82,10 @@ class Simulation:
                 num_actions=self.env.num_actions,
                 potential=self.topology.potential(i),
                 cfg=self.ppo,
-                minibatches=cfg.minibatches,
+                minibatches=cfg.num_minibatches(),
                 seed=int(agent_seeds[i].generate_state(1)[0]),
                 layout=cfg.layout,
+                storage=str(agent_root / f"agent_{i}") if agent_root is not None else "",
             )
             for i in range(n)
         ]
@@ -87,64 +100,58 @@ class Simulation:
     def run_round(self) -> tuple[dict[str, float], list[Message]]:
         """Play one round. Returns its metrics and the messages the relay recorded."""
         traj = rollout(self.env, self.method, self.federation.acting, self.acting_rng)
-        graph = self.topology.neighbours(self.round, self.topology_rng, traj.positions)
+        graph = self.topology.neighbours(self.round, self.topology_rng, traj.valid_positions())
         n = self.num_agents
         self.relay.start_round()
         outgoing = self.federation.begin(self.round, [traj.slice_for(i) for i in range(n)], graph)
-        stats: list[dict[str, list[float]]] = [defaultdict(list) for _ in range(n)]
         k_updates = self.ppo.epochs
         for k in range(1, k_updates + 1):
             for msg in outgoing:
                 self.relay.send(msg, graph)
             inboxes = [self.relay.collect(i) for i in range(n)]
-            outgoing, round_stats = self.federation.update(
-                k, self.round, inboxes, graph, last=k == k_updates
-            )
-            for i, s in enumerate(round_stats):
-                for key, value in s.items():
-                    stats[i][key].append(value)
-        for msg in outgoing:  # Algorithm 1's last share: sent and logged, feeds no update
-            self.relay.send(msg, graph)
-        for i in range(n):
-            self.relay.collect(i)
+            outgoing = self.federation.update(k, self.round, inboxes, graph, last=k == k_updates)
+        if outgoing:
+            raise RuntimeError("a message after the round's last update would feed no update")
 
+        episodes = traj.rewards.shape[0]
         returns = traj.rewards.sum(1).mean(0)  # [N], mean over episodes
         metrics: dict[str, float] = {"round": self.round, "team_return": float(returns.sum())}
         metrics.update({f"return_{i}": float(r) for i, r in enumerate(returns)})
         metrics.update({f"bytes_{i}": int(b) for i, b in enumerate(self.relay.bytes_sent)})
         metrics["bytes_total"] = int(self.relay.bytes_sent.sum())
+        metrics["bytes_per_episode"] = metrics["bytes_total"] / episodes
         metrics["messages"] = len(self.relay.record)
-        metrics["neighbours_mean"] = float(np.mean([len(g) for g in graph]))
-        for i, s in enumerate(stats):
-            for key, values in s.items():
-                metrics[f"{key}_{i}"] = float(np.mean(values))
-        for key in ("policy_loss", "value_loss", "penalty", "kappa"):
-            per_agent = [
-                metrics[f"{key}_{i}"] for i in range(self.num_agents) if f"{key}_{i}" in metrics
-            ]
-            if per_agent:
-                metrics[key] = float(np.mean(per_agent))
+        metrics["neighbours_mean"] = graph.mean_degree()
         self.round += 1
         return metrics, list(self.relay.record)
 
     # ---- checkpoints ------------------------------------------------------------------------
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: agents, generators, the env's episode count."""
+    def checkpoint(self) -> dict[str, Any]:
+        """Every agent checkpoints itself to its own storage; returns the world's state (round,
+        generators, the env's episode count), which holds nothing of any agent."""
+        self.federation.checkpoint(self.round)
         return {
             "round": self.round,
-            "agents": self.federation.agent_states(),
+            "num_agents": self.num_agents,
             "acting_rng": self.acting_rng.bit_generator.state,
             "topology_rng": self.topology_rng.bit_generator.state,
             "env_resets": self.env.reset_count,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if len(state["agents"]) != self.num_agents:
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from the world's state; each agent reloads its own checkpoint of that round."""
+        missing = {"round", "num_agents", "acting_rng", "topology_rng", "env_resets"} - set(state)
+        if missing or "agents" in state:
             raise AsfedError(
-                f"checkpoint has {len(state['agents'])} agents, the config {self.num_agents}"
+                "the checkpoint was written by an older asfed (agents' states in the world's "
+                "checkpoint); start a new run"
             )
-        self.federation.load_agent_states(state["agents"])
+        if state["num_agents"] != self.num_agents:
+            raise AsfedError(
+                f"checkpoint has {state['num_agents']} agents, the config {self.num_agents}"
+            )
+        self.federation.restore(state["round"])
         self.acting_rng.bit_generator.state = state["acting_rng"]
         self.topology_rng.bit_generator.state = state["topology_rng"]
         self.env.reset_count = state["env_resets"]

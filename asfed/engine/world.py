@@ -20,7 +20,8 @@ from asfed.envs.base import VecEnv
 @dataclasses.dataclass
 class Trajectory:
     """B episodes of up to T steps. obs `[B, T + 1, D]`, actions `[B, T, N]`, rewards `[B, T, N]`,
-    terminated `[B, T]`, valid `[B, T]` (the copy was still running when step t was taken; a copy
+    terminated `[B, T]` (the episode ended at step t, by the rules or at the horizon: the horizon
+    is terminal, Eq. 18), valid `[B, T]` (the copy was still running when step t was taken; a copy
     can be over at reset, e.g. predators that all start on the prey), positions `[B, T + 1, N]`
     (predation only, else None)."""
 
@@ -30,6 +31,10 @@ class Trajectory:
     terminated: np.ndarray
     valid: np.ndarray
     positions: np.ndarray | None
+
+    def valid_positions(self) -> np.ndarray | None:
+        """Positions on the round's M valid states (row-major over [B, T]), `[M, N]`."""
+        return None if self.positions is None else self.positions[:, :-1][self.valid]
 
     def slice_for(self, i: int) -> RoundBatch:
         """Agent i's view: everything public, and only its own rewards."""
@@ -68,11 +73,11 @@ def rollout(
             break
         valid[:, t] = alive
         a = method.sample_actions(agents, obs[:, t], rng)
-        o, r, term, _, _ = env.step(a)
+        o, r, term, trunc, _ = env.step(a)
         obs[:, t + 1] = o[:, 0]
         actions[:, t] = np.where(alive[:, None], a, 0)
         rewards[:, t] = r
-        terminated[:, t] = term
+        terminated[:, t] = term | trunc
         if track:
             positions[:, t + 1] = env.agent_positions(env.state)
     return Trajectory(obs, actions, rewards, terminated, valid, positions)

@@ -127,3 +127,30 @@ def test_a_gradient_step_on_the_penalty_pulls_anticipations_toward_shared_polici
         as_loss(logits, actions, logp_old, adv, [nb], clip=0.2, rho=1e3).loss.backward()
         opt.step()
     assert gap().item() < 0.5 * before
+
+
+def test_a_neighbour_counts_only_on_the_states_where_it_is_one() -> None:
+    """Per-step neighbourhoods: off j's mask, j is not in N_i, so its ratio and both penalties
+    drop out there. All-off equals no neighbour; all-on equals no mask; a half mask equals the
+    per-sample mix of the two."""
+    logits, actions, logp_old = _own()
+    adv = torch.randn(T)
+    nb = _neighbour()
+    kw = {"clip": 0.2, "rho": 3.0}
+
+    def per_sample(terms):
+        parts = as_loss(logits, actions, logp_old, adv, terms, **kw)
+        return parts.loss.item()
+
+    alone = per_sample([])
+    nb.mask = torch.zeros(T, dtype=torch.bool)
+    assert per_sample([nb]) == pytest.approx(alone, rel=1e-6)
+    nb.mask = torch.ones(T, dtype=torch.bool)
+    with_all = per_sample([nb])
+    nb.mask = None
+    assert per_sample([nb]) == pytest.approx(with_all, rel=1e-6)
+    nb.mask = torch.arange(T) % 2 == 0
+    parts = as_loss(logits, actions, logp_old, adv, [nb], **kw)
+    parts.loss.backward()
+    grad = nb.ant_logits.grad
+    assert grad[1::2].abs().sum() == 0 and grad[::2].abs().sum() > 0  # pi^ij learns only there

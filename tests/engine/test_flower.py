@@ -12,7 +12,7 @@ import pytest
 from asfed.comm.log import read_log
 from asfed.config import build_config
 from asfed.engine.driver import resume, start, train
-from asfed.engine.flower import client_app
+from asfed.engine.flower import client_app, codec
 from asfed.engine.flower.federation import ClientFailure, flower_federation
 from asfed.engine.loop import Simulation
 from tests.engine.inprocess_grid import InProcessGrid
@@ -48,6 +48,46 @@ def test_flower_apps_give_the_local_engines_numbers_and_messages(opts) -> None:
     flower_metrics, flower_msgs = rounds_with(cfg, flower_federation(InProcessGrid(n)))
     assert flower_metrics == local_metrics
     assert same_messages(flower_msgs, local_msgs)
+
+
+class RecordingGrid(InProcessGrid):
+    """Keeps every reply the ServerApp receives."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: list = []
+
+    def pull_messages(self, message_ids):
+        got = super().pull_messages(message_ids)
+        self.seen += got
+        return got
+
+
+@pytest.mark.parametrize("method", ["as", "vs", "vps", "ps"])
+def test_the_server_app_receives_only_logged_messages_and_the_acting_policy(tmp_path, method):
+    """Every reply on a short run (set-up, shares, updates, checkpoints) carries only relayed
+    messages of the method's kinds and, after a round's last update, the acting policy (for AS,
+    pi^ii only): no statistics, no critic, no anticipations, no optimiser state."""
+    cfg = build_config(
+        env="exchange", method=method, seed=2, episodes=2, rounds=2, log_every=1, checkpoint_every=1
+    )
+    grid = RecordingGrid(3)
+    sim, run, rows = start(cfg, tmp_path / "run", flower_federation(grid))
+    train(sim, run, rows)
+    logged = list(read_log(run.path))
+    relayed = []
+    acting_keys = set()
+    for reply in grid.seen:
+        assert set(reply.content.keys()) <= {"msg_payloads", "msg_header", "acting"}
+        if "msg_header" in reply.content:
+            relayed += codec.get_messages(reply.content)
+        if "acting" in reply.content:
+            acting_keys |= set(reply.content["acting"].to_torch_state_dict())
+    assert {m.kind for m in relayed} <= sim.method.allowed_kinds
+    key = lambda m: (m.round, m.step, m.sender, m.receiver, m.kind, m.payload.tobytes())  # noqa: E731
+    assert sorted(map(key, relayed)) == sorted(map(key, logged))  # all that came back is logged
+    prefix = {"as": "own.", "vs": "actor.", "vps": "actor.", "ps": "joint."}[method]
+    assert acting_keys and all(k.startswith(prefix) for k in acting_keys)
 
 
 def test_agents_live_in_context_state_not_in_the_process() -> None:

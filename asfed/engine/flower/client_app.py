@@ -1,13 +1,17 @@
 """The ClientApp: one agent, its private rewards, networks and optimiser state.
 
-Three message types, one per kind of round trip:
-- `train.init`: build the agent from its spec (and a checkpointed state on resume); reply with
-  its acting policy for the world.
+Message types, one per kind of round trip:
+- `train.init`: build the agent from its spec (on resume, from its own checkpoint of the given
+  round, in its private storage); reply with its acting policy for the world.
 - `train.share`: take this round's slice (public states and joint actions, own rewards only);
   reply with sharing step 0's messages.
 - `train.update`: take the messages the relay routed here; run update k; reply with sharing step
-  k's messages, statistics and, after the round's last update, the new acting policy.
-- `train.state`: reply with the agent's full state (for the world's checkpoints).
+  k's messages or, after the round's last update, the new acting policy.
+- `train.checkpoint`: save the agent's state to its private storage; reply with nothing.
+
+What a reply carries is only the messages the relay logs and the acting policy (pi^ii): private
+statistics go to the agent's diagnostics file and its state to its own checkpoints, never to the
+ServerApp.
 
 The agent lives in `Context.state` between messages (its full state as bytes, and the round's
 slice), so it survives whichever process serves the next message, on the simulation and the
@@ -23,11 +27,12 @@ from __future__ import annotations
 import uuid
 
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from asfed.agents.base import Agent
 from asfed.agents.methods import METHODS
+from asfed.engine.federation import step_agent
 from asfed.engine.flower import codec
 
 app = ClientApp()
@@ -66,8 +71,8 @@ def init(msg: Message, context: Context) -> Message:
     cfg = msg.content["init"]
     spec = codec.spec_from_json(str(cfg["spec"]))
     agent = METHODS.get(str(cfg["method"]))().make_agent(spec)
-    if "state" in cfg:
-        agent.load_state_dict(codec.state_from_bytes(bytes(cfg["state"])))
+    if "resume_round" in cfg:
+        agent.load_private(int(cfg["resume_round"]))
     context.state["asfed_agent"] = ConfigRecord(
         {"method": str(cfg["method"]), "spec": str(cfg["spec"]), "state": b"", "token": ""}
     )
@@ -83,7 +88,7 @@ def share(msg: Message, context: Context) -> Message:
     batch = codec.batch_from_record(msg.content["batch"])
     agent.begin_round(batch)
     context.state["asfed_batch"] = msg.content["batch"]
-    graph = codec.graph_for(agent.id, list(head["neighbours"]), agent.spec.num_agents)
+    graph = codec.graph_from_records(agent.id, msg.content["graph"], msg.content["rows"])
     out = agent.outgoing(0, int(head["round"]), graph)
     _save(context, agent)
     content = RecordDict()
@@ -96,19 +101,19 @@ def update(msg: Message, context: Context) -> Message:
     torch.set_num_threads(1)
     agent = _agent(context)
     head = msg.content["round"]
-    graph = codec.graph_for(agent.id, list(head["neighbours"]), agent.spec.num_agents)
-    k, round_ = int(head["k"]), int(head["round"])
-    stats = agent.update(k, codec.get_messages(msg.content), graph)
-    out = agent.outgoing(k, round_, graph)
+    graph = codec.graph_from_records(agent.id, msg.content["graph"], msg.content["rows"])
+    k, round_, last = int(head["k"]), int(head["round"]), bool(head["last"])
+    out = step_agent(agent, k, round_, codec.get_messages(msg.content), graph, last)
     _save(context, agent)
-    content = RecordDict({"stats": MetricRecord({key: float(v) for key, v in stats.items()})})
+    content = RecordDict()
     codec.put_messages(content, out)
-    if bool(head["last"]):
+    if last:
         content["acting"] = ArrayRecord(torch_state_dict=agent.acting_state())
     return _reply(msg, content)
 
 
-@app.train("state")
-def state(msg: Message, context: Context) -> Message:
-    meta = context.state["asfed_agent"]
-    return _reply(msg, RecordDict({"state": ConfigRecord({"state": bytes(meta["state"])})}))
+@app.train("checkpoint")
+def checkpoint(msg: Message, context: Context) -> Message:
+    agent = _agent(context)
+    agent.save_private(int(msg.content["round"]["round"]))
+    return _reply(msg, RecordDict())

@@ -14,6 +14,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 from asfed.agents.base import AgentSpec, Graph, RoundBatch
 from asfed.agents.hparams import PPOConfig
 from asfed.comm.messages import Message
+from asfed.comm.topology import Neighbourhoods
 
 BATCH_FIELDS = ("obs", "actions", "rewards", "terminated", "valid")
 
@@ -55,6 +56,9 @@ def batch_from_record(record: ArrayRecord) -> RoundBatch:
 def messages_to_records(messages: list[Message]) -> tuple[ArrayRecord, ConfigRecord]:
     """Payloads (one array each) and their headers (parallel lists)."""
     arrays = ArrayRecord({str(i): Array(m.payload) for i, m in enumerate(messages)})
+    for i, m in enumerate(messages):
+        if m.rows is not None:
+            arrays[f"rows{i}"] = Array(m.rows)
     header = ConfigRecord(
         {
             "round": [m.round for m in messages],
@@ -71,7 +75,15 @@ def messages_from_records(arrays: ArrayRecord, header: ConfigRecord) -> list[Mes
     fields = ("round", "step", "sender", "receiver", "kind")
     columns = [list(header[f]) if f in header else [] for f in fields]
     return [
-        Message(int(r), int(s), int(a), int(b), str(k), arrays[str(i)].numpy())
+        Message(
+            int(r),
+            int(s),
+            int(a),
+            int(b),
+            str(k),
+            arrays[str(i)].numpy(),
+            arrays[f"rows{i}"].numpy() if f"rows{i}" in arrays else None,
+        )
         for i, (r, s, a, b, k) in enumerate(zip(*columns, strict=True))
     ]
 
@@ -84,13 +96,24 @@ def get_messages(content: RecordDict) -> list[Message]:
     return messages_from_records(content["msg_payloads"], content["msg_header"])
 
 
-def own_graph(graph: Graph, agent: int) -> list[int]:
-    """What an agent is told of this round's topology: its own neighbours only."""
-    return sorted(graph[agent])
+def graph_to_records(graph: Graph, agent: int) -> tuple[ConfigRecord, ArrayRecord]:
+    """What an agent is told of this round's topology: its own neighbours, every agent's degree
+    (public; consensus weights need the neighbours'), and, for per-step topologies, the rows it
+    shares with each neighbour."""
+    peers = sorted(graph[agent])
+    head = ConfigRecord({"neighbours": peers, "degrees": list(graph.degrees)})
+    rows = ArrayRecord()
+    if graph.rows is not None:
+        for j in peers:
+            rows[str(j)] = Array(np.ascontiguousarray(graph.rows_of(agent, j)))
+    return head, rows
 
 
-def graph_for(agent: int, neighbours: list[int], num_agents: int) -> Graph:
-    """A graph in which only `agent`'s neighbour set is known (all an agent needs)."""
-    g = [frozenset() for _ in range(num_agents)]
-    g[agent] = frozenset(int(j) for j in neighbours)
-    return g
+def graph_from_records(agent: int, head: ConfigRecord, rows: ArrayRecord) -> Graph:
+    """A graph in which only `agent`'s neighbourhood is known (all an agent needs)."""
+    degrees = [int(d) for d in head["degrees"]]
+    sets = [frozenset() for _ in degrees]
+    peers = [int(j) for j in head["neighbours"]]
+    sets[agent] = frozenset(peers)
+    per_step = {(agent, int(j)): rows[j].numpy() for j in rows}
+    return Neighbourhoods(sets, per_step if per_step else None, degrees=degrees)

@@ -89,52 +89,55 @@ class FlowerFederation(Federation):
                 delay = POLL_MIN_S if got else min(2 * delay, POLL_MAX_S)
         return replies
 
-    def _init(self, states: list[dict[str, Any]] | None = None) -> None:
+    def _init(self, resume_round: int | None = None) -> None:
         contents = []
-        for i, spec in enumerate(self.specs):
-            init = {"method": self.method.name, "spec": codec.spec_to_json(spec)}
-            if states is not None:
-                init["state"] = codec.state_to_bytes(states[i])
+        for spec in self.specs:
+            init: dict[str, Any] = {"method": self.method.name, "spec": codec.spec_to_json(spec)}
+            if resume_round is not None:
+                init["resume_round"] = resume_round
             contents.append(RecordDict({"init": ConfigRecord(init)}))
         for agent, reply in zip(self.acting, self._trip("init", contents, "set-up"), strict=True):
             agent.load_acting_state(reply["acting"].to_torch_state_dict())
 
-    def _head(self, i: int, graph: Graph, **extra: Any) -> ConfigRecord:
-        return ConfigRecord({"round": self.round, "neighbours": codec.own_graph(graph, i), **extra})
+    def _content(self, i: int, graph: Graph, **head: Any) -> RecordDict:
+        """A round trip's content for agent i: the round head and its own neighbourhood."""
+        own, rows = codec.graph_to_records(graph, i)
+        return RecordDict(
+            {"round": ConfigRecord({"round": self.round, **head}), "graph": own, "rows": rows}
+        )
 
     def begin(self, round_: int, slices: list[RoundBatch], graph: Graph) -> list[AsfedMessage]:
         self.round = round_
-        contents = [
-            RecordDict({"round": self._head(i, graph), "batch": codec.batch_to_record(b)})
-            for i, b in enumerate(slices)
-        ]
+        contents = []
+        for i, b in enumerate(slices):
+            content = self._content(i, graph)
+            content["batch"] = codec.batch_to_record(b)
+            contents.append(content)
         replies = self._trip("share", contents, f"round {round_}, sharing step 0")
         return [m for r in replies for m in codec.get_messages(r)]
 
     def update(
         self, k: int, round_: int, inboxes: list[list[AsfedMessage]], graph: Graph, last: bool
-    ) -> tuple[list[AsfedMessage], list[dict[str, float]]]:
+    ) -> list[AsfedMessage]:
         contents = []
         for i, inbox in enumerate(inboxes):
-            content = RecordDict({"round": self._head(i, graph, k=k, last=last)})
+            content = self._content(i, graph, k=k, last=last)
             codec.put_messages(content, inbox)
             contents.append(content)
         replies = self._trip("update", contents, f"round {round_}, update {k}")
-        out, stats = [], []
+        out = []
         for agent, reply in zip(self.acting, replies, strict=True):
             out += codec.get_messages(reply)
-            stats.append({key: float(v) for key, v in reply["stats"].items()})
             if last:
                 agent.load_acting_state(reply["acting"].to_torch_state_dict())
-        return out, stats
+        return out
 
-    def agent_states(self) -> list[dict[str, Any]]:
-        empty = [RecordDict() for _ in self.nodes]
-        replies = self._trip("state", empty, f"the checkpoint after round {self.round}")
-        return [codec.state_from_bytes(bytes(r["state"]["state"])) for r in replies]
+    def checkpoint(self, round_: int) -> None:
+        contents = [RecordDict({"round": ConfigRecord({"round": round_})}) for _ in self.nodes]
+        self._trip("checkpoint", contents, f"the checkpoint after round {round_}")
 
-    def load_agent_states(self, states: list[dict[str, Any]]) -> None:
-        self._init(states)
+    def restore(self, round_: int) -> None:
+        self._init(resume_round=round_)
 
 
 def flower_federation(grid: Grid):

@@ -1,0 +1,94 @@
+"""Agent-private storage: an agent's own checkpoints and diagnostics, never read by the world.
+
+Each agent writes to its own folder (`<run>/agents/agent_<i>/` on one machine; on the deployment
+engine, the SuperNode's disk): `checkpoint-<round>.pt` (networks, optimisers, generators; the two
+latest are kept, so a crash between the agents' and the world's checkpoints still finds a matching
+pair) and `diagnostics.csv` (per-round statistics that are functions of the private rewards, such
+as kappa_i = mean |A_i| and the value loss). The world and the relay never open these files: what
+leaves an agent is only its acting policy and its logged messages.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from asfed.atomic import atomic_write
+from asfed.errors import AsfedError
+
+DIAGNOSTICS = "diagnostics.csv"
+KEEP = 2
+
+
+class AgentStore:
+    """One agent's private folder."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def checkpoint_path(self, round_: int) -> Path:
+        return self.path / f"checkpoint-{round_}.pt"
+
+    def save_checkpoint(self, round_: int, state: dict[str, Any]) -> None:
+        """Write the state reached after `round_` rounds; keep only the latest KEEP."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write(self.checkpoint_path(round_), buf.getvalue())
+        for old in sorted(self._rounds())[:-KEEP]:
+            self.checkpoint_path(old).unlink(missing_ok=True)
+
+    def load_checkpoint(self, round_: int) -> dict[str, Any]:
+        """The state after `round_` rounds; a clear error if it is missing or unreadable."""
+        p = self.checkpoint_path(round_)
+        if not p.exists():
+            have = sorted(self._rounds())
+            raise AsfedError(f"{self.path} has no checkpoint for round {round_} (has: {have})")
+        try:
+            return torch.load(p, weights_only=True)
+        except Exception as err:  # any failure to unpickle means an unusable file
+            raise AsfedError(f"cannot read agent checkpoint {p}: {err}") from None
+
+    def _rounds(self) -> list[int]:
+        out = []
+        for p in self.path.glob("checkpoint-*.pt"):
+            tail = p.stem.removeprefix("checkpoint-")
+            if tail.isdigit():
+                out.append(int(tail))
+        return out
+
+    def append_diagnostics(self, row: dict[str, float]) -> None:
+        """Append one round's statistics (flushed and fsynced)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        p = self.path / DIAGNOSTICS
+        header = not p.exists() or p.stat().st_size == 0
+        with open(p, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row), lineterminator="\n")
+            if header:
+                writer.writeheader()
+            writer.writerow(row)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_diagnostics(self) -> list[dict[str, str]]:
+        p = self.path / DIAGNOSTICS
+        if not p.exists():
+            return []
+        with open(p, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def truncate_diagnostics(self, below_round: int) -> None:
+        """Drop rows of rounds >= `below_round` (resuming from a checkpoint there)."""
+        rows = [r for r in self.read_diagnostics() if int(r["round"]) < below_round]
+        buf = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        if (self.path / DIAGNOSTICS).exists():
+            atomic_write(self.path / DIAGNOSTICS, buf.getvalue().encode())
