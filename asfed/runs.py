@@ -4,6 +4,10 @@
     versions.json          python, platform and package versions
     metrics.csv            one row per completed round
     messages.bin/.idx.npy  the message log (see `asfed.comm.log`)
+    public/round_<r>.npz   each logged round's public record: states and joint actions, aligned
+                           row for row with the payloads (see `asfed.comm.record`)
+    ground_truth/          private reward parameters, and each logged round's rewards and
+                           features: read by scoring only, never by an attack
     checkpoint.pt          the world's latest checkpoint (round, generators, env episode count)
     agents/agent_<i>/      agent i's private storage: its checkpoints and diagnostics
                            (`asfed.agents.storage`; the world never reads it)

@@ -6,8 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from asfed.comm import record
+from asfed.comm.record import PublicRecord
 from asfed.config import RunConfig
 from asfed.engine.loop import FederationFactory, Simulation
+from asfed.engine.world import Trajectory
 from asfed.plots import learning_curve
 from asfed.runs import CURVE, RunFolder
 
@@ -20,7 +23,9 @@ def start(
     """A fresh simulation and run folder."""
     run = RunFolder(out)
     sim = Simulation(cfg, federation, run.agent_root)  # validates before anything is written
-    return sim, RunFolder.create(out, cfg), []
+    run = RunFolder.create(out, cfg)
+    record.write_params(run.path, sim.env.private_params, sim.env.reward_weights)
+    return sim, run, []
 
 
 def resume_config(path: Path, rounds: int | None = None) -> tuple[RunFolder, RunConfig]:
@@ -42,9 +47,19 @@ def resume(
         sim.restore(state)
     rows = [r for r in run.read_metrics() if int(r["round"]) < sim.round]
     run.write_metrics(rows)
+    record.drop_rounds(run.path, sim.round)
     if rounds is not None:
         run.write_config(cfg)
     return sim, run, rows
+
+
+def write_records(folder: Path, round_: int, traj: Trajectory) -> None:
+    """A recorded round's public record and ground truth (rounds the message log keeps)."""
+    if traj.states is None:
+        return
+    public = PublicRecord(round_, traj.obs, traj.actions, traj.terminated, traj.valid, traj.states)
+    record.write_public(folder, public)
+    record.write_truth(folder, round_, traj.rewards, traj.features)
 
 
 def train(
@@ -57,14 +72,15 @@ def train(
     try:
         while sim.round < cfg.rounds:
             try:
-                metrics, record = sim.run_round()
+                metrics, messages = sim.run_round()
             except Exception as err:
                 err.add_note(
                     f"{run.path} keeps the {len(rows)} completed rounds; continue with: "
                     f"asfed simulate --resume {run.path}"
                 )
                 raise
-            log.write_round(int(metrics["round"]), record)
+            log.write_round(int(metrics["round"]), messages)
+            write_records(run.path, int(metrics["round"]), sim.last_trajectory)
             run.append_metrics(metrics, header=not rows)
             rows.append(metrics)
             if sim.round % cfg.checkpoint_every == 0 or sim.round == cfg.rounds:

@@ -99,7 +99,9 @@ class Simulation:
 
     def run_round(self) -> tuple[dict[str, float], list[Message]]:
         """Play one round. Returns its metrics and the messages the relay recorded."""
-        traj = rollout(self.env, self.method, self.federation.acting, self.acting_rng)
+        recorded = self.round % self.cfg.log_every == 0  # the rounds the message log keeps
+        traj = rollout(self.env, self.method, self.federation.acting, self.acting_rng, recorded)
+        self.last_trajectory = traj
         graph = self.topology.neighbours(self.round, self.topology_rng, traj.valid_positions())
         n = self.num_agents
         self.relay.start_round()

@@ -14,6 +14,7 @@ import numpy as np
 
 from asfed.agents.base import Agent, RoundBatch
 from asfed.agents.methods import Method
+from asfed.comm.record import stack_states
 from asfed.envs.base import VecEnv
 
 
@@ -23,7 +24,8 @@ class Trajectory:
     terminated `[B, T]` (the episode ended at step t, by the rules or at the horizon: the horizon
     is terminal, Eq. 18), valid `[B, T]` (the copy was still running when step t was taken; a copy
     can be over at reset, e.g. predators that all start on the prey), positions `[B, T + 1, N]`
-    (predation only, else None)."""
+    (predation only, else None). Recorded rounds also keep `states` (the env's state before each
+    step, `{field: [T, B, ...]}`) and the true reward `features` `[B, T, N, D]`, for the audit."""
 
     obs: np.ndarray
     actions: np.ndarray
@@ -31,6 +33,8 @@ class Trajectory:
     terminated: np.ndarray
     valid: np.ndarray
     positions: np.ndarray | None
+    states: dict[str, np.ndarray] | None = None
+    features: np.ndarray | None = None
 
     def valid_positions(self) -> np.ndarray | None:
         """Positions on the round's M valid states (row-major over [B, T]), `[M, N]`."""
@@ -48,9 +52,14 @@ class Trajectory:
 
 
 def rollout(
-    env: VecEnv, method: Method, agents: list[Agent], rng: np.random.Generator
+    env: VecEnv,
+    method: Method,
+    agents: list[Agent],
+    rng: np.random.Generator,
+    record: bool = False,
 ) -> Trajectory:
-    """One episode in each of the env's B copies, acting with each agent's acting policy."""
+    """One episode in each of the env's B copies, acting with each agent's acting policy.
+    `record`: also keep the states and true features (rounds the message log records)."""
     b, n, t_max = env.num_envs, env.num_agents, env.horizon
     obs = np.zeros((b, t_max + 1, env.obs_dim), np.float32)
     actions = np.zeros((b, t_max, n), np.int64)
@@ -63,21 +72,32 @@ def rollout(
     positions = np.zeros((b, t_max + 1, n)) if track else None
     if track:
         positions[:, 0] = first
+    states: list = []
+    features = np.zeros((b, t_max, n, len(env.feature_names))) if record else None
     for t in range(t_max):
         alive = ~env.state.done  # copies already over (even at reset) take no more steps
+        if record:
+            states.append(env.get_state())
         if not alive.any():
             obs[:, t + 1 :] = obs[:, t : t + 1]
             terminated[:, t:] = True
             if track:
                 positions[:, t + 1 :] = positions[:, t : t + 1]
+            states += [states[-1]] * (t_max - t - 1) if record else []
             break
         valid[:, t] = alive
         a = method.sample_actions(agents, obs[:, t], rng)
-        o, r, term, trunc, _ = env.step(a)
+        o, r, term, trunc, info = env.step(a)
+        if record:
+            features[:, t] = np.where(alive[:, None, None], info["features"], 0.0)
         obs[:, t + 1] = o[:, 0]
         actions[:, t] = np.where(alive[:, None], a, 0)
         rewards[:, t] = r
         terminated[:, t] = term | trunc
         if track:
             positions[:, t + 1] = env.agent_positions(env.state)
-    return Trajectory(obs, actions, rewards, terminated, valid, positions)
+    if not record:
+        return Trajectory(obs, actions, rewards, terminated, valid, positions)
+    return Trajectory(
+        obs, actions, rewards, terminated, valid, positions, stack_states(states), features
+    )

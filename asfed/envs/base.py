@@ -133,7 +133,8 @@ class VecEnv(ABC):
         self.state = nxt
         terminated = nxt.done.copy()
         truncated = np.full(self.num_envs, nxt.t >= self.horizon) & ~terminated
-        return self._broadcast(self._observe(nxt)), rewards, terminated, truncated, {"t": nxt.t}
+        info = {"t": nxt.t, "features": feats}  # the true features, for the audit's ground truth
+        return self._broadcast(self._observe(nxt)), rewards, terminated, truncated, info
 
     def reward_features(
         self, state: EnvState, joint_action: np.ndarray, private: dict[str, Any] | None = None
