@@ -74,6 +74,15 @@ def list_registered() -> None:
         topologies.add_row(name, doc)
     console.print(topologies)
 
+    from attacks import ATTACKS
+
+    attacks = Table(title="attacks (asfed audit --attack NAME)")
+    attacks.add_column("attack")
+    attacks.add_column("what it estimates")
+    for name in ATTACKS.names():
+        attacks.add_row(name, (ATTACKS.get(name).__doc__ or "").strip().splitlines()[0])
+    console.print(attacks)
+
 
 def _d(name: str) -> str:
     """' (default: X)' for a RunConfig field, so help texts cannot drift from the defaults."""
@@ -253,6 +262,104 @@ def simulate(
         f"{sum(last) / max(len(last), 1):.2f}, {time.perf_counter() - start_time:.0f} s; "
         f"see {Path(folder) / 'learning_curve.png'}"
     )
+
+
+@app.command()
+def audit(
+    runs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Run folders to audit (several seeds are pooled with CIs)."),
+    ] = None,
+    attack: Annotated[
+        str, typer.Option(help="reward-type, reward-inversion, or all.")
+    ] = "reward-type",
+    attacker: Annotated[
+        str, typer.Option(help="relay (sees every message) or agent:K (a curious neighbour K).")
+    ] = "relay",
+    victim: Annotated[
+        int | None, typer.Option(help="The agent attacked (default: every agent but the attacker).")
+    ] = None,
+    env: Annotated[
+        str | None, typer.Option(help="Train-then-audit mode: the env to train on.")
+    ] = None,
+    methods: Annotated[
+        str, typer.Option(help="Train mode: comma-separated methods.")
+    ] = "as,vs,vps,ps,ippo",
+    seeds: Annotated[int, typer.Option(help="Train mode: seeds 1..N per method.")] = 5,
+    rounds: Annotated[int | None, typer.Option(help="Train mode: rounds (default 30).")] = None,
+    episodes: Annotated[
+        int | None, typer.Option(help="Train mode: episodes a round (default 8).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Train mode: the folder of runs (finished ones reused).")
+    ] = None,
+) -> None:
+    """Measure what the shared messages leak about each agent's private reward.
+
+    Every attack sees only what the attacker received plus the public record (states and joint
+    actions); scoring alone reads ground truth. Each score comes with chance and the actions-only
+    baseline (the same question from the public actions alone): leakage = score - baseline.
+    Writes audit/ (JSON, CSV, PNG) into each run folder.
+
+    \b
+    asfed audit runs/nav_as_s1 runs/nav_as_s2 --attack all
+    asfed audit --env navigation --methods as,ippo --seeds 5 --attack reward-type
+    """
+    from audits.audit import QUESTIONS, audit_run, pool
+    from audits.report import table as render
+    from audits.report import write
+
+    questions = list(QUESTIONS) if attack == "all" else [attack]
+    if attack != "all" and attack not in QUESTIONS:
+        raise AsfedError(f"unknown attack {attack!r}; accepted: all, {', '.join(QUESTIONS)}")
+    if env is not None:
+        if runs:
+            raise AsfedError("give run folders or --env (train mode), not both")
+        runs = _train_for_audit(env, methods, seeds, rounds, episodes, out)
+    if not runs:
+        raise AsfedError("nothing to audit; give run folders, or --env to train and audit")
+    rows = []
+    for path in runs:
+        for q in questions:
+            rows += audit_run(path, q, attacker, None if victim is None else [victim])
+    if victim is not None and all(r.score is None for r in rows):
+        raise AsfedError(
+            f"{attacker} received nothing from agent {victim} in "
+            f"{', '.join(str(p) for p in runs)}: nothing to score (not zero leakage)"
+        )
+    summaries = pool(rows)
+    console.print(render(summaries))
+    write(list(runs), rows, summaries, "asfed " + " ".join(sys.argv[1:]))
+    console.print(f"wrote audit/ (audit.json, audit.csv, audit.png) in {len(runs)} run folder(s)")
+
+
+def _train_for_audit(env, methods, seeds, rounds, episodes, out) -> list[Path]:
+    from audits.training import BUDGET, ensure_runs, rounds_to_train
+
+    names_ = [m.strip() for m in methods.split(",") if m.strip()]
+    if seeds < 1:
+        raise AsfedError(f"seeds={seeds} is invalid; accepted: an integer >= 1")
+    folder = out or Path("runs") / f"audit_{env}"
+    todo = rounds_to_train(
+        env, names_, list(range(1, seeds + 1)), folder, rounds or BUDGET["rounds"]
+    )
+    with Progress(
+        TextColumn("training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("rounds", total=todo)
+        return ensure_runs(
+            env,
+            names_,
+            list(range(1, seeds + 1)),
+            folder,
+            lambda: bar.advance(task),
+            rounds=rounds,
+            episodes=episodes,
+        )
 
 
 def main() -> None:

@@ -1,0 +1,93 @@
+"""Counterfactual reward features from the public record: what the victim's reward features would
+have been had one agent taken each other action, under each public hypothesis.
+
+Only the env's public rules are used: an env built with an unrelated seed (its own private draw is
+never read) computes features under a hypothesis given explicitly (`feature_candidates`), from the
+recorded states. For a victim j and an actor i (j itself, or a neighbour whose action j's
+anticipation describes), `counterfactual(...)` gives `Phi [M, A_i, D]`: row m, action a of i, with
+everyone else's recorded action.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import numpy as np
+
+from asfed.comm.record import PublicRecord
+from asfed.envs import make_vec_env
+from asfed.envs.base import VecEnv
+
+
+@functools.lru_cache(maxsize=16)
+def rules(env: str, copies: int, options: tuple[tuple[str, Any], ...]) -> VecEnv:
+    """An env with `copies` copies for computing features (seed 0: its private draw is unused)."""
+    return make_vec_env(env, copies, seed=0, **dict(options))
+
+
+def _state_cls(core: VecEnv) -> type:
+    """The env's `EnvState` class (of a reset probe: subclasses extend their parent's)."""
+    if core.state is None:
+        core.reset()
+    return type(core.state)
+
+
+def hypotheses(env: str, options: dict[str, Any], victim: int) -> list[tuple[dict, np.ndarray]]:
+    """The victim's K reward types: (a feature candidate consistent with it, weights `[D]`)."""
+    core = rules(env, 1, tuple(sorted(options.items())))
+    types = core.reward_type_candidates()  # [K, D]
+    cands = core.feature_candidates()
+    try:
+        implied = core.candidate_reward_weights()[:, victim]  # [C, D]
+    except Exception:  # weights not fixed by the features' hypotheses: any candidate serves
+        return [(cands[0], w) for w in types]
+    out = []
+    for w in types:
+        c = next(i for i in range(len(cands)) if np.allclose(implied[i], w))
+        out.append((cands[c], w))
+    return out
+
+
+def feature_candidates(env: str, options: dict[str, Any]) -> list[dict]:
+    return rules(env, 1, tuple(sorted(options.items()))).feature_candidates()
+
+
+def counterfactual(
+    rec: PublicRecord,
+    env: str,
+    options: dict[str, Any],
+    victim: int,
+    actor: int,
+    private: dict,
+) -> np.ndarray:
+    """Phi `[M, A, D]`: the victim's features on each valid row of the round if `actor` had
+    taken action a (others as recorded), under the hypothesis `private`."""
+    b, t_max, _ = rec.actions.shape
+    opts = tuple(sorted(options.items()))
+    probe = rules(env, 1, opts)
+    a_count = probe.num_actions
+    core = rules(env, b * a_count, opts)
+    cls = _state_cls(probe)
+    out = np.zeros((b, t_max, a_count, len(probe.feature_names)))
+    for t in range(t_max):
+        live = rec.valid[:, t]
+        if not live.any():
+            continue
+        state = rec.env_state(t, cls)
+        big = _repeat_state(state, a_count)
+        joint = np.repeat(rec.actions[:, t], a_count, axis=0)  # [B * A, N]
+        joint[:, actor] = np.tile(np.arange(a_count), b)
+        feats = core.reward_features(big, joint, private=private)  # [B * A, N, D]
+        out[:, t] = feats[:, victim].reshape(b, a_count, -1)
+    return out[rec.valid]
+
+
+def _repeat_state(state: Any, times: int) -> Any:
+    """A state of B copies -> B * times copies (each copy repeated `times` times in a row)."""
+    fields = {}
+    for f in dataclasses.fields(state):
+        v = getattr(state, f.name)
+        fields[f.name] = np.repeat(v, times, axis=0) if isinstance(v, np.ndarray) else v
+    return type(state)(**fields)

@@ -1,0 +1,54 @@
+"""Streaming an attacker's view round by round: episode keys and counterfactual features.
+
+Features are computed per round, per actor and per hypothesis, when first asked for, and dropped
+with the round, so an audit's memory does not grow with the run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from attacks.channels import Evidence
+from attacks.estimators import EPISODE
+from attacks.features import counterfactual
+from attacks.view import AttackerView
+
+
+def episode_keys(view: AttackerView, round_: int) -> np.ndarray:
+    """The episode key (`round * EPISODE + b`) of each valid row of a round, `[M]`."""
+    return round_ * EPISODE + view.records[round_].row_episodes()
+
+
+def all_episodes(view: AttackerView) -> np.ndarray:
+    """Every episode key of the view's records, ascending, `[E]`."""
+    return np.unique(np.concatenate([episode_keys(view, r) for r in view.records]))
+
+
+class RoundFeatures:
+    """One round's counterfactual features `[M, A, D]`, by (actor, hypothesis index)."""
+
+    def __init__(self, view: AttackerView, round_: int, hypotheses: list[dict]) -> None:
+        self.view, self.round, self.hypotheses = view, round_, hypotheses
+        self._phi: dict[tuple[int, int], np.ndarray] = {}
+
+    def __call__(self, actor: int, h: int) -> np.ndarray:
+        if (actor, h) not in self._phi:
+            v = self.view
+            self._phi[(actor, h)] = counterfactual(
+                v.records[self.round], v.env, v.options, v.victim, actor, self.hypotheses[h]
+            )
+        return self._phi[(actor, h)]
+
+
+def by_round(view: AttackerView, evidence: list[Evidence]) -> dict[int, list[Evidence]]:
+    """The evidence grouped by round (rounds without evidence left out)."""
+    out: dict[int, list[Evidence]] = {}
+    for e in evidence:
+        out.setdefault(e.round, []).append(e)
+    return out
+
+
+def taken_features(view: AttackerView, e: Evidence, phi: np.ndarray) -> np.ndarray:
+    """The features of the action the victim took on each of the evidence's rows, `[R, D]`."""
+    taken = view.records[e.round].row_actions()[e.rows, view.victim]
+    return phi[e.rows, taken]

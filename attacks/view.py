@@ -1,0 +1,117 @@
+"""An attacker's view: the messages it received from its victim, the public records, the rules.
+
+This object is all an attack is handed (the threat model of DESIGN.md section 5, kept in code):
+the messages the attacker saw from the victim (the relay sees everything the victim sent; a
+curious neighbour `agent:K` sees what the victim sent to K), the public record of every logged
+round (states, joint actions, episode ends), and public facts (the env's rules and options, the
+method and its network sizes from the run's config). It holds no ground truth, no checkpoint, no
+metrics: `load_view` reads only `config.toml`, the message log and `public/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from asfed.comm import record
+from asfed.comm.log import INDEX, read_log
+from asfed.comm.messages import Message
+from asfed.comm.record import PublicRecord
+from asfed.config import RunConfig, check_types, read_toml
+from asfed.errors import AsfedError
+
+ATTACKERS_HELP = "relay, or agent:K (a curious neighbour K)"
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackerView:
+    """What attacker `attacker` saw of victim `victim` in one run.
+
+    env: the env's name; options: its public options (agents, horizon, zap, private_weights);
+    method: the run's method; hidden: the actor and critic hidden sizes (public: the config);
+    messages: what the attacker received from the victim, in log order;
+    records: round -> that round's `PublicRecord`.
+    """
+
+    attacker: str
+    victim: int
+    env: str
+    options: dict[str, Any]
+    method: str
+    hidden: dict[str, tuple[int, ...]]
+    messages: tuple[Message, ...]
+    records: dict[int, PublicRecord]
+
+    @property
+    def num_agents(self) -> int:
+        return int(self.options["num_agents"])
+
+
+def parse_attacker(text: str, num_agents: int) -> int | None:
+    """`relay` -> None; `agent:K` -> K (checked against the run's agents)."""
+    if text == "relay":
+        return None
+    head, _, tail = text.partition(":")
+    if head == "agent" and tail.isdigit() and int(tail) < num_agents:
+        return int(tail)
+    raise AsfedError(
+        f"attacker {text!r} is invalid; accepted: relay or agent:K with K in 0..{num_agents - 1}"
+    )
+
+
+def run_config(path: Path) -> RunConfig:
+    """A run folder's (public) config, with a clear error if the folder is not a run."""
+    path = Path(path)
+    if not (path / "config.toml").exists():
+        raise AsfedError(f"{path} is not a run folder (no config.toml)")
+    values = read_toml(path / "config.toml")
+    check_types(values, str(path / "config.toml"))
+    return RunConfig(**values)
+
+
+def load_view(path: Path, attacker: str, victim: int) -> AttackerView:
+    """The view of `attacker` on `victim` in the run at `path` (public files only)."""
+    path = Path(path)
+    cfg = run_config(path)
+    n = int(cfg.agents or 0)
+    if not 0 <= victim < n:
+        raise AsfedError(f"victim {victim} does not exist; accepted: 0..{n - 1} ({path})")
+    listener = parse_attacker(attacker, n)
+    if listener == victim:
+        raise AsfedError(f"agent {victim} cannot attack itself; choose another attacker")
+    rounds = record.logged_rounds(path)
+    if not rounds or not (path / INDEX).exists():
+        raise AsfedError(
+            f"{path} has no public record (recorded before asfed kept one, or no round was "
+            "logged); re-run it to audit it"
+        )
+    try:
+        records = {r: record.read_public(path, r) for r in rounds}
+        messages = tuple(
+            m
+            for m in read_log(path)
+            if m.sender == victim
+            and (listener is None or m.receiver == listener)
+            and m.round in records
+        )
+    except (OSError, ValueError, KeyError, EOFError) as err:
+        raise AsfedError(f"cannot read the message log or public record of {path}: {err}") from None
+    for m in messages:
+        rows = records[m.round].num_rows
+        if m.rows is not None and len(m.rows) and int(m.rows.max()) >= rows:
+            raise AsfedError(f"{path}: a message of round {m.round} points past its record")
+    ppo = cfg.ppo()
+    options = {"num_agents": n, "horizon": cfg.horizon}
+    if cfg.env in ("cleanup", "harvest"):
+        options.update(zap=cfg.zap, private_weights=cfg.private_weights)
+    return AttackerView(
+        attacker=attacker,
+        victim=victim,
+        env=cfg.env,
+        options=options,
+        method=cfg.method,
+        hidden={"actor": ppo.actor_hidden, "critic": ppo.critic_hidden},
+        messages=messages,
+        records=records,
+    )

@@ -1,0 +1,292 @@
+"""Run attacks on finished runs and score them against ground truth.
+
+For each run folder and victim, the attack is handed only the attacker's view (`attacks.view`);
+scoring alone opens `ground_truth/`. Reward type: the per-episode accuracy against chance 1/K
+(plus the run-level guess and a mutual-information lower bound); reward inversion: Pearson and
+Spearman correlation and R^2 after an affine calibration, on held-out episodes. Episodes are split
+three ways by their index (fit, calibrate, score), so fitting and scoring never share a
+transition. Every score has its actions-only baseline beside it; the leakage due to the messages
+is the difference. Runs (training seeds) are pooled with bootstrap intervals over runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asfed.comm import record
+from asfed.errors import AsfedError
+from attacks import ATTACKS
+from attacks.features import rules
+from attacks.reward_inversion import RewardEstimate, predict
+from attacks.reward_type import NoEvidence, TypeGuess
+from attacks.rounds import all_episodes
+from attacks.view import AttackerView, load_view, parse_attacker, run_config
+from audits import scoring
+
+QUESTIONS = ("reward-type", "reward-inversion")
+
+
+@dataclasses.dataclass
+class VictimScore:
+    """One (run, victim): `score` and `baseline` on the same measure (None: no evidence)."""
+
+    run: str
+    seed: int
+    env: str
+    method: str
+    attack: str
+    attacker: str
+    victim: int
+    chance: float
+    score: float | None
+    baseline: float
+    extra: dict[str, float]
+    note: str = ""
+
+
+def _truth_type(path: Path, view: AttackerView) -> tuple[int, int]:
+    """(the victim's true type k, K), from ground truth (scoring only)."""
+    with np.load(path / record.TRUTH / "params.npz") as params:
+        w = params["reward_weights"][view.victim]
+    types = rules(view.env, 1, tuple(sorted(view.options.items()))).reward_type_candidates()
+    return int(np.flatnonzero(np.all(np.isclose(types, w), axis=1))[0]), len(types)
+
+
+def _folds(view: AttackerView) -> list[set[int]]:
+    """Episodes split three ways by their index: fit, calibrate, score."""
+    eps = all_episodes(view)
+    return [set(eps[i::3].tolist()) for i in range(3)]
+
+
+def _type_scores(guess: TypeGuess, k_true: int) -> dict[str, float]:
+    hits = guess.episode_guesses == k_true
+    labels = np.full(len(hits), k_true)
+    half = np.arange(len(hits)) % 2 == 0
+    s = guess.episode_scores
+    return {
+        "accuracy": float(hits.mean()),
+        "episodes": float(len(hits)),
+        "run_guess_correct": float(guess.guess == k_true),
+        "mi_lower_bound": scoring.mi_lower_bound(s[half], labels[half], s[~half], labels[~half]),
+    }
+
+
+def _truth_rewards(path: Path, victim: int, rounds: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(rows))
+    for r in np.unique(rounds):
+        with np.load(path / record.TRUTH / f"round_{int(r):06d}.npz") as data:
+            rewards = data["rewards"]
+        pub = record.read_public(path, int(r))
+        per_row = rewards[pub.valid][:, victim]
+        out[rounds == r] = per_row[rows[rounds == r]]
+    return out
+
+
+def _inversion_scores(
+    path: Path, view: AttackerView, est: RewardEstimate, folds: list[set[int]]
+) -> dict[str, float]:
+    calib = predict(view, est, folds[1])
+    test = predict(view, est, folds[2])
+    calib_true = _truth_rewards(path, view.victim, calib[0], calib[1])
+    test_true = _truth_rewards(path, view.victim, test[0], test[1])
+    return {
+        "pearson": scoring.pearson(test[2], test_true),
+        "spearman": scoring.spearman(test[2], test_true),
+        "r2_calibrated": scoring.calibrated_r2(calib[2], calib_true, test[2], test_true),
+        "transitions": float(len(test_true)),
+    }
+
+
+def audit_run(
+    path: Path, attack: str, attacker: str = "relay", victims: list[int] | None = None
+) -> list[VictimScore]:
+    """Audit one run folder with `attack` (reward-type or reward-inversion)."""
+    path = Path(path)
+    if attack not in QUESTIONS:
+        raise AsfedError(f"unknown attack {attack!r} to score; accepted: {', '.join(QUESTIONS)}")
+    cfg = run_config(path)
+    n = int(cfg.agents or 0)
+    listener = parse_attacker(attacker, n)
+    if not (path / record.TRUTH / "params.npz").exists():
+        raise AsfedError(f"{path} has no ground truth to score against (ground_truth/ missing)")
+    chosen = victims if victims is not None else [j for j in range(n) if j != listener]
+    impl = ATTACKS.get(attack)()
+    out = []
+    for j in chosen:
+        view = load_view(path, attacker, j)
+        base = dict(
+            run=str(path),
+            seed=cfg.seed,
+            env=cfg.env,
+            method=cfg.method,
+            attack=attack,
+            attacker=attacker,
+            victim=j,
+        )
+        if attack == "reward-type":
+            k_true, k = _truth_type(path, view)
+            guess = impl.run(view)
+            baseline = _type_scores(impl.baseline(view), k_true)
+            extra = {f"baseline_{key}": v for key, v in baseline.items()}
+            if isinstance(guess, NoEvidence):
+                out.append(
+                    VictimScore(
+                        **base,
+                        chance=1 / k,
+                        score=None,
+                        baseline=baseline["accuracy"],
+                        extra=extra,
+                        note=guess.reason,
+                    )
+                )
+                continue
+            found = _type_scores(guess, k_true)
+            out.append(
+                VictimScore(
+                    **base,
+                    chance=1 / k,
+                    score=found["accuracy"],
+                    baseline=baseline["accuracy"],
+                    extra={**found, **extra},
+                )
+            )
+        else:
+            folds = _folds(view)
+            est = impl.run(view, folds[0])
+            baseline = _inversion_scores(path, view, impl.baseline(view, folds[0]), folds)
+            extra = {f"baseline_{key}": v for key, v in baseline.items()}
+            if isinstance(est, NoEvidence):
+                out.append(
+                    VictimScore(
+                        **base,
+                        chance=0.0,
+                        score=None,
+                        baseline=baseline["pearson"],
+                        extra=extra,
+                        note=est.reason,
+                    )
+                )
+                continue
+            found = _inversion_scores(path, view, est, folds)
+            out.append(
+                VictimScore(
+                    **base,
+                    chance=0.0,
+                    score=found["pearson"],
+                    baseline=baseline["pearson"],
+                    extra={**found, **extra},
+                )
+            )
+    return out
+
+
+@dataclasses.dataclass
+class Summary:
+    """Pooled over runs and victims of one (env, method, attack, attacker)."""
+
+    env: str
+    method: str
+    attack: str
+    attacker: str
+    runs: int
+    victims: int
+    measure: str
+    score: float | None
+    score_ci: tuple[float, float] | None
+    chance: float
+    baseline: float
+    baseline_ci: tuple[float, float] | None
+    leakage: float | None
+    leakage_ci: tuple[float, float] | None
+    ci_method: str
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _per_run(rows: list[VictimScore], runs: list[str], value) -> list[float]:
+    """The mean of `value` over each run's victims, one number per run that has rows."""
+    return [
+        float(np.mean([value(r) for r in rows if r.run == run]))
+        for run in runs
+        if any(r.run == run for r in rows)
+    ]
+
+
+def pool(rows: list[VictimScore]) -> list[Summary]:
+    """One summary per (env, method, attack, attacker): means over victims within a run, then
+    over runs; 95% intervals by bootstrap over runs (with one run: Wilson over the run's
+    episode guesses for reward type, none for inversion)."""
+    groups: dict[tuple, list[VictimScore]] = {}
+    for r in rows:
+        groups.setdefault((r.env, r.method, r.attack, r.attacker), []).append(r)
+    out = []
+    for (env, method, attack, attacker), rs in groups.items():
+        runs = sorted({r.run for r in rs})
+        scored = [r for r in rs if r.score is not None]
+        base = _per_run(rs, runs, lambda r: r.baseline)
+        measure = "episode accuracy" if attack == "reward-type" else "Pearson r (held out)"
+        silent = sum(1 for r in rs if r.score is None)
+        note = (
+            f"{attacker} received nothing from the victims ({method} sends nothing it can use)"
+            if silent == len(rs)
+            else f"{silent} of {len(rs)} victims sent {attacker} nothing"
+            if silent
+            else ""
+        )
+        if not scored:
+            out.append(
+                Summary(
+                    env,
+                    method,
+                    attack,
+                    attacker,
+                    len(runs),
+                    len(rs),
+                    measure,
+                    None,
+                    None,
+                    rs[0].chance,
+                    float(np.mean(base)),
+                    scoring.cluster_bootstrap(base),
+                    None,
+                    None,
+                    "bootstrap over runs",
+                    note,
+                )
+            )
+            continue
+        score = _per_run(scored, runs, lambda r: r.score)
+        leak = _per_run(scored, runs, lambda r: r.score - r.baseline)
+        ci_method = "bootstrap over runs"
+        score_ci = scoring.cluster_bootstrap(score)
+        if score_ci is None and attack == "reward-type":
+            hits = sum(round(r.score * r.extra["episodes"]) for r in scored)
+            total = int(sum(r.extra["episodes"] for r in scored))
+            score_ci, ci_method = scoring.wilson(hits, total), "Wilson (one run)"
+        out.append(
+            Summary(
+                env,
+                method,
+                attack,
+                attacker,
+                len(runs),
+                len(rs),
+                measure,
+                float(np.mean(score)),
+                score_ci,
+                rs[0].chance,
+                float(np.mean(base)),
+                scoring.cluster_bootstrap(base),
+                float(np.mean(leak)),
+                scoring.cluster_bootstrap(leak),
+                ci_method,
+                note,
+            )
+        )
+    return out

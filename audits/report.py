@@ -1,0 +1,149 @@
+"""An audit's outputs: a Rich table, and `audit/` in each run folder (JSON with every number and
+the exact command, a CSV of the pooled summaries, a PNG bar chart). Written only after every
+attack has run, each file atomically, so bad input leaves nothing behind."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from rich.table import Table
+
+from asfed.atomic import atomic_write
+from audits.audit import Summary, VictimScore
+
+CAVEAT = (
+    "leakage = score - actions-only baseline: what the messages add to what the public actions "
+    "already give away"
+)
+
+
+def _fmt(x: float | None, ci: tuple[float, float] | None = None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
+SHORT = {"reward-type": "type (acc.)", "reward-inversion": "inversion (r)"}
+
+
+def table(summaries: list[Summary]) -> Table:
+    envs = ", ".join(sorted({s.env for s in summaries}))
+    runs = max(s.runs for s in summaries)
+    t = Table(title=f"asfed audit: {envs}, {runs} run(s), 95% CIs", caption=CAVEAT)
+    for col in (
+        "method",
+        "attack",
+        "attacker",
+        "score",
+        "chance",
+        "actions only",
+        "leakage",
+        "note",
+    ):
+        t.add_column(col, overflow="fold")
+    for s in summaries:
+        t.add_row(
+            s.method,
+            SHORT.get(s.attack, s.attack),
+            s.attacker,
+            _fmt(s.score, s.score_ci),
+            f"{s.chance:.2f}",
+            _fmt(s.baseline, s.baseline_ci),
+            _fmt(s.leakage, s.leakage_ci),
+            s.note or s.ci_method,
+        )
+    return t
+
+
+def _csv(summaries: list[Summary]) -> bytes:
+    buf = io.StringIO()
+    fields = list(summaries[0].as_dict())
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    for s in summaries:
+        w.writerow(
+            {
+                k: json.dumps(v) if isinstance(v, (list, tuple)) else v
+                for k, v in s.as_dict().items()
+            }
+        )
+    return buf.getvalue().encode()
+
+
+def _png(summaries: list[Summary]) -> bytes:
+    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(summaries) + 2), 3.6))
+    x = np.arange(len(summaries))
+    for off, label, vals, cis, color in (
+        (
+            -0.2,
+            "messages",
+            [s.score for s in summaries],
+            [s.score_ci for s in summaries],
+            "tab:red",
+        ),
+        (
+            0.2,
+            "actions only",
+            [s.baseline for s in summaries],
+            [s.baseline_ci for s in summaries],
+            "tab:grey",
+        ),
+    ):
+        h = [v if v is not None else 0.0 for v in vals]
+        err = np.array(
+            [
+                [v - c[0], c[1] - v] if c and v is not None else [0, 0]
+                for v, c in zip(h, cis, strict=True)
+            ]
+        ).T
+        ax.bar(x + off, h, 0.4, yerr=err, color=color, label=label, capsize=3)
+    for i, s in enumerate(summaries):
+        if s.score is None:
+            ax.text(i - 0.2, 0.01, "no\nmessages", ha="center", va="bottom", fontsize=6)
+        ax.hlines(
+            s.chance,
+            i - 0.45,
+            i + 0.45,
+            colors="black",
+            linestyles="dashed",
+            label="chance" if i == 0 else None,
+        )
+    ax.set_xticks(x, [f"{s.method}\n{s.attack}\n{s.attacker}" for s in summaries], fontsize=7)
+    ax.set_ylabel("score (see measure)")
+    ax.set_title(f"{summaries[0].env}: attack success vs the actions-only baseline", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write(
+    runs: list[Path], rows: list[VictimScore], summaries: list[Summary], command: str
+) -> None:
+    """`audit/` in each run folder: audit.json, audit.csv, audit.png."""
+    payload = {
+        "command": command,
+        "caveat": CAVEAT,
+        "runs_pooled": [str(r) for r in runs],
+        "summaries": [s.as_dict() for s in summaries],
+        "victims": [vars(r) for r in rows],
+    }
+    data = json.dumps(payload, indent=2, default=float).encode()
+    table_csv, chart = _csv(summaries), _png(summaries)
+    for run in runs:
+        out = Path(run) / "audit"
+        out.mkdir(exist_ok=True)
+        atomic_write(out / "audit.json", data)
+        atomic_write(out / "audit.csv", table_csv)
+        atomic_write(out / "audit.png", chart)
