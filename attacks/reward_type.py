@@ -64,6 +64,11 @@ def candidates(view: AttackerView) -> tuple[list[dict], list[int], np.ndarray]:
         hyps = hypotheses(view.env, view.options, view.victim)
     except AsfedError as err:
         raise AsfedError(f"reward-type does not apply to {view.env}: {err}") from None
+    if len(hyps) < 2:
+        raise AsfedError(
+            f"reward-type does not apply to {view.env}: its agents have no private reward type "
+            "(one candidate); accepted envs: navigation, exchange"
+        )
     distinct: list[dict] = []
     index = []
     for private, _ in hyps:

@@ -11,6 +11,7 @@ metrics: `load_view` reads only `config.toml`, the message log and `public/`.
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,7 @@ def load_view(path: Path, attacker: str, victim: int) -> AttackerView:
             and (listener is None or m.receiver == listener)
             and m.round in records
         )
-    except (OSError, ValueError, KeyError, EOFError) as err:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise AsfedError(f"cannot read the message log or public record of {path}: {err}") from None
     for m in messages:
         rows = records[m.round].num_rows

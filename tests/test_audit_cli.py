@@ -1,0 +1,126 @@
+"""`asfed audit` end to end: a real short run's numbers with their CIs, the files it writes, and
+one clear error (writing nothing) for every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from asfed.config import build_config
+from asfed.engine.driver import start, train
+from attacks.reward_type import from_messages
+from audits import scoring
+from tests.attacks.test_attacks import records, soft_optimal, view_with
+from tests.test_simulate_cli import asfed
+
+
+def trained(tmp_path, name: str, **cfg) -> str:
+    cfg = build_config(
+        **{
+            "env": "navigation",
+            "method": "as",
+            "rounds": 3,
+            "episodes": 4,
+            "log_every": 1,
+            "engine": "local",
+            **cfg,
+        }
+    )
+    sim, run, rows = start(cfg, tmp_path / name)
+    train(sim, run, rows)
+    return str(run.path)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("audit")
+    return {
+        "as": trained(base, "as"),
+        "as2": trained(base, "as2", seed=2),
+        "predation": trained(base, "pred", env="predation", agents=3, episodes=2),
+    }
+
+
+def test_a_real_short_as_run_on_navigation_is_audited_with_cis(runs, tmp_path) -> None:
+    """The relay's reward-type accuracy on a short AS run, pooled over two seeds, with its CI,
+    chance and the actions-only baseline (no threshold: the number is what it is)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(runs["as"], a)
+    shutil.copytree(runs["as2"], b)
+    res = asfed("audit", str(a), str(b), "--attack", "all")
+    assert res.returncode == 0, res.stderr
+    assert "leakage = score - actions-only baseline" in res.stdout
+    report = json.loads((a / "audit" / "audit.json").read_text())
+    assert report["command"].startswith("asfed audit")
+    kinds = {s["attack"]: s for s in report["summaries"]}
+    assert set(kinds) == {"reward-type", "reward-inversion"}
+    t = kinds["reward-type"]
+    assert t["runs"] == 2 and t["chance"] == pytest.approx(1 / 3)
+    lo, hi = t["score_ci"]
+    assert 0.0 <= lo <= t["score"] <= hi <= 1.0
+    assert t["leakage"] == pytest.approx(t["score"] - t["baseline"], abs=1e-9)
+    for name in ("audit.json", "audit.csv", "audit.png"):
+        assert (b / "audit" / name).exists()
+
+
+def test_shuffled_labels_score_at_chance_and_true_ones_do_not() -> None:
+    recs, env = records(episodes=32)
+    hits_true = hits_shuffled = total = 0
+    rng = np.random.default_rng(1)
+    for victim in range(3):
+        guess = from_messages(view_with(recs, victim, soft_optimal(recs, env, victim)))
+        truth = env.private_params["slot_of"][victim]
+        hits_true += int((guess.episode_guesses == truth).sum())
+        hits_shuffled += int((guess.episode_guesses == rng.integers(0, 3, 64)).sum())
+        total += len(guess.episode_guesses)
+    lo, hi = scoring.wilson(hits_shuffled, total)
+    assert lo <= 1 / 3 <= hi
+    assert scoring.wilson(hits_true, total)[0] > 0.8
+
+
+def test_wilson_matches_its_closed_form() -> None:
+    lo, hi = scoring.wilson(5, 10)
+    assert (lo, hi) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert scoring.wilson(0, 10)[0] == 0.0
+
+
+def bad(tmp_path, src, *args, edit=None):
+    run = tmp_path / "run"
+    shutil.copytree(src, run)
+    if edit:
+        edit(run)
+    res = asfed("audit", str(run), *args)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "error:" in res.stderr and len(res.stderr.strip().splitlines()) <= 2, res.stderr
+    assert not (run / "audit").exists()
+    return res.stderr
+
+
+def test_bad_input_gets_one_clear_error_and_writes_nothing(runs, tmp_path) -> None:
+    src = runs["as"]
+    (tmp_path / "empty").mkdir()
+    res = asfed("audit", str(tmp_path / "empty"))
+    assert res.returncode == 2 and "is not a run folder" in res.stderr
+    cases = [
+        ({"edit": lambda r: shutil.rmtree(r / "public")}, "no public record"),
+        (
+            {"edit": lambda r: (r / "messages.bin").write_bytes(b"\0" * 16)},
+            "cannot read the message log",
+        ),
+        (
+            {"edit": lambda r: (r / "public" / "round_000001.npz").write_bytes(b"garbage")},
+            "cannot read the message log or public record",
+        ),
+    ]
+    for i, (kw, message) in enumerate(cases):
+        assert message in bad(tmp_path / str(i), src, **kw)
+    assert "victim 7 does not exist" in bad(tmp_path / "v", src, "--victim", "7")
+    assert "attacker 'agent:9' is invalid" in bad(tmp_path / "a", src, "--attacker", "agent:9")
+    # navigation's default topology is a line: agent 0 never hears from agent 2
+    err = bad(tmp_path / "n", src, "--attacker", "agent:0", "--victim", "2")
+    assert "received nothing from agent 2" in err and "not zero leakage" in err
+    assert "reward-type does not apply to predation" in bad(tmp_path / "p", runs["predation"])
+    assert "unknown attack 'guess'" in bad(tmp_path / "g", src, "--attack", "guess")
