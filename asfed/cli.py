@@ -293,6 +293,9 @@ def audit(
     out: Annotated[
         Path | None, typer.Option(help="Train mode: the folder of runs (finished ones reused).")
     ] = None,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Also print the table as Markdown.")
+    ] = False,
 ) -> None:
     """Measure what the shared messages leak about each agent's private reward.
 
@@ -306,6 +309,7 @@ def audit(
     asfed audit --env navigation --methods as,ippo --seeds 5 --attack reward-type
     """
     from audits.audit import QUESTIONS, audit_run, pool
+    from audits.report import markdown as to_markdown
     from audits.report import table as render
     from audits.report import write
 
@@ -320,8 +324,7 @@ def audit(
         raise AsfedError("nothing to audit; give run folders, or --env to train and audit")
     rows = []
     for path in runs:
-        for q in questions:
-            rows += audit_run(path, q, attacker, None if victim is None else [victim])
+        rows += audit_run(path, questions, attacker, None if victim is None else [victim])
     if victim is not None and all(r.score is None for r in rows):
         raise AsfedError(
             f"{attacker} received nothing from agent {victim} in "
@@ -329,6 +332,8 @@ def audit(
         )
     summaries = pool(rows)
     console.print(render(summaries))
+    if markdown:
+        print(to_markdown(summaries))
     write(list(runs), rows, summaries, "asfed " + " ".join(sys.argv[1:]))
     console.print(f"wrote audit/ (audit.json, audit.csv, audit.png) in {len(runs)} run folder(s)")
 

@@ -6,6 +6,8 @@ with the round, so an audit's memory does not grow with the run.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from attacks.channels import Evidence
@@ -24,20 +26,26 @@ def all_episodes(view: AttackerView) -> np.ndarray:
     return np.unique(np.concatenate([episode_keys(view, r) for r in view.records]))
 
 
+# Features computed for a record, kept while the record lives (an attack and its baseline, and
+# both questions, read the same features of the same view).
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 class RoundFeatures:
     """One round's counterfactual features `[M, A, D]`, by (actor, hypothesis index)."""
 
     def __init__(self, view: AttackerView, round_: int, hypotheses: list[dict]) -> None:
         self.view, self.round, self.hypotheses = view, round_, hypotheses
-        self._phi: dict[tuple[int, int], np.ndarray] = {}
 
     def __call__(self, actor: int, h: int) -> np.ndarray:
-        if (actor, h) not in self._phi:
-            v = self.view
-            self._phi[(actor, h)] = counterfactual(
-                v.records[self.round], v.env, v.options, v.victim, actor, self.hypotheses[h]
-            )
-        return self._phi[(actor, h)]
+        v = self.view
+        rec = v.records[self.round]
+        hyp = tuple(sorted((k, np.asarray(x).tobytes()) for k, x in self.hypotheses[h].items()))
+        key = (v.env, tuple(sorted(v.options.items())), v.victim, actor, hyp)
+        store = _CACHE.setdefault(rec, {})
+        if key not in store:
+            store[key] = counterfactual(rec, v.env, v.options, v.victim, actor, self.hypotheses[h])
+        return store[key]
 
 
 def by_round(view: AttackerView, evidence: list[Evidence]) -> dict[int, list[Evidence]]:

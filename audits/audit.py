@@ -102,86 +102,89 @@ def _inversion_scores(
 
 
 def audit_run(
-    path: Path, attack: str, attacker: str = "relay", victims: list[int] | None = None
+    path: Path,
+    attacks: str | list[str],
+    attacker: str = "relay",
+    victims: list[int] | None = None,
 ) -> list[VictimScore]:
-    """Audit one run folder with `attack` (reward-type or reward-inversion)."""
+    """Audit one run folder with each of `attacks` (reward-type, reward-inversion)."""
     path = Path(path)
-    if attack not in QUESTIONS:
-        raise AsfedError(f"unknown attack {attack!r} to score; accepted: {', '.join(QUESTIONS)}")
+    questions = [attacks] if isinstance(attacks, str) else list(attacks)
+    for q in questions:
+        if q not in QUESTIONS:
+            raise AsfedError(f"unknown attack {q!r} to score; accepted: {', '.join(QUESTIONS)}")
     cfg = run_config(path)
     n = int(cfg.agents or 0)
     listener = parse_attacker(attacker, n)
     if not (path / record.TRUTH / "params.npz").exists():
         raise AsfedError(f"{path} has no ground truth to score against (ground_truth/ missing)")
     chosen = victims if victims is not None else [j for j in range(n) if j != listener]
-    impl = ATTACKS.get(attack)()
     out = []
     for j in chosen:
-        view = load_view(path, attacker, j)
-        base = dict(
-            run=str(path),
-            seed=cfg.seed,
-            env=cfg.env,
-            method=cfg.method,
-            attack=attack,
-            attacker=attacker,
-            victim=j,
-        )
-        if attack == "reward-type":
-            k_true, k = _truth_type(path, view)
-            guess = impl.run(view)
-            baseline = _type_scores(impl.baseline(view), k_true)
-            extra = {f"baseline_{key}": v for key, v in baseline.items()}
-            if isinstance(guess, NoEvidence):
-                out.append(
-                    VictimScore(
-                        **base,
-                        chance=1 / k,
-                        score=None,
-                        baseline=baseline["accuracy"],
-                        extra=extra,
-                        note=guess.reason,
-                    )
-                )
-                continue
-            found = _type_scores(guess, k_true)
-            out.append(
-                VictimScore(
-                    **base,
-                    chance=1 / k,
-                    score=found["accuracy"],
-                    baseline=baseline["accuracy"],
-                    extra={**found, **extra},
-                )
+        view = load_view(path, attacker, j)  # one view per victim: both questions share features
+        for q in questions:
+            base = dict(
+                run=str(path),
+                seed=cfg.seed,
+                env=cfg.env,
+                method=cfg.method,
+                attack=q,
+                attacker=attacker,
+                victim=j,
             )
-        else:
-            folds = _folds(view)
-            est = impl.run(view, folds[0])
-            baseline = _inversion_scores(path, view, impl.baseline(view, folds[0]), folds)
-            extra = {f"baseline_{key}": v for key, v in baseline.items()}
-            if isinstance(est, NoEvidence):
-                out.append(
-                    VictimScore(
-                        **base,
-                        chance=0.0,
-                        score=None,
-                        baseline=baseline["pearson"],
-                        extra=extra,
-                        note=est.reason,
-                    )
-                )
-                continue
-            found = _inversion_scores(path, view, est, folds)
-            out.append(
-                VictimScore(
-                    **base,
-                    chance=0.0,
-                    score=found["pearson"],
-                    baseline=baseline["pearson"],
-                    extra={**found, **extra},
-                )
-            )
+            score = _type_row if q == "reward-type" else _inversion_row
+            out.append(score(path, view, base))
     return out
+
+
+def _type_row(path: Path, view: AttackerView, base: dict) -> VictimScore:
+    impl = ATTACKS.get("reward-type")()
+    guess = impl.run(view)  # first: it refuses envs without a discrete reward type
+    k_true, k = _truth_type(path, view)
+    baseline = _type_scores(impl.baseline(view), k_true)
+    extra = {f"baseline_{key}": v for key, v in baseline.items()}
+    if isinstance(guess, NoEvidence):
+        return VictimScore(
+            **base,
+            chance=1 / k,
+            score=None,
+            baseline=baseline["accuracy"],
+            extra=extra,
+            note=guess.reason,
+        )
+    found = _type_scores(guess, k_true)
+    return VictimScore(
+        **base,
+        chance=1 / k,
+        score=found["accuracy"],
+        baseline=baseline["accuracy"],
+        extra={**found, **extra},
+    )
+
+
+def _inversion_row(path: Path, view: AttackerView, base: dict) -> VictimScore:
+    impl = ATTACKS.get("reward-inversion")()
+    folds = _folds(view)
+    est = impl.run(view, folds[0])
+    baseline = _inversion_scores(path, view, impl.baseline(view, folds[0]), folds)
+    extra = {f"baseline_{key}": v for key, v in baseline.items()}
+    if isinstance(est, NoEvidence):
+        return VictimScore(
+            **base,
+            chance=0.0,
+            score=None,
+            baseline=baseline["pearson"],
+            extra=extra,
+            note=est.reason,
+        )
+    found = _inversion_scores(path, view, est, folds)
+    return VictimScore(
+        **base,
+        chance=0.0,
+        score=found["pearson"],
+        baseline=baseline["pearson"],
+        extra={**found, **extra},
+    )
 
 
 @dataclasses.dataclass

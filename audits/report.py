@@ -63,6 +63,23 @@ def table(summaries: list[Summary]) -> Table:
     return t
 
 
+def markdown(summaries: list[Summary]) -> str:
+    """The pooled summaries as a Markdown table (for papers and READMEs)."""
+    lines = [
+        "| env | method | attack | runs | score [95% CI] | chance | actions only [95% CI] | "
+        "leakage [95% CI] |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        score = _fmt(s.score, s.score_ci) if s.score is not None else "no messages"
+        lines.append(
+            f"| {s.env} | {s.method} | {SHORT.get(s.attack, s.attack)} | {s.runs} | {score} | "
+            f"{s.chance:.2f} | {_fmt(s.baseline, s.baseline_ci)} | "
+            f"{_fmt(s.leakage, s.leakage_ci)} |"
+        )
+    return "\n".join(lines)
+
+
 def _csv(summaries: list[Summary]) -> bytes:
     buf = io.StringIO()
     fields = list(summaries[0].as_dict())

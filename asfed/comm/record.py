@@ -35,9 +35,10 @@ from asfed.atomic import atomic_write
 PUBLIC, TRUTH = "public", "ground_truth"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class PublicRecord:
-    """One round's public record (see the module docstring for shapes)."""
+    """One round's public record (see the module docstring for shapes). Compared and hashed by
+    identity (it holds arrays), so features computed on it can be cached while it lives."""
 
     round: int
     obs: np.ndarray
