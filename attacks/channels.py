@@ -6,6 +6,9 @@ Every channel is reduced to one of two forms, on rows of a round's public record
   j's advantage of it), as log-probabilities, which soft-optimality relates to A_j / tau; PS's
   shared joint policy, evaluated on the recorded states, factor j; VPS's shared critic,
   evaluated anywhere: Q(s, (a_j', a_-j));
+  (For PS the issue's suggestion was the change of the shared policy between rounds; the policy
+  itself, read as soft-optimal preferences like AS's, uses the same estimator and strictly more
+  of what was sent.)
 - values of the taken transition `[R]`: VS's shared advantages A_j(s_t, a_t) (their Bellman
   residuals are the reward plus a shaping term), CPPO's rewards themselves.
 IPPO sends nothing: no evidence, and the attack says so.

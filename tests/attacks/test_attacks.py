@@ -122,3 +122,22 @@ def test_attacks_see_only_the_view_and_say_when_there_is_no_channel(tmp_path) ->
         else:
             assert out.scores.shape == (3,)
         assert reward_type.from_actions(view).scores.shape == (3,)
+
+
+def test_inversion_fits_only_on_the_episodes_it_is_given(navigation) -> None:
+    """Fitting and scoring use disjoint transitions: rows outside the fitting episodes, even
+    adversarial ones (a reward of the opposite sign), do not move the estimate."""
+    recs, env = navigation
+    victim = 0
+    clean = soft_optimal(recs, env, victim)
+    fit_on = set(np.arange(0, 32, 2).tolist())  # round 0, even episodes
+    poisoned = {r: p.copy() for r, p in clean.items()}
+    w = env.reward_weights[victim]
+    for r, rec in recs.items():
+        q = -(counterfactual(rec, "navigation", OPTIONS, victim, victim, {}) @ w)
+        z = np.exp((q - q.max(1, keepdims=True)) / 0.05)
+        outside = ~np.isin(r * 1_000_000 + rec.row_episodes(), list(fit_on))
+        poisoned[r][outside] = (z / z.sum(1, keepdims=True))[outside]
+    a = reward_inversion.from_messages(view_with(recs, victim, clean), fit_on)
+    b = reward_inversion.from_messages(view_with(recs, victim, poisoned), fit_on)
+    np.testing.assert_allclose(a.weights, b.weights, rtol=1e-6, atol=1e-9)
