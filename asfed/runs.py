@@ -21,10 +21,8 @@ as an uninterrupted run.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
-import os
 import platform
 import sys
 from importlib import metadata
@@ -36,6 +34,7 @@ import torch
 from asfed.atomic import atomic_write
 from asfed.comm.log import MessageLogWriter
 from asfed.config import RunConfig, check_types, read_toml, to_toml
+from asfed.csvfile import append_row, read_rows, write_rows
 from asfed.errors import AsfedError
 
 CONFIG, VERSIONS, METRICS, CHECKPOINT, CURVE, AGENTS = (
@@ -97,30 +96,15 @@ class RunFolder:
     # ---- metrics ----------------------------------------------------------------------------
 
     def read_metrics(self) -> list[dict[str, str]]:
-        p = self.path / METRICS
-        if not p.exists():
-            return []
-        with open(p, newline="") as f:
-            return list(csv.DictReader(f))
+        return read_rows(self.path / METRICS)
 
     def append_metrics(self, row: dict[str, Any], header: bool) -> None:
         """Append one round's row (durably: flushed and fsynced), with the header if first."""
-        with open(self.path / METRICS, "w" if header else "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row), lineterminator="\n")
-            if header:
-                writer.writeheader()
-            writer.writerow(row)
-            f.flush()
-            os.fsync(f.fileno())
+        append_row(self.path / METRICS, row, header)
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         """Replace metrics.csv with `rows` (atomically)."""
-        buf = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        atomic_write(self.path / METRICS, buf.getvalue().encode())
+        write_rows(self.path / METRICS, rows)
 
     # ---- checkpoints and the message log ----------------------------------------------------
 

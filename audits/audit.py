@@ -242,54 +242,21 @@ def pool(rows: list[VictimScore]) -> list[Summary]:
             if silent
             else ""
         )
-        if not scored:
-            out.append(
-                Summary(
-                    env,
-                    method,
-                    attack,
-                    attacker,
-                    len(runs),
-                    len(rs),
-                    measure,
-                    None,
-                    None,
-                    rs[0].chance,
-                    float(np.mean(base)),
-                    scoring.cluster_bootstrap(base),
-                    None,
-                    None,
-                    "bootstrap over runs",
-                    note,
-                )
-            )
-            continue
         score = _per_run(scored, runs, lambda r: r.score)
         leak = _per_run(scored, runs, lambda r: r.score - r.baseline)
         ci_method = "bootstrap over runs"
         score_ci = scoring.cluster_bootstrap(score)
-        if score_ci is None and attack == "reward-type":
+        if scored and score_ci is None and attack == "reward-type":
             hits = sum(round(r.score * r.extra["episodes"]) for r in scored)
             total = int(sum(r.extra["episodes"] for r in scored))
             score_ci, ci_method = scoring.wilson(hits, total), "Wilson (one run)"
+        mean = lambda v: float(np.mean(v)) if v else None  # noqa: E731
         out.append(
             Summary(
-                env,
-                method,
-                attack,
-                attacker,
-                len(runs),
-                len(rs),
-                measure,
-                float(np.mean(score)),
-                score_ci,
-                rs[0].chance,
-                float(np.mean(base)),
-                scoring.cluster_bootstrap(base),
-                float(np.mean(leak)),
-                scoring.cluster_bootstrap(leak),
-                ci_method,
-                note,
+                env, method, attack, attacker, len(runs), len(rs), measure,
+                mean(score), score_ci, rs[0].chance,
+                mean(base), scoring.cluster_bootstrap(base),
+                mean(leak), scoring.cluster_bootstrap(leak), ci_method, note,
             )
-        )
+        )  # fmt: skip
     return out

@@ -10,15 +10,14 @@ leaves an agent is only its acting policy and its logged messages.
 
 from __future__ import annotations
 
-import csv
 import io
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from asfed.atomic import atomic_write
+from asfed.csvfile import append_row, read_rows, write_rows
 from asfed.errors import AsfedError
 
 DIAGNOSTICS = "diagnostics.csv"
@@ -66,29 +65,13 @@ class AgentStore:
         """Append one round's statistics (flushed and fsynced)."""
         self.path.mkdir(parents=True, exist_ok=True)
         p = self.path / DIAGNOSTICS
-        header = not p.exists() or p.stat().st_size == 0
-        with open(p, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row), lineterminator="\n")
-            if header:
-                writer.writeheader()
-            writer.writerow(row)
-            f.flush()
-            os.fsync(f.fileno())
+        append_row(p, row, header=not p.exists() or p.stat().st_size == 0)
 
     def read_diagnostics(self) -> list[dict[str, str]]:
-        p = self.path / DIAGNOSTICS
-        if not p.exists():
-            return []
-        with open(p, newline="") as f:
-            return list(csv.DictReader(f))
+        return read_rows(self.path / DIAGNOSTICS)
 
     def truncate_diagnostics(self, below_round: int) -> None:
         """Drop rows of rounds >= `below_round` (resuming from a checkpoint there)."""
-        rows = [r for r in self.read_diagnostics() if int(r["round"]) < below_round]
-        buf = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
         if (self.path / DIAGNOSTICS).exists():
-            atomic_write(self.path / DIAGNOSTICS, buf.getvalue().encode())
+            rows = [r for r in self.read_diagnostics() if int(r["round"]) < below_round]
+            write_rows(self.path / DIAGNOSTICS, rows)
