@@ -25,6 +25,8 @@ def test_list_shows_every_env_with_agents_actions_and_horizon() -> None:
     assert "300" in out.stdout  # exchange horizon
     assert "anticipation, policy_dist" in out.stdout  # what AS may send
     assert "random-one" in out.stdout and "distance" in out.stdout
+    for attack in ("reward-type", "reward-inversion", "actions-only"):  # the registered attacks
+        assert attack in out.stdout
 
 
 def test_unknown_command_fails_with_a_usage_message() -> None:
@@ -36,4 +38,4 @@ def test_unknown_command_fails_with_a_usage_message() -> None:
 def test_help_teaches_the_commands() -> None:
     out = run_cli("--help")
     assert out.returncode == 0
-    assert "list" in out.stdout
+    assert "list" in out.stdout and "audit" in out.stdout
