@@ -52,8 +52,8 @@ def _truth_type(path: Path, view: AttackerView) -> tuple[int, int]:
     """(the victim's true type k, K), from ground truth (scoring only)."""
     with np.load(path / record.TRUTH / "params.npz") as params:
         w = params["reward_weights"][view.victim]
-    types = rules(view.env, 1, tuple(sorted(view.options.items()))).reward_type_candidates()
-    return int(np.flatnonzero(np.all(np.isclose(types, w), axis=1))[0]), len(types)
+    core = rules(view.env, 1, tuple(sorted(view.options.items())))
+    return core.reward_type_of(w), len(core.reward_type_candidates())
 
 
 def _folds(view: AttackerView) -> list[set[int]]:
@@ -250,6 +250,8 @@ def pool(rows: list[VictimScore]) -> list[Summary]:
             hits = sum(round(r.score * r.extra["episodes"]) for r in scored)
             total = int(sum(r.extra["episodes"] for r in scored))
             score_ci, ci_method = scoring.wilson(hits, total), "Wilson (one run)"
+        elif score_ci is None:
+            ci_method = "one run: no interval (give several seeds)"
         mean = lambda v: float(np.mean(v)) if v else None  # noqa: E731
         out.append(
             Summary(

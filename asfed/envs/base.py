@@ -193,6 +193,14 @@ class VecEnv(ABC):
             )
         return np.unique(self.reward_weights, axis=0)
 
+    def reward_type_of(self, weights: np.ndarray) -> int:
+        """Which row of `reward_type_candidates` an agent with reward weights `weights` `[D]`
+        has (ground truth for scoring a reward-type guess). Default: the exact match."""
+        match = np.flatnonzero(np.all(np.isclose(self.reward_type_candidates(), weights), axis=1))
+        if not len(match):
+            raise AsfedError(f"{self.name}: weights {weights} match no reward type")
+        return int(match[0])
+
     @property
     def reward_weights(self) -> np.ndarray:
         """Each agent's private reward weights over `feature_names`. float64 `[N, D]`."""

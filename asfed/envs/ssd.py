@@ -24,7 +24,10 @@ Reward features (D = 3): [ate an apple, fired the zap, was hit]; weights per age
 feature candidate, `{}`); only the apple value is private, so an auditor tests hypotheses on the
 weights, not on the features. Without `private_weights` the weights are the public constant
 [1, -1, -50] (`candidate_reward_weights` `[1, N, 3]`, `reward_type_candidates` `[1, 3]`); with it
-the value is continuous, there are no discrete types and both are errors: bin U[0.5, 1.5] to test.
+the value is continuous and the reward types are three equal-width bins of U[0.5, 1.5]
+(`reward_type_candidates`: the bins' centres 2/3, 1, 4/3; `reward_type_of` bins a true value).
+Only the ratio of the apple value to the zap's costs tells the bins apart: with `zap` off, every
+candidate is the same reward up to scale, and a reward-type guess can only be at chance.
 """
 
 from __future__ import annotations
@@ -37,11 +40,12 @@ import numpy as np
 from asfed.envs import grid
 from asfed.envs.base import EnvState, VecEnv
 from asfed.envs.rng import choose_distinct, step_keys, uniform
-from asfed.errors import AsfedError
 
 ZAP_LENGTH = 5
 ZAP_COST = 1.0
 ZAP_PENALTY = 50.0
+# Private apple values are drawn from U[0.5, 1.5]; reward types are its three equal bins.
+BIN_EDGES = np.array([0.5, 5 / 6, 7 / 6, 1.5])
 ZAP_TIMEOUT = 25
 
 # Streams of the counter-based RNG (one purpose each).
@@ -120,13 +124,17 @@ class SSDEnv(VecEnv):
         return self._weights({"apple_value": np.ones(self.num_agents)})[None]
 
     def reward_type_candidates(self) -> np.ndarray:
-        """`[1, 3]`: [1, -1, -50], when apple values are not private; continuous ones have none."""
+        """`[1, 3]`: [1, -1, -50] when apple values are not private; with private weights `[3, 3]`,
+        the centres of the three bins of the apple value."""
         if self.private_weights:
-            raise AsfedError(
-                f"{self.name}: with private_weights the apple value is continuous "
-                "(U[0.5, 1.5]): there are no discrete reward types; bin it to test hypotheses"
-            )
+            return self._weights({"apple_value": (BIN_EDGES[:-1] + BIN_EDGES[1:]) / 2})
         return self._weights({"apple_value": np.ones(1)})
+
+    def reward_type_of(self, weights: np.ndarray) -> int:
+        """The bin of the apple value `weights[0]` (private weights), else the exact match."""
+        if not self.private_weights:
+            return super().reward_type_of(weights)
+        return int(np.clip(np.searchsorted(BIN_EDGES, weights[0], side="right") - 1, 0, 2))
 
     def _weights(self, private: dict[str, Any]) -> np.ndarray:
         value = np.asarray(private["apple_value"])
@@ -138,7 +146,7 @@ class SSDEnv(VecEnv):
 
     def _draw_private(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         if self.private_weights:
-            return {"apple_value": rng.uniform(0.5, 1.5, self.num_agents)}
+            return {"apple_value": rng.uniform(BIN_EDGES[0], BIN_EDGES[-1], self.num_agents)}
         return {"apple_value": np.ones(self.num_agents)}
 
     def _initial_state(self, keys: np.ndarray) -> SSDState:

@@ -148,12 +148,18 @@ def test_public_weights_have_one_candidate() -> None:
 
 
 @pytest.mark.parametrize("name", ["cleanup", "harvest"])
-def test_private_apple_values_have_no_candidate_weights(name: str) -> None:
-    env = asfed.make_vec_env(name, 1, seed=0, private_weights=True)
+def test_private_apple_values_are_typed_by_bins(name: str) -> None:
+    """Feature hypotheses do not fix a continuous apple value; reward types are its three bins,
+    and every agent's true value falls in the bin `reward_type_of` names."""
+    env = asfed.make_vec_env(name, 1, seed=0, private_weights=True, num_agents=8)
     with pytest.raises(AsfedError, match="apple_value"):
         env.candidate_reward_weights()
-    with pytest.raises(AsfedError, match="continuous"):
-        env.reward_type_candidates()
+    centres = env.reward_type_candidates()
+    np.testing.assert_allclose(centres[:, 0], [2 / 3, 1.0, 4 / 3])
+    np.testing.assert_allclose(centres[:, 1:], [[-1.0, -50.0]] * 3)
+    for w in env.reward_weights:
+        k = env.reward_type_of(w)
+        assert abs(w[0] - centres[k, 0]) <= 1 / 6 + 1e-12
 
 
 @pytest.mark.parametrize(
