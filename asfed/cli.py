@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from asfed.comm.dp import NOT_COVERED
 from asfed.envs import ENVS, make_vec_env, names, options_of
 from asfed.errors import AsfedError
 
@@ -145,6 +146,21 @@ def simulate(
         float | None,
         typer.Option(help="Clip each network's gradient to this norm (default: off, the paper's)."),
     ] = None,
+    dp_epsilon: Annotated[
+        float | None,
+        typer.Option(
+            help="Differential privacy: target epsilon over the run for every shared message "
+            "(sigma calibrated; the public trajectory is not covered)."
+        ),
+    ] = None,
+    dp_sigma: Annotated[
+        float | None, typer.Option(help="Or the Gaussian noise multiplier itself.")
+    ] = None,
+    dp_delta: Annotated[float | None, typer.Option(help="DP delta (default: 1e-05).")] = None,
+    dp_clip: Annotated[
+        float | None,
+        typer.Option(help="L2 clip of shared vectors: VS values, VPS/PS parameters (default: 1)."),
+    ] = None,
     engine: Annotated[
         str | None,
         typer.Option(
@@ -204,6 +220,10 @@ def simulate(
         layout=layout,
         minibatches=minibatches,
         max_grad_norm=max_grad_norm,
+        dp_epsilon=dp_epsilon,
+        dp_sigma=dp_sigma,
+        dp_delta=dp_delta,
+        dp_clip=dp_clip,
         engine=engine,
         log_every=log_every,
         checkpoint_every=checkpoint_every,
@@ -231,19 +251,27 @@ def simulate(
             f"{sim.topology_name}, {sim.env.num_envs} episodes a round, seed {cfg.seed}, "
             f"{cfg.engine} engine) -> {run.path}"
         )
+        if sim.dp is not None:
+            console.print(
+                f"DP: sigma {sim.dp.sigma:.4g}, delta {sim.dp.delta:g}, epsilon per round in "
+                f"metrics.csv ({NOT_COVERED})"
+            )
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("team return {task.fields[ret]}  degree {task.fields[deg]}"),
+            TextColumn("team return {task.fields[ret]}  degree {task.fields[deg]}{task.fields[e]}"),
             TimeRemainingColumn(),
         )
         with Progress(*columns, console=console, transient=False) as bar:
-            task = bar.add_task("rounds", total=cfg.rounds, completed=sim.round, ret="-", deg="-")
+            task = bar.add_task(
+                "rounds", total=cfg.rounds, completed=sim.round, ret="-", deg="-", e=""
+            )
 
             def update(m: dict) -> None:
                 ret, deg = f"{m['team_return']:.2f}", f"{m['neighbours_mean']:.2f}"
-                bar.update(task, advance=1, ret=ret, deg=deg)
+                eps = f"  epsilon {m['epsilon']:.3g} (messages only)" if "epsilon" in m else ""
+                bar.update(task, advance=1, ret=ret, deg=deg, e=eps)
 
             return train(sim, run, rows, update)
 
@@ -259,7 +287,13 @@ def simulate(
     last = [float(r["team_return"]) for r in rows[-10:]]
     console.print(
         f"done: {len(rows)} rounds, team return (mean of the last {len(last)}) "
-        f"{sum(last) / max(len(last), 1):.2f}, {time.perf_counter() - start_time:.0f} s; "
+        f"{sum(last) / max(len(last), 1):.2f}, {time.perf_counter() - start_time:.0f} s"
+        + (
+            f", epsilon {float(rows[-1]['epsilon']):.3g} ({NOT_COVERED})"
+            if "epsilon" in rows[-1]
+            else ""
+        )
+        + "; "
         f"see {Path(folder) / 'learning_curve.png'}"
     )
 

@@ -18,7 +18,8 @@ from typing import Any
 from asfed.agents.hparams import PPOConfig, paper_config
 from asfed.agents.methods import METHODS
 from asfed.agents.networks import POLICY_LAYOUTS
-from asfed.comm.topology import TOPOLOGIES
+from asfed.comm.dp import DPSettings, calibrate_sigma
+from asfed.comm.topology import TOPOLOGIES, make_topology
 from asfed.envs import ENVS, options_of
 from asfed.errors import AsfedError, accepted
 
@@ -63,6 +64,10 @@ class RunConfig:
     checkpoint_every: int = 10
     zap: bool = False
     private_weights: bool = False
+    dp_epsilon: float | None = None  # target epsilon over the run (sigma calibrated to it)
+    dp_sigma: float | None = None  # or the noise multiplier itself
+    dp_delta: float = 1e-5
+    dp_clip: float = 1.0  # L2 clip of shared vectors (VS values, VPS/PS parameters)
 
     def __post_init__(self) -> None:
         ENVS.get(self.env)
@@ -86,6 +91,44 @@ class RunConfig:
                 f"zap and private_weights are options of cleanup and harvest, not {self.env!r}"
             )
         self.ppo()  # validates rho and learning rates
+        if self.dp_epsilon is not None and not self.dp_epsilon > 0:
+            raise AsfedError(f"dp_epsilon={self.dp_epsilon} is invalid; accepted: a number > 0")
+        if self.dp_sigma is not None and not self.dp_sigma > 0:
+            raise AsfedError(f"dp_sigma={self.dp_sigma} is invalid; accepted: a number > 0")
+        if not 0 < self.dp_delta < 1:
+            raise AsfedError(f"dp_delta={self.dp_delta} is invalid; accepted: 0 < delta < 1")
+        if not self.dp_clip > 0:
+            raise AsfedError(f"dp_clip={self.dp_clip} is invalid; accepted: a number > 0")
+        if self.private and self.method == "cppo":
+            raise AsfedError(
+                "cppo shares rewards, which have no DP mechanism; accepted methods "
+                "with --dp-*: as, vs, vps, ps, ippo"
+            )
+
+    @property
+    def private(self) -> bool:
+        """Whether shared messages are noised (a DP run)."""
+        return self.dp_epsilon is not None or self.dp_sigma is not None
+
+    def release_bound(self) -> int:
+        """An upper bound on any agent's releases over the run: every round, each of the K
+        shares, each kind the method may send, to every agent it could ever neighbour."""
+        n = self.agents or ENVS.get(self.env).default_agents
+        topology = make_topology(self.topology_name(), n, self.every)
+        degree = max(len(topology.potential(i)) for i in range(n))
+        kinds = len(METHODS.get(self.method).allowed_kinds)
+        return self.rounds * self.ppo().epochs * kinds * degree
+
+    def dp_settings(self) -> DPSettings | None:
+        """The agents' DP mechanism: sigma as given (a resolved config records the calibrated
+        one, so a resumed or extended run keeps its noise), else calibrated so that the run's
+        `release_bound` releases meet dp_epsilon at dp_delta."""
+        if not self.private:
+            return None
+        sigma = self.dp_sigma
+        if sigma is None:
+            sigma = calibrate_sigma(self.dp_epsilon, self.dp_delta, self.release_bound())
+        return DPSettings(sigma=sigma, clip=self.dp_clip, delta=self.dp_delta)
 
     def ppo(self) -> PPOConfig:
         """The PPO settings: the paper's for this env, with any given override."""
@@ -122,6 +165,7 @@ class RunConfig:
             agents=self.agents or cls.default_agents,
             episodes=self.num_episodes(),
             minibatches=self.num_minibatches(),
+            dp_sigma=dp.sigma if (dp := self.dp_settings()) is not None else None,
             horizon=self.horizon or cls.default_horizon,
             topology=self.topology_name(),
             rho=ppo.rho,
@@ -194,6 +238,9 @@ def build_config(scenario: str | None = None, **overrides: Any) -> RunConfig:
     values = load_scenario(scenario) if scenario else {}
     given = {k: v for k, v in overrides.items() if v is not None}
     check_types(given, "the command line")
+    merged = {**values, **given}
+    if merged.get("dp_epsilon") is not None and merged.get("dp_sigma") is not None:
+        raise AsfedError("give dp_epsilon or dp_sigma, not both (sigma is calibrated from epsilon)")
     return RunConfig(**{**values, **given})
 
 

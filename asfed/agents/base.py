@@ -42,6 +42,7 @@ from asfed.agents.hparams import PPOConfig
 from asfed.agents.networks import mlp
 from asfed.agents.ppo import discounted_returns, gae, value_loss
 from asfed.agents.storage import AgentStore
+from asfed.comm.dp import DPSettings, release
 from asfed.comm.messages import Message
 from asfed.comm.topology import Neighbourhoods
 
@@ -54,6 +55,7 @@ class AgentSpec:
 
     minibatches: gradient steps per update (Algorithm 1's cadence: one per episode of the round).
     storage: the agent's private folder ("" for none: nothing is written).
+    dp: noise the agent adds to every message it sends (`asfed.comm.dp`; None: none).
     """
 
     agent_id: int
@@ -66,6 +68,7 @@ class AgentSpec:
     seed: int
     layout: str = "separate"
     storage: str = ""
+    dp: DPSettings | None = None
 
 
 @dataclasses.dataclass
@@ -98,6 +101,7 @@ class Agent(ABC):
         self.batch: RoundBatch | None = None
         self.store = AgentStore(spec.storage) if spec.storage else None
         self._stats: dict[str, list[float]] = {}
+        self.noise = np.random.default_rng(spec.seed + 2)  # the agent's own DP noise
 
     def make_critic(self) -> nn.Module:
         """V_i(s): obs `[..., D]` -> `[..., 1]`."""
@@ -120,6 +124,14 @@ class Agent(ABC):
     def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
         """Messages this agent sends at sharing step `step` (0..K-1). Default: none."""
         return []
+
+    def share(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
+        """What leaves the agent at sharing step `step`: its messages, each noised by its DP
+        mechanism when it has one (so the log holds exactly what was released)."""
+        out = self.outgoing(step, round_, neighbours)
+        if self.spec.dp is None:
+            return out
+        return [release(m, self.spec.dp, self.noise) for m in out]
 
     def to_neighbours(
         self, step: int, round_: int, neighbours: Graph, kind: str, payload: Callable[[], Any]
@@ -243,12 +255,14 @@ class Agent(ABC):
     def state_dict(self) -> dict[str, Any]:
         out = {k: m.state_dict() for k, m in self.modules().items()}
         out["gen"] = self.gen.get_state()
+        out["noise"] = self.noise.bit_generator.state
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k, m in self.modules().items():
             m.load_state_dict(state[k])
         self.gen.set_state(state["gen"])
+        self.noise.bit_generator.state = state["noise"]
 
     def save_private(self, round_: int) -> None:
         """Checkpoint to the agent's own storage (the state after `round_` rounds)."""

@@ -55,7 +55,7 @@ class LocalFederation(Federation):
         out: list[Message] = []
         for agent, batch in zip(self.agents, slices, strict=True):
             agent.begin_round(batch)
-            out += agent.outgoing(0, round_, graph)
+            out += agent.share(0, round_, graph)
         return out
 
     def update(
@@ -84,4 +84,4 @@ def step_agent(
     if last:
         agent.end_round(round_)
         return []
-    return agent.outgoing(k, round_, graph)
+    return agent.share(k, round_, graph)

@@ -25,6 +25,7 @@ import torch
 
 from asfed.agents.base import AgentSpec
 from asfed.agents.methods import METHODS, Method
+from asfed.comm.dp import ReleaseAccountant
 from asfed.comm.messages import Message
 from asfed.comm.relay import Relay
 from asfed.comm.topology import Topology, make_topology
@@ -72,6 +73,10 @@ class Simulation:
         n = self.env.num_agents
         self.ppo = cfg.ppo()
         acting, topo, *agent_seeds = np.random.SeedSequence(cfg.seed).spawn(2 + n)
+        self.dp = cfg.dp_settings()
+        self.accountant = (
+            ReleaseAccountant(n, self.dp.sigma, self.dp.delta) if self.dp is not None else None
+        )
         self.acting_rng = np.random.default_rng(acting)
         self.topology_rng = np.random.default_rng(topo)
         self.specs = [
@@ -86,6 +91,7 @@ class Simulation:
                 seed=int(agent_seeds[i].generate_state(1)[0]),
                 layout=cfg.layout,
                 storage=str(agent_root / f"agent_{i}") if agent_root is not None else "",
+                dp=self.dp,
             )
             for i in range(n)
         ]
@@ -124,6 +130,12 @@ class Simulation:
         metrics["bytes_per_episode"] = metrics["bytes_total"] / episodes
         metrics["messages"] = len(self.relay.record)
         metrics["neighbours_mean"] = graph.mean_degree()
+        if self.accountant is not None:
+            sent = np.bincount([m.sender for m in self.relay.record], minlength=n)
+            self.accountant.add(sent)
+            eps = self.accountant.epsilons()
+            metrics["epsilon"] = float(eps.max())  # messages only, not the public trajectory
+            metrics.update({f"epsilon_{i}": float(e) for i, e in enumerate(eps)})
         self.round += 1
         return metrics, list(self.relay.record)
 
@@ -136,6 +148,7 @@ class Simulation:
         return {
             "round": self.round,
             "num_agents": self.num_agents,
+            "accountant": self.accountant.state_dict() if self.accountant is not None else None,
             "acting_rng": self.acting_rng.bit_generator.state,
             "topology_rng": self.topology_rng.bit_generator.state,
             "env_resets": self.env.reset_count,
@@ -154,6 +167,8 @@ class Simulation:
                 f"checkpoint has {state['num_agents']} agents, the config {self.num_agents}"
             )
         self.federation.restore(state["round"])
+        if self.accountant is not None and state.get("accountant") is not None:
+            self.accountant.load_state_dict(state["accountant"])
         self.acting_rng.bit_generator.state = state["acting_rng"]
         self.topology_rng.bit_generator.state = state["topology_rng"]
         self.env.reset_count = state["env_resets"]

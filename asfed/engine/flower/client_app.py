@@ -89,7 +89,7 @@ def share(msg: Message, context: Context) -> Message:
     agent.begin_round(batch)
     context.state["asfed_batch"] = msg.content["batch"]
     graph = codec.graph_from_records(agent.id, msg.content["graph"], msg.content["rows"])
-    out = agent.outgoing(0, int(head["round"]), graph)
+    out = agent.share(0, int(head["round"]), graph)
     _save(context, agent)
     content = RecordDict()
     codec.put_messages(content, out)

@@ -13,6 +13,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 
 from asfed.agents.base import AgentSpec, Graph, RoundBatch
 from asfed.agents.hparams import PPOConfig
+from asfed.comm.dp import DPSettings
 from asfed.comm.messages import Message
 from asfed.comm.topology import Neighbourhoods
 
@@ -32,7 +33,10 @@ def spec_from_json(text: str) -> AgentSpec:
         tuple(cfg["actor_hidden"]),
         tuple(cfg["critic_hidden"]),
     )
-    return AgentSpec(**{**data, "potential": frozenset(data["potential"]), "cfg": PPOConfig(**cfg)})
+    dp = DPSettings(**data.pop("dp")) if data.get("dp") else None
+    return AgentSpec(
+        **{**data, "potential": frozenset(data["potential"]), "cfg": PPOConfig(**cfg), "dp": dp}
+    )
 
 
 def state_to_bytes(state: dict[str, Any]) -> bytes:

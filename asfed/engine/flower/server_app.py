@@ -16,6 +16,7 @@ from flwr.serverapp import Grid, ServerApp
 from asfed.config import RunConfig, check_types
 from asfed.engine.driver import resume, start, train
 from asfed.engine.flower.federation import flower_federation
+from asfed.errors import AsfedError
 
 app = ServerApp()
 
@@ -27,6 +28,8 @@ def run_config_to_options(run_config: dict[str, Any]) -> tuple[dict[str, Any], s
     out, resume_from = str(values.pop("out", "") or ""), str(values.pop("resume", "") or "")
     fields = {k: v for k, v in values.items() if v != ""}
     check_types(fields, "the Flower run config")
+    if fields.get("dp_epsilon") is not None and fields.get("dp_sigma") is not None:
+        raise AsfedError("give dp_epsilon or dp_sigma, not both (sigma is calibrated from epsilon)")
     return {**fields, "engine": "flower"}, out, resume_from
 
 
