@@ -401,6 +401,91 @@ def _train_for_audit(env, methods, seeds, rounds, episodes, out) -> list[Path]:
         )
 
 
+@app.command()
+def tradeoff(
+    env: Annotated[str, typer.Option(help="The env to train on.")] = "navigation",
+    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "as,ps",
+    epsilons: Annotated[
+        str, typer.Option(help="Target epsilons over each run; inf: no noise.")
+    ] = "0.5,1,2,4,8,16,inf",
+    seeds: Annotated[int, typer.Option(help="Seeds 1..N per point.")] = 5,
+    rounds: Annotated[int | None, typer.Option(help="Rounds per run (default 30).")] = None,
+    episodes: Annotated[int | None, typer.Option(help="Episodes a round (default 8).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: every core).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder of the sweep (finished points are reused).")
+    ] = None,
+) -> None:
+    """Buy privacy with noise and see the price: team return and attack success vs epsilon.
+
+    Trains every (method, epsilon, seed) point with calibrated DP noise on every shared
+    message, audits it (reward-type and reward-inversion, the relay attacking every agent, beside
+    the actions-only baseline), and writes tradeoff.csv (every point, with the accountant's
+    epsilon and the lower bound the guesses imply) and tradeoff.png. Epsilon covers the messages
+    only: the public trajectory (states, actions) is not covered.
+    """
+    import os
+
+    from audits.tradeoff import figure, parse_epsilons, run_tradeoff, summarise, write_csv
+
+    eps = parse_epsilons(epsilons)
+    names_ = [m.strip() for m in methods.split(",") if m.strip()]
+    if seeds < 1:
+        raise AsfedError(f"seeds={seeds} is invalid; accepted: an integer >= 1")
+    cores = workers or os.cpu_count() or 1
+    if cores < 1:
+        raise AsfedError(f"workers={workers} is invalid; accepted: an integer >= 1")
+    folder = out or Path("runs") / f"tradeoff_{env}"
+    console.print(
+        f"trade-off on {env}: {names_} x epsilon {eps} x {seeds} seeds, {cores} "
+        f"workers -> {folder} ({NOT_COVERED})"
+    )
+    with console.status("training and auditing...") as status:
+        rows = run_tradeoff(
+            env,
+            names_,
+            eps,
+            list(range(1, seeds + 1)),
+            folder,
+            cores,
+            lambda text: status.update(text),
+            rounds=rounds,
+            episodes=episodes,
+        )
+    summary = summarise(rows)
+    table = Table(
+        title=f"{env}: privacy vs performance (means over seeds, 95% CIs)",
+        caption=f"epsilon: {NOT_COVERED}",
+    )
+    for col in (
+        "method",
+        "target eps",
+        "accountant eps",
+        "empirical eps >=",
+        "team return",
+        "type acc.",
+        "actions-only",
+        "inversion r",
+    ):
+        table.add_column(col)
+    fmt = lambda v, ci=None: f"{v:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")  # noqa: E731
+    for row in summary:
+        table.add_row(
+            row["method"],
+            f"{row['epsilon_target']:g}",
+            f"{row['epsilon_accountant']:.3g}",
+            f"{row['epsilon_empirical']:.2f}",
+            fmt(row["team_return"], row["team_return_ci"]),
+            fmt(row["type_accuracy"], row["type_accuracy_ci"]),
+            fmt(row["type_baseline"]),
+            fmt(row["inversion_r"]),
+        )
+    console.print(table)
+    write_csv(folder / "tradeoff.csv", rows)
+    figure(folder / "tradeoff.png", summary, env, 1e-5)
+    console.print(f"wrote {folder / 'tradeoff.csv'} and {folder / 'tradeoff.png'}")
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one clear line and exit code 2."""
     try:

@@ -88,6 +88,9 @@ def from_actions(
         for h in range(len(hyps)):
             phis[h].append(phi(view.victim, h)[keep])
     a = np.concatenate(acts)
+    if not len(a):  # no transitions in these episodes: nothing to fit
+        dim = phis[0][0].shape[-1]
+        return RewardEstimate("actions", 0, np.zeros(dim), float("nan"))
     fits = []
     for h in range(len(hyps)):
         x = np.concatenate(phis[h])
@@ -114,6 +117,8 @@ def predict(
         out_round.append(np.full(len(rows), r))
         out_row.append(rows)
         out_r.append(phi[rows, taken] @ estimate.weights)
+    if not out_r:  # no transitions in these episodes
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
     return np.concatenate(out_round), np.concatenate(out_row), np.concatenate(out_r)
 
 

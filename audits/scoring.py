@@ -52,6 +52,8 @@ def calibrated_r2(
     fit_pred: np.ndarray, fit_true: np.ndarray, test_pred: np.ndarray, test_true: np.ndarray
 ) -> float:
     """R^2 on the test rows after an affine map true ~ a pred + b fitted on separate rows."""
+    if len(test_true) < 2:
+        return float("nan")
     if len(fit_pred) < 2 or np.std(fit_pred) == 0:
         a, b = 0.0, float(np.mean(fit_true)) if len(fit_true) else 0.0
     else:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from asfed.config import build_config
+from asfed.csvfile import read_rows
 from asfed.engine.driver import resume, start, train
 from asfed.runs import CONFIG
 
@@ -36,12 +37,14 @@ def ensure_runs(
     paths = []
     for (method, seed), cfg in configs.items():
         path = run_folder(out, env, method, seed)
+        paths.append(path)
+        if len(read_rows(path / "metrics.csv")) >= cfg.rounds:
+            continue  # finished: reused as it is
         if (path / CONFIG).exists():
             sim, run, rows = resume(path, cfg.rounds)
         else:
             sim, run, rows = start(cfg, path)
         train(sim, run, rows, (lambda _m: on_round()) if on_round else None)
-        paths.append(path)
     return paths
 
 
