@@ -36,14 +36,21 @@ def cluster_bootstrap(
     return (float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975)))
 
 
+def _degenerate(x: np.ndarray, y: np.ndarray) -> bool:
+    """Too few rows, a constant side, or non-finite values: no correlation to report (0)."""
+    if len(x) < 3 or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return True
+    return bool(np.std(x) == 0 or np.std(y) == 0)
+
+
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+    if _degenerate(x, y):
         return 0.0
     return float(np.corrcoef(x, y)[0, 1])
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+    if _degenerate(x, y):
         return 0.0
     return float(stats.spearmanr(x, y).statistic)
 
@@ -52,8 +59,8 @@ def calibrated_r2(
     fit_pred: np.ndarray, fit_true: np.ndarray, test_pred: np.ndarray, test_true: np.ndarray
 ) -> float:
     """R^2 on the test rows after an affine map true ~ a pred + b fitted on separate rows."""
-    if len(test_true) < 2:
-        return float("nan")
+    if len(test_true) < 2 or not (np.isfinite(test_pred).all() and np.isfinite(fit_pred).all()):
+        return float("nan")  # nothing to score, or an estimate that is not a number
     if len(fit_pred) < 2 or np.std(fit_pred) == 0:
         a, b = 0.0, float(np.mean(fit_true)) if len(fit_true) else 0.0
     else:

@@ -42,7 +42,7 @@ from asfed.agents.hparams import PPOConfig
 from asfed.agents.networks import mlp
 from asfed.agents.ppo import discounted_returns, gae, value_loss
 from asfed.agents.storage import AgentStore
-from asfed.comm.dp import DPSettings, release
+from asfed.comm.dp import PARAM_KINDS, DPSettings, release, release_update
 from asfed.comm.messages import Message
 from asfed.comm.topology import Neighbourhoods
 
@@ -102,6 +102,8 @@ class Agent(ABC):
         self.store = AgentStore(spec.storage) if spec.storage else None
         self._stats: dict[str, list[float]] = {}
         self.noise = np.random.default_rng(spec.seed + 2)  # the agent's own DP noise
+        self._dp_reference: dict[str, torch.Tensor] = {}  # last released parameters, per kind
+        self._rounds_done = 0
 
     def make_critic(self) -> nn.Module:
         """V_i(s): obs `[..., D]` -> `[..., 1]`."""
@@ -131,7 +133,23 @@ class Agent(ABC):
         out = self.outgoing(step, round_, neighbours)
         if self.spec.dp is None:
             return out
-        return [release(m, self.spec.dp, self.noise) for m in out]
+        released: dict[str, np.ndarray] = {}
+        result = []
+        for m in out:
+            if m.kind not in PARAM_KINDS:
+                result.append(release(m, self.spec.dp, self.noise))
+                continue
+            if m.kind not in released:
+                ref = self._dp_reference.get(m.kind)
+                if ref is None and self._rounds_done == 0 and step == 0:
+                    vector = m.payload.astype(np.float64)  # initial parameters: free
+                else:
+                    base = np.zeros(m.payload.size) if ref is None else ref.numpy()
+                    vector = release_update(m.payload, base, self.spec.dp, self.noise)
+                self._dp_reference[m.kind] = torch.as_tensor(vector)
+                released[m.kind] = vector
+            result.append(dataclasses.replace(m, payload=released[m.kind], nbytes=-1))
+        return result
 
     def to_neighbours(
         self, step: int, round_: int, neighbours: Graph, kind: str, payload: Callable[[], Any]
@@ -157,6 +175,7 @@ class Agent(ABC):
 
     def end_round(self, round_: int) -> None:
         """Close the round: this round's private diagnostics go to the agent's own storage."""
+        self._rounds_done += 1
         if self.store is not None and self._stats:
             row = {"round": round_, **{k: mean(v) for k, v in sorted(self._stats.items())}}
             self.store.append_diagnostics(row)
@@ -256,6 +275,8 @@ class Agent(ABC):
         out = {k: m.state_dict() for k, m in self.modules().items()}
         out["gen"] = self.gen.get_state()
         out["noise"] = self.noise.bit_generator.state
+        out["dp_reference"] = dict(self._dp_reference)
+        out["rounds_done"] = self._rounds_done
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -263,6 +284,8 @@ class Agent(ABC):
             m.load_state_dict(state[k])
         self.gen.set_state(state["gen"])
         self.noise.bit_generator.state = state["noise"]
+        self._dp_reference = dict(state["dp_reference"])
+        self._rounds_done = int(state["rounds_done"])
 
     def save_private(self, round_: int) -> None:
         """Checkpoint to the agent's own storage (the state after `round_` rounds)."""

@@ -10,9 +10,14 @@ released):
   sqrt(2) in L2, so the message's L2 sensitivity is sqrt(2R); add N(0, (sigma sqrt(2R))^2) to
   every entry, then project each row back onto the simplex (Duchi et al. 2008's sort-based
   Euclidean projection; post-processing);
-- vectors (`values`, `value_params`, `policy_params`): clip to L2 norm C, so two releases differ
-  by at most 2C under replace adjacency; add N(0, (2 C sigma)^2) per entry (DP-FedAvg's
-  clip-then-noise, with replace rather than add/remove sensitivity).
+- VS's values (`values`, one advantage per row): clip the vector to L2 norm C, so two releases
+  differ by at most 2C under replace adjacency; add N(0, (2 C sigma)^2) per entry;
+- parameters (`value_params`, `policy_params`), as DP-FedAvg clips updates rather than models:
+  the agent releases theta_t' = theta_{t-1}' + clip_C(theta_t - theta_{t-1}') + N(0, (2 C sigma)^2)
+  (`release_update`), the previous release theta_{t-1}' being public to its receivers; its first
+  release is its initial parameters, data-independent and so free, when it shares before any
+  update (else the reference is 0). One release per sharing step and kind, sent to every
+  neighbour; the accountant still counts one step per message (an over-count: conservative).
 Flower's DP wrappers (`DifferentialPrivacy*Clipping`, `LocalDpMod`) clip an update relative to
 what a server sent and average it (FedAvg); they fit neither peer-to-peer distributions nor
 consensus, and `LocalDpMod` does not compose across rounds, so the mechanism is written here
@@ -45,7 +50,7 @@ from asfed.errors import AsfedError
 
 NOT_COVERED = "messages only: the public trajectory (states, actions) is not covered"
 DISTRIBUTION_KINDS = frozenset({"policy_dist", "anticipation"})
-VECTOR_KINDS = frozenset({"values", "value_params", "policy_params"})
+PARAM_KINDS = frozenset({"value_params", "policy_params"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,12 +94,12 @@ def release(msg: Message, dp: DPSettings, rng: np.random.Generator) -> Message:
     if msg.kind in DISTRIBUTION_KINDS:
         std = dp.sigma * math.sqrt(2 * max(len(x), 1))
         noised = project_simplex(x + rng.normal(0.0, std, x.shape))
-    elif msg.kind in VECTOR_KINDS:
+    elif msg.kind == "values":
         norm = float(np.linalg.norm(x))
         clipped = x * min(1.0, dp.clip / norm) if norm > 0 else x
         noised = clipped + rng.normal(0.0, 2 * dp.clip * dp.sigma, x.shape)
     else:
-        raise AsfedError(f"no DP mechanism for {msg.kind!r} messages (CPPO's rewards)")
+        raise AsfedError(f"no per-message DP mechanism for {msg.kind!r} messages")
     return dataclasses.replace(msg, payload=noised.astype(np.float32), nbytes=-1)
 
 
@@ -104,6 +109,16 @@ def _delta(eps: float, mu: float) -> float:
     a = special.log_ndtr(-eps / mu + mu / 2)
     b = eps + special.log_ndtr(-eps / mu - mu / 2)
     return float(np.exp(a) - np.exp(b)) if a > b else 0.0
+
+
+def release_update(
+    x: np.ndarray, reference: np.ndarray, dp: DPSettings, rng: np.random.Generator
+) -> np.ndarray:
+    """The next released parameter vector: the last release plus the clipped, noised update."""
+    step = np.asarray(x, np.float64) - reference
+    norm = float(np.linalg.norm(step))
+    clipped = step * min(1.0, dp.clip / norm) if norm > 0 else step
+    return reference + clipped + rng.normal(0.0, 2 * dp.clip * dp.sigma, step.shape)
 
 
 def epsilon_from_mu(mu: float, delta: float) -> float:

@@ -17,6 +17,7 @@ from asfed.comm.dp import (
     epsilon_from_mu,
     project_simplex,
     release,
+    release_update,
 )
 from asfed.comm.messages import Message
 from asfed.config import build_config
@@ -89,12 +90,10 @@ def test_a_released_message_is_noised_valid_and_reproducible() -> None:
     assert not np.allclose(a.payload, p) and (a.payload >= 0).all()
     np.testing.assert_allclose(a.payload.sum(1), 1.0, rtol=1e-5)
     assert a.rows is msg.rows or np.array_equal(a.rows, msg.rows)
-    v = release(
-        Message(0, 0, 1, 0, "value_params", np.full(10, 3.0)),
-        DPSettings(0.01, 1.0),
-        np.random.default_rng(0),
+    step = release_update(
+        np.full(10, 3.0), np.ones(10), DPSettings(0.01, 1.0), np.random.default_rng(0)
     )
-    assert np.linalg.norm(v.payload) == pytest.approx(1.0, abs=0.1)  # clipped to C, then noised
+    assert np.linalg.norm(step - 1.0) == pytest.approx(1.0, abs=0.1)  # the update, clipped to C
 
 
 def test_at_a_tiny_epsilon_reward_type_is_at_chance() -> None:
