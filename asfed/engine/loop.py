@@ -131,7 +131,8 @@ class Simulation:
         metrics["messages"] = len(self.relay.record)
         metrics["neighbours_mean"] = graph.mean_degree()
         if self.accountant is not None:
-            sent = np.bincount([m.sender for m in self.relay.record], minlength=n)
+            senders = np.array([m.sender for m in self.relay.record], dtype=np.int64)
+            sent = np.bincount(senders, minlength=n)  # one release per message
             self.accountant.add(sent)
             eps = self.accountant.epsilons()
             metrics["epsilon"] = float(eps.max())  # messages only, not the public trajectory

@@ -159,3 +159,13 @@ def test_bad_dp_values_get_one_clear_error_and_write_nothing(tmp_path, flags, me
     res = asfed("simulate", "--env", "navigation", "--engine", "local", "--out", str(out), *flags)
     assert res.returncode == 2 and message in res.stderr, res.stderr
     assert not out.exists()
+
+
+def test_rounds_without_messages_release_nothing() -> None:
+    from asfed.engine.loop import Simulation
+
+    sim = Simulation(
+        build_config(env="navigation", method="as", episodes=2, every=2, dp_epsilon=1.0)
+    )
+    eps = [sim.run_round()[0]["epsilon"] for _ in range(3)]
+    assert eps[0] == eps[1] < eps[2]  # round 1 communicates nothing: epsilon does not move
