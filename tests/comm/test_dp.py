@@ -22,6 +22,7 @@ from asfed.comm.dp import (
 from asfed.comm.messages import Message
 from asfed.config import build_config
 from asfed.engine.driver import resume, start, train
+from asfed.engine.loop import Simulation
 from attacks import reward_type
 from audits import scoring
 from tests.attacks.test_attacks import records, soft_optimal, view_with
