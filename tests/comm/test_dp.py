@@ -163,8 +163,6 @@ def test_bad_dp_values_get_one_clear_error_and_write_nothing(tmp_path, flags, me
 
 
 def test_rounds_without_messages_release_nothing() -> None:
-    from asfed.engine.loop import Simulation
-
     sim = Simulation(
         build_config(env="navigation", method="as", episodes=2, every=2, dp_epsilon=1.0)
     )
