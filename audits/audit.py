@@ -28,6 +28,7 @@ from attacks.view import AttackerView, load_view, parse_attacker, run_config
 from audits import scoring
 
 QUESTIONS = ("reward-type", "reward-inversion")
+PREFIX = {"messages": "", "baseline": "baseline_"}
 
 
 @dataclasses.dataclass
@@ -64,15 +65,21 @@ def _folds(view: AttackerView) -> list[set[int]]:
 
 def _type_scores(guess: TypeGuess, k_true: int) -> dict[str, float]:
     hits = guess.episode_guesses == k_true
-    labels = np.full(len(hits), k_true)
-    half = np.arange(len(hits)) % 2 == 0
-    s = guess.episode_scores
     return {
         "accuracy": float(hits.mean()),
         "episodes": float(len(hits)),
         "run_guess_correct": float(guess.guess == k_true),
-        "mi_lower_bound": scoring.mi_lower_bound(s[half], labels[half], s[~half], labels[~half]),
     }
+
+
+def _pooled_mi(guesses: list[tuple[TypeGuess, int]]) -> float:
+    """The MI lower bound over every victim's episodes of one run: pooled, the true types are a
+    permutation of the K candidates (navigation, exchange), so the labels are spread over the
+    types rather than one fixed label per victim. Alternate episodes fit lambda and score."""
+    scores = np.concatenate([g.episode_scores for g, _ in guesses])
+    labels = np.concatenate([np.full(len(g.episode_scores), k) for g, k in guesses])
+    half = np.arange(len(labels)) % 2 == 0
+    return scoring.mi_lower_bound(scores[half], labels[half], scores[~half], labels[~half])
 
 
 def _truth_rewards(path: Path, victim: int, rounds: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -120,6 +127,7 @@ def audit_run(
         raise AsfedError(f"{path} has no ground truth to score against (ground_truth/ missing)")
     chosen = victims if victims is not None else [j for j in range(n) if j != listener]
     out = []
+    pooled: dict[str, list] = {"messages": [], "baseline": []}
     for j in chosen:
         view = load_view(path, attacker, j)  # one view per victim: both questions share features
         for q in questions:
@@ -132,16 +140,29 @@ def audit_run(
                 attacker=attacker,
                 victim=j,
             )
-            score = _type_row if q == "reward-type" else _inversion_row
-            out.append(score(path, view, base))
+            if q == "reward-type":
+                out.append(_type_row(path, view, base, pooled))
+            else:
+                out.append(_inversion_row(path, view, base))
+    for key, guesses in pooled.items():
+        if not guesses:
+            continue
+        mi, name = _pooled_mi(guesses), PREFIX[key] + "mi_lower_bound"
+        for row in out:
+            if row.attack == "reward-type" and (key == "baseline" or row.score is not None):
+                row.extra[name] = mi
     return out
 
 
-def _type_row(path: Path, view: AttackerView, base: dict) -> VictimScore:
+def _type_row(path: Path, view: AttackerView, base: dict, pooled: dict[str, list]) -> VictimScore:
     impl = ATTACKS.get("reward-type")()
     guess = impl.run(view)  # first: it refuses envs without a discrete reward type
     k_true, k = _truth_type(path, view)
-    baseline = _type_scores(impl.baseline(view), k_true)
+    baseline_guess = impl.baseline(view)
+    pooled["baseline"].append((baseline_guess, k_true))
+    if not isinstance(guess, NoEvidence):
+        pooled["messages"].append((guess, k_true))
+    baseline = _type_scores(baseline_guess, k_true)
     extra = {f"baseline_{key}": v for key, v in baseline.items()}
     if isinstance(guess, NoEvidence):
         return VictimScore(

@@ -56,9 +56,11 @@ class ASLossParts:
 
 
 def indicator_sets(p_new: torch.Tensor, p_shared: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
-    """1[(p_new / p_shared) A >= A], elementwise over `[T]` (Eq. 14); no gradient."""
+    """1[(p_new / p_shared) A >= A], elementwise over `[T]` (Eq. 14); no gradient. A shared
+    probability of exactly 0 (a DP-noised row projected onto a vertex) is floored at 1e-8, so the
+    ratio stays finite."""
     with torch.no_grad():
-        return (p_new / p_shared) * adv >= adv
+        return (p_new / p_shared.clamp_min(1e-8)) * adv >= adv
 
 
 def as_loss(

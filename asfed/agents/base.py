@@ -43,7 +43,7 @@ from asfed.agents.networks import mlp
 from asfed.agents.ppo import discounted_returns, gae, value_loss
 from asfed.agents.storage import AgentStore
 from asfed.comm.dp import PARAM_KINDS, DPSettings, release, release_update
-from asfed.comm.messages import Message
+from asfed.comm.messages import ROW_KINDS, Message
 from asfed.comm.topology import Neighbourhoods
 
 Graph = Neighbourhoods
@@ -162,8 +162,8 @@ class Agent(ABC):
         data = payload()
         out = []
         for j in peers:
-            rows = neighbours.rows_of(self.id, j)
-            if rows is None:
+            rows = neighbours.rows_of(self.id, j) if kind in ROW_KINDS else None
+            if rows is None:  # parameters go whole: the pair were neighbours this round
                 out.append(Message(round_, step, self.id, j, kind, data))
             else:
                 out.append(Message(round_, step, self.id, j, kind, data[rows], rows))

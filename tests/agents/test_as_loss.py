@@ -131,8 +131,8 @@ def test_a_gradient_step_on_the_penalty_pulls_anticipations_toward_shared_polici
 
 def test_a_neighbour_counts_only_on_the_states_where_it_is_one() -> None:
     """Per-step neighbourhoods: off j's mask, j is not in N_i, so its ratio and both penalties
-    drop out there. All-off equals no neighbour; all-on equals no mask; a half mask equals the
-    per-sample mix of the two."""
+    drop out there. All-off equals no neighbour; all-on equals no mask; with a half mask the
+    anticipation learns only on the masked samples."""
     logits, actions, logp_old = _own()
     adv = torch.randn(T)
     nb = _neighbour()

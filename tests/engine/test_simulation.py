@@ -124,3 +124,13 @@ def test_distance_messages_carry_only_the_rows_where_pairs_were_neighbours(tmp_p
     # AS's messages cover each pair's shared states only: far fewer rows than the round has
     m_states = sum(len(m.rows) for m in messages if m.round == 0 and m.step == 0)
     assert m_states < 0.5 * 8 * 7 * 2 * (2 * 30)
+
+
+@pytest.mark.parametrize("method", ["ps", "vps", "vs"])
+def test_baselines_run_on_per_step_neighbourhoods(tmp_path, method) -> None:
+    """Parameters go whole to a neighbour met anywhere in the round; values only on the rows
+    where they met."""
+    _, _, messages = logged(tmp_path, env="predation", method=method, agents=6)
+    assert messages
+    for m in messages:
+        assert (m.rows is None) == m.kind.endswith("params")
