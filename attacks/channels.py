@@ -107,4 +107,4 @@ def _from_params(
 
 def num_actions(view: AttackerView) -> int:
     """The env's action count (public rules)."""
-    return rules(view.env, 1, tuple(sorted(view.options.items()))).num_actions
+    return rules(view.env, view.options).num_actions

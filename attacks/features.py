@@ -21,9 +21,14 @@ from asfed.envs import make_vec_env
 from asfed.envs.base import VecEnv
 
 
+def rules(env: str, options: dict[str, Any], copies: int = 1) -> VecEnv:
+    """An env with `copies` copies for computing features (seed 0: its private draw is unused);
+    built once per (env, options, copies)."""
+    return _rules(env, copies, tuple(sorted(options.items())))
+
+
 @functools.lru_cache(maxsize=16)
-def rules(env: str, copies: int, options: tuple[tuple[str, Any], ...]) -> VecEnv:
-    """An env with `copies` copies for computing features (seed 0: its private draw is unused)."""
+def _rules(env: str, copies: int, options: tuple[tuple[str, Any], ...]) -> VecEnv:
     return make_vec_env(env, copies, seed=0, **dict(options))
 
 
@@ -36,7 +41,7 @@ def _state_cls(core: VecEnv) -> type:
 
 def hypotheses(env: str, options: dict[str, Any], victim: int) -> list[tuple[dict, np.ndarray]]:
     """The victim's K reward types: (a feature candidate consistent with it, weights `[D]`)."""
-    core = rules(env, 1, tuple(sorted(options.items())))
+    core = rules(env, options)
     types = core.reward_type_candidates()  # [K, D]
     cands = core.feature_candidates()
     try:
@@ -51,7 +56,7 @@ def hypotheses(env: str, options: dict[str, Any], victim: int) -> list[tuple[dic
 
 
 def feature_candidates(env: str, options: dict[str, Any]) -> list[dict]:
-    return rules(env, 1, tuple(sorted(options.items()))).feature_candidates()
+    return rules(env, options).feature_candidates()
 
 
 def counterfactual(
@@ -65,10 +70,9 @@ def counterfactual(
     """Phi `[M, A, D]`: the victim's features on each valid row of the round if `actor` had
     taken action a (others as recorded), under the hypothesis `private`."""
     b, t_max, _ = rec.actions.shape
-    opts = tuple(sorted(options.items()))
-    probe = rules(env, 1, opts)
+    probe = rules(env, options)
     a_count = probe.num_actions
-    core = rules(env, b * a_count, opts)
+    core = rules(env, options, b * a_count)
     cls = _state_cls(probe)
     out = np.zeros((b, t_max, a_count, len(probe.feature_names)))
     for t in range(t_max):

@@ -53,7 +53,7 @@ def _truth_type(path: Path, view: AttackerView) -> tuple[int, int]:
     """(the victim's true type k, K), from ground truth (scoring only)."""
     with np.load(path / record.TRUTH / "params.npz") as params:
         w = params["reward_weights"][view.victim]
-    core = rules(view.env, 1, tuple(sorted(view.options.items())))
+    core = rules(view.env, view.options)
     return core.reward_type_of(w), len(core.reward_type_candidates())
 
 

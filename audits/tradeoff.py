@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from asfed.atomic import atomic_write
-from asfed.comm.dp import NOT_COVERED
 from asfed.config import RunConfig, build_config
 from asfed.csvfile import read_rows
 from audits import scoring
@@ -237,6 +236,3 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     atomic_write(path, buf.getvalue())
-
-
-__all__ = ["NOT_COVERED", "figure", "parse_epsilons", "run_tradeoff", "summarise", "write_csv"]

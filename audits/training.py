@@ -53,7 +53,6 @@ def rounds_to_train(env: str, methods: list[str], seeds: list[int], out: Path, r
     total = 0
     for m in methods:
         for s in seeds:
-            path = run_folder(out, env, m, s) / "metrics.csv"
-            done = max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
+            done = len(read_rows(run_folder(out, env, m, s) / "metrics.csv"))
             total += max(0, rounds - done)
     return total
