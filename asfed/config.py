@@ -36,6 +36,8 @@ ENGINES = ("flower", "local")
 # episode (see `asfed.agents.base`). Rounds this size amortise the Flower engine's fixed cost
 # per round trip; `episodes = 1` is Algorithm 1's order exactly.
 STEPS_PER_ROUND = 9600
+# A scenario's optional `[sweep]` table (methods, seeds, grid): `audits.sweep` reads it.
+SWEEP_TABLE = "sweep"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,6 +231,7 @@ def load_scenario(name_or_path: str) -> dict[str, Any]:
                 f"unknown scenario {name_or_path!r}; accepted: {accepted(scenario_names())}"
             )
     values = read_toml(path)
+    values.pop(SWEEP_TABLE, None)  # a sweep's grid, read and checked by `asfed sweep` alone
     check_types(values, str(path))
     return values
 
