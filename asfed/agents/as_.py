@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from asfed.agents.as_loss import NeighbourTerms, as_loss
-from asfed.agents.base import Agent, AgentSpec, Graph
+from asfed.agents.base import Agent, AgentSpec, Graph, adam
 from asfed.agents.methods import METHODS, Method
 from asfed.agents.networks import POLICY_LAYOUTS
 from asfed.comm.messages import Message
@@ -38,7 +38,7 @@ class ASAgent(Agent):
         self.policy = POLICY_LAYOUTS[spec.layout](
             spec.obs_dim, spec.cfg.actor_hidden, spec.num_actions, others
         )
-        self.actor_opt = torch.optim.Adam(self.policy.parameters(), lr=spec.cfg.actor_lr)
+        self.actor_opt = adam(self.policy.parameters(), spec.cfg.actor_lr)
 
     def acting_logits(self, obs: torch.Tensor) -> torch.Tensor:
         return self.policy.own_logits(obs)
@@ -56,13 +56,22 @@ class ASAgent(Agent):
             own += list(torso.parameters())
         return [own, *(list(net.parameters()) for net in self.policy.anticipations.values())]
 
+    def round_logits(self) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """pi^ii's and every pi^ij's logits on the round's M states, `[M, A]` each, memoised
+        until the policy changes: what step k shares is what update k + 1 starts from."""
+
+        def compute() -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+            with torch.no_grad():
+                return self.policy(self._obs_all)
+
+        return self.memo("round_logits", compute)
+
     def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
         peers = sorted(neighbours[self.id])
         if not peers:
             return []
-        with torch.no_grad():
-            own, ants = self.policy(self._obs_all)
-            own_p = torch.softmax(own, -1).numpy()
+        own, ants = self.round_logits()
+        own_p = torch.softmax(own, -1).numpy()
         out = []
         for j in peers:
             ant_p = torch.softmax(ants[j], -1).numpy()
@@ -102,8 +111,8 @@ class ASAgent(Agent):
         shared = self._shared(inbox, peers)
         acts = self._actions
         me = self.id
+        own_old, ants_old = self.round_logits()
         with torch.no_grad():
-            own_old, ants_old = self.policy(self._obs_all)
             logp_old = torch.log_softmax(own_old, -1).gather(1, acts[:, me : me + 1])[:, 0]
             ant_logp_old = {
                 j: torch.log_softmax(ants_old[j], -1).gather(1, acts[:, j : j + 1])[:, 0]

@@ -22,6 +22,13 @@ Critic (Eq. 18): V_i regresses on the Monte-Carlo return to the episode's end. E
 at its horizon or earlier, and the horizon is terminal (exchange, navigation and predation put
 t / horizon in the state, so a bootstrap V(s_T) would extrapolate to a state never trained on).
 
+No repeated work: a forward pass whose inputs and parameters have not changed since it was last
+computed is read from a memo (`memo`), dropped whenever any parameter changes (`params_changed`:
+every optimiser step, consensus step and checkpoint load). So the distributions an agent shares at
+step k are the ones its update k + 1 starts from (pi_old), and V_i runs once per update. Adam is
+PyTorch's fused kernel: the same update rule in one pass over the parameters instead of a dozen
+(its rounding differs from the per-tensor loop in the last bits).
+
 Gradient clipping is off, as in the paper; `max_grad_norm` turns it on, taken separately over
 each clip group (AS: pi^ii and each pi^ij), so a large anticipation gradient cannot shrink the
 own policy's step.
@@ -97,13 +104,14 @@ class Agent(ABC):
         torch.manual_seed(spec.seed)  # network initialisation, reproducible per agent
         self.gen = torch.Generator().manual_seed(spec.seed + 1)  # minibatch order
         self.critic = self.make_critic()
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=spec.cfg.critic_lr)
+        self.critic_opt = adam(self.critic.parameters(), spec.cfg.critic_lr)
         self.batch: RoundBatch | None = None
         self.store = AgentStore(spec.storage) if spec.storage else None
         self._stats: dict[str, list[float]] = {}
         self.noise = np.random.default_rng(spec.seed + 2)  # the agent's own DP noise
         self._dp_reference: dict[str, torch.Tensor] = {}  # last released parameters, per kind
         self._rounds_done = 0
+        self._memo: dict[str, Any] = {}
 
     def make_critic(self) -> nn.Module:
         """V_i(s): obs `[..., D]` -> `[..., 1]`."""
@@ -122,6 +130,18 @@ class Agent(ABC):
         self._actions = torch.as_tensor(batch.actions[batch.valid])  # [M, N]
         self._obs_seq = torch.as_tensor(batch.obs)  # [B, T + 1, D]
         self._stats = {}
+        self.params_changed()
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """`compute()`, or its result from earlier in the round if no parameter has changed
+        since (the cache `params_changed` empties)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def params_changed(self) -> None:
+        """Forget every memoised forward pass (parameters or the round's batch changed)."""
+        self._memo.clear()
 
     def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
         """Messages this agent sends at sharing step `step` (0..K-1). Default: none."""
@@ -188,9 +208,14 @@ class Agent(ABC):
     # ---- shared machinery -------------------------------------------------------------------
 
     def values(self) -> np.ndarray:
-        """V_i on every state of the round. Returns float64 `[B, T + 1]`."""
-        with torch.no_grad():
-            return self.critic(self._obs_seq)[..., 0].double().numpy()
+        """V_i on every state of the round (memoised until the critic changes). Returns float64
+        `[B, T + 1]`."""
+
+        def compute() -> np.ndarray:
+            with torch.no_grad():
+                return self.critic(self._obs_seq)[..., 0].double().numpy()
+
+        return self.memo("values", compute)
 
     def advantages(self, values: np.ndarray, rewards: np.ndarray | None = None) -> torch.Tensor:
         """GAE (Eq. 17) of the valid samples under `values` `[B, T + 1]` (own rewards unless
@@ -243,6 +268,7 @@ class Agent(ABC):
             for params in groups:
                 nn.utils.clip_grad_norm_(params, limit)
         opt.step()
+        self.params_changed()
 
     # ---- what the world acts with -----------------------------------------------------------
 
@@ -286,6 +312,7 @@ class Agent(ABC):
         self.noise.bit_generator.state = state["noise"]
         self._dp_reference = dict(state["dp_reference"])
         self._rounds_done = int(state["rounds_done"])
+        self.params_changed()
 
     def save_private(self, round_: int) -> None:
         """Checkpoint to the agent's own storage (the state after `round_` rounds)."""
@@ -300,6 +327,11 @@ class Agent(ABC):
             raise RuntimeError(f"agent {self.id} has no private storage to resume from")
         self.load_state_dict(self.store.load_checkpoint(round_))
         self.store.truncate_diagnostics(round_)
+
+
+def adam(params: Any, lr: float) -> torch.optim.Adam:
+    """Adam with PyTorch's defaults (the paper's optimiser), run by the fused kernel."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
 
 
 def mean(values: list[float]) -> float:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from asfed.agents.base import Agent, AgentSpec, Graph
+from asfed.agents.base import Agent, AgentSpec, Graph, adam
 from asfed.agents.methods import METHODS, Method, sample_categorical
 from asfed.agents.networks import mlp
 from asfed.agents.ppo import clipped_surrogate
@@ -28,7 +28,7 @@ class CentralLearner(Agent):
     def __init__(self, spec: AgentSpec) -> None:
         super().__init__(spec)
         self.actor = mlp([spec.obs_dim, *spec.cfg.actor_hidden], spec.num_actions**2)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=spec.cfg.actor_lr)
+        self.actor_opt = adam(self.actor.parameters(), spec.cfg.actor_lr)
         self.team: np.ndarray | None = None
 
     def acting_logits(self, obs: torch.Tensor) -> torch.Tensor:

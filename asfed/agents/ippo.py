@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from asfed.agents.base import Agent, AgentSpec, Graph
+from asfed.agents.base import Agent, AgentSpec, Graph, adam
 from asfed.agents.methods import METHODS, Method
 from asfed.agents.networks import mlp
 from asfed.agents.ppo import clipped_surrogate
@@ -20,7 +20,7 @@ class PolicyAgent(Agent):
     def __init__(self, spec: AgentSpec) -> None:
         super().__init__(spec)
         self.actor = mlp([spec.obs_dim, *spec.cfg.actor_hidden], spec.num_actions)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=spec.cfg.actor_lr)
+        self.actor_opt = adam(self.actor.parameters(), spec.cfg.actor_lr)
 
     def acting_logits(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor(obs)
@@ -28,12 +28,20 @@ class PolicyAgent(Agent):
     def acting_modules(self) -> dict[str, nn.Module]:
         return {"actor": self.actor}
 
+    def actor_logits(self) -> torch.Tensor:
+        """pi^ii's logits on the round's M states, `[M, A]`, memoised until the actor changes."""
+
+        def compute() -> torch.Tensor:
+            with torch.no_grad():
+                return self.actor(self._obs_all)
+
+        return self.memo("actor_logits", compute)
+
     def fit_policy(self, adv: torch.Tensor) -> None:
         """One epoch of clipped-surrogate minibatch steps against the pre-update policy.
         adv `[M]`: the method's advantage of each valid sample."""
         own = self._actions[:, self.id : self.id + 1]
-        with torch.no_grad():
-            logp_old = torch.log_softmax(self.actor(self._obs_all), -1).gather(1, own)[:, 0]
+        logp_old = torch.log_softmax(self.actor_logits(), -1).gather(1, own)[:, 0]
         groups = [list(self.actor.parameters())]
         for idx in self.minibatches():
             logp = torch.log_softmax(self.actor(self._obs_all[idx]), -1).gather(1, own[idx])[:, 0]

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from asfed.agents.base import Agent, AgentSpec, Graph, consensus_into, flat_params
+from asfed.agents.base import Agent, AgentSpec, Graph, adam, consensus_into, flat_params
 from asfed.agents.methods import METHODS, Method
 from asfed.agents.networks import mlp
 from asfed.comm.messages import Message
@@ -39,7 +39,7 @@ class PSAgent(Agent):
         super().__init__(spec)
         n, a = spec.num_agents, spec.num_actions
         self.joint = mlp([spec.obs_dim, *spec.cfg.actor_hidden], n * a)
-        self.actor_opt = torch.optim.Adam(self.joint.parameters(), lr=spec.cfg.actor_lr)
+        self.actor_opt = adam(self.joint.parameters(), spec.cfg.actor_lr)
 
     def _logp_each(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """log pi(a_j|s) of every factor j under the joint policy. obs `[M, D]` -> `[M, N]`."""
@@ -62,6 +62,7 @@ class PSAgent(Agent):
         received = {m.sender: m.payload for m in inbox if m.kind == "policy_params"}
         if neighbours[self.id]:
             consensus_into(self.joint, self.id, received, neighbours)
+            self.params_changed()
         adv = self.advantages(self.values())
         with torch.no_grad():
             old = self._logp_each(self._obs_all, self._actions)

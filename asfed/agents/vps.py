@@ -53,6 +53,7 @@ class VPSAgent(PolicyAgent):
         received = {m.sender: m.payload for m in inbox if m.kind == "value_params"}
         if neighbours[self.id]:
             consensus_into(self.critic, self.id, received, neighbours)
+            self.params_changed()
         a = self.spec.num_actions
         m = self._obs_all.shape[0]
         alternatives = self._actions[:, None, :].repeat(1, a, 1)  # [M, A, N]
@@ -62,7 +63,7 @@ class VPSAgent(PolicyAgent):
         )
         with torch.no_grad():
             q = self.critic(inputs)[..., 0]  # [M, A]: Q with i's action replaced
-            probs = torch.softmax(self.actor(self._obs_all), -1)
+            probs = torch.softmax(self.actor_logits(), -1)
         taken = q.gather(1, self._actions[:, self.id : self.id + 1])[:, 0]
         return taken - (probs * q).sum(-1)
 

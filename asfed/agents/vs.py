@@ -25,8 +25,9 @@ from asfed.comm.messages import Message
 
 class VSAgent(PolicyAgent):
     def own_advantages(self) -> torch.Tensor:
-        """Â_i (GAE of own reward and critic) on the round's samples, `[M]`."""
-        return self.advantages(self.values())
+        """Â_i (GAE of own reward and critic) on the round's samples, `[M]`: what step k shares
+        is what update k + 1 ascends (memoised until the critic changes)."""
+        return self.memo("own_advantages", lambda: self.advantages(self.values()))
 
     def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
         return self.to_neighbours(
