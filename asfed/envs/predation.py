@@ -1,11 +1,11 @@
 """Cooperative predation: pursue the prey together, or defect and let others pay.
 
-A continuous line [0, 30] with one static prey and N predators (2-30, default 8); the prey and the
-predators start uniformly at random in [0, 30]. Each step a predator moves 1 left or right
-(clipped to the line): moving toward the prey is *pursuing*, away is *defecting*. A predator within
-1.0 of the prey has caught up and *holds*: it stops moving, counts as a pursuer, and gets 0 from
-then on (a predator that starts within 1.0 holds from the start). The episode terminates when all
-hold, else it is truncated at the horizon (30).
+A continuous line [0, 30] with one static prey and N predators (2-100, default 8; the paper goes
+up to 30); the prey and the predators start uniformly at random in [0, 30]. Each step a predator
+moves 1 left or right (clipped to the line): moving toward the prey is *pursuing*, away is
+*defecting*. A predator within 1.0 of the prey has caught up and *holds*: it stops moving, counts
+as a pursuer, and gets 0 from then on (a predator that starts within 1.0 holds from the start).
+The episode terminates when all hold, else it is truncated at the horizon (30).
 
 Per-step reward of each predator still hunting, judged over all predators (holders pursue):
 all pursue: -1; none pursue: -3; mixed: pursuers -4, defectors 0. No private parameters: every
@@ -62,7 +62,7 @@ class Predation(VecEnv):
     """Cooperative predation core: B copies stepped at once. See the module docstring."""
 
     name = "predation"
-    agents_range = (2, 30)
+    agents_range = (2, 100)
     default_agents = 8
     default_horizon = 30
     obs_bounds = (-1.0, 1.0)

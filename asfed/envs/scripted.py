@@ -70,6 +70,14 @@ def exchange_cooperative(env: VecEnv, state) -> np.ndarray:
     return np.where(still_closed, opening, waiting)
 
 
+def navigation_oracle(env: VecEnv, state) -> np.ndarray:
+    """Each agent walks to its own landmark and stays there (an oracle: reads `slot_of`; it
+    ignores collisions on the way, so it is a strong reference, not a proven optimum)."""
+    own = state.landmarks[:, env.private_params["slot_of"]]  # [B, N, 2]
+    move = grid.step_toward(state.pos, own)
+    return np.where(move >= 0, move, env.action_names.index("stay"))
+
+
 def stay_still(env: VecEnv, state) -> np.ndarray:
     """Every agent stays (all-defect in exchange: nobody ever opens a box)."""
     return np.full((env.num_envs, env.num_agents), env.action_names.index("stay"))

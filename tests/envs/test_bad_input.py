@@ -23,8 +23,8 @@ def test_unknown_env_name_lists_the_accepted_ones() -> None:
         ("harvest", 1, "2..8"),
         ("navigation", 7, "2..6"),
         ("exchange", 4, "3..3"),
-        ("predation", 31, "2..30"),
-        ("predation", 0, "2..30"),
+        ("predation", 101, "2..100"),
+        ("predation", 0, "2..100"),
     ],
 )
 def test_agent_count_outside_range(name: str, n: int, accepted: str) -> None:
