@@ -20,7 +20,7 @@ def test_list_shows_every_env_with_agents_actions_and_horizon() -> None:
     assert out.returncode == 0, out.stderr
     for name in names():
         assert name in out.stdout
-    assert "4 (2-8)" in out.stdout and "8 (2-30)" in out.stdout  # cleanup, predation agents
+    assert "4 (2-8)" in out.stdout and "8 (2-100)" in out.stdout  # cleanup, predation agents
     assert "up, down, left, right, open, stay" in out.stdout  # exchange actions
     assert "300" in out.stdout  # exchange horizon
     assert "anticipation, policy_dist" in out.stdout  # what AS may send
