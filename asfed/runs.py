@@ -65,8 +65,11 @@ class RunFolder:
         self.path = Path(path)
 
     @classmethod
-    def create(cls, path: Path, cfg: RunConfig) -> RunFolder:
-        """A new run folder; refuses to overwrite an existing run."""
+    def create(
+        cls, path: Path, cfg: RunConfig, execution: dict[str, Any] | None = None
+    ) -> RunFolder:
+        """A new run folder; refuses to overwrite an existing run. `execution` (workers,
+        device: how the run computed, not what it is) goes into versions.json."""
         path = Path(path)
         if (path / CONFIG).exists():
             raise AsfedError(
@@ -76,7 +79,8 @@ class RunFolder:
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
         run.write_config(cfg)
-        atomic_write(path / VERSIONS, json.dumps(versions(), indent=2).encode())
+        info = {**versions(), **(execution or {})}
+        atomic_write(path / VERSIONS, json.dumps(info, indent=2).encode())
         return run
 
     def write_config(self, cfg: RunConfig) -> None:

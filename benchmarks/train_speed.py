@@ -1,88 +1,157 @@
-"""Training speed of AS on exchange: env-steps/s of training, and the wall time to reach a team
-return of 5 (the cooperative optimum is about +6, all-defect -9).
+"""Training throughput at the paper's defaults, against a compute limit measured in the same run.
 
-Runs the local engine in-process round by round, until the mean team return over the last
-`--window` rounds reaches `--target` or `--minutes` run out, and prints a time breakdown.
+For each env (default agents, Table 2 networks, the default 9,600 env steps a round) and method,
+it times whole rounds of the local engine (rollout, K shares, K updates) and reports env steps of
+training a second and seconds a round. The compute limit: the round's matrix FLOPs (counted by
+torch's FlopCounterMode on one untimed round: every Linear forward and backward, at whatever batch
+size it ran) over the GFLOP/s one core achieves on a training step of the same layer shapes (one
+minibatch of the env's actor MLP, forward and backward, measured here), times the cores used.
+`limit` = that time / the measured time: 1.0 means every core did nothing but those matmuls at
+the speed a core reaches on them alone.
 
-    python benchmarks/train_speed.py [--minutes 10] [--target 5] [--actor-lr 5e-5] [--rho 1e4]
+    python benchmarks/train_speed.py                      # all envs, AS and IPPO, 1 and 2 workers
+    python benchmarks/train_speed.py --envs cleanup --layouts separate,multihead
+    python benchmarks/train_speed.py --envs cleanup --ablate   # what each change bought
+
+`--ablate` also times, on one worker, the loop with each saving turned off again: memoised
+forward passes (shares reused as pi_old, V once per update) and the fused Adam kernel.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
+from collections.abc import Iterator
 
-import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
+from asfed.agents import base as agent_base
+from asfed.agents.hparams import paper_config
+from asfed.agents.networks import mlp
 from asfed.config import build_config
 from asfed.engine.loop import Simulation
+from asfed.engine.placement import available_cores
+
+
+def core_gflops(obs_dim: int, hidden: tuple[int, ...], actions: int, rows: int) -> float:
+    """GFLOP/s of one core on a training step of the actor MLP: forward + backward of one
+    minibatch of `rows` samples (FLOPs counted by torch, time the best of several repeats)."""
+    torch.set_num_threads(1)
+    net = mlp([obs_dim, *hidden], actions)
+    x = torch.randn(rows, obs_dim)
+
+    def step() -> None:
+        net.zero_grad()
+        net(x).logsumexp(-1).mean().backward()
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    for _ in range(5):
+        step()
+    reps = max(5, int(2e10 / max(flops, 1)))  # about 20 GFLOP a sample
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(reps):
+            step()
+        best = min(best, (time.perf_counter() - start) / reps)
+    return flops / best / 1e9
+
+
+def round_flops(cfg) -> float:
+    """Matrix FLOPs of one round (the second: the first has no history to differ on)."""
+    sim = Simulation(cfg)
+    sim.run_round()
+    with FlopCounterMode(display=False) as counter:
+        sim.run_round()
+    return float(counter.get_total_flops())
+
+
+@contextlib.contextmanager
+def ablated(memo: bool = True, fused: bool = True) -> Iterator[None]:
+    """Turn savings off again, in this process only (ablation rows run on one worker)."""
+    saved_memo, saved_adam = agent_base.Agent.memo, torch.optim.Adam.__init__
+    if not memo:
+        agent_base.Agent.memo = lambda self, key, compute: compute()  # type: ignore[method-assign]
+    if not fused:
+
+        def per_tensor(self, params, *args, fused=None, **kwargs):
+            saved_adam(self, params, *args, **kwargs)
+
+        torch.optim.Adam.__init__ = per_tensor  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        agent_base.Agent.memo = saved_memo  # type: ignore[method-assign]
+        torch.optim.Adam.__init__ = saved_adam  # type: ignore[method-assign]
+
+
+def time_rounds(cfg, workers: int, rounds: int) -> float:
+    """Seconds a round (mean of `rounds` after one warm-up round)."""
+    sim = Simulation(cfg, workers=workers)
+    try:
+        sim.run_round()
+        start = time.perf_counter()
+        for _ in range(rounds):
+            sim.run_round()
+        return (time.perf_counter() - start) / rounds
+    finally:
+        sim.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--target", type=float, default=5.0)
-    parser.add_argument(
-        "--window", type=int, default=20, help="rounds averaged (a random policy scores 4.2 +- 4)"
-    )
-    parser.add_argument("--episodes", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--actor-lr", type=float, default=None, help="paper: 5e-5")
-    parser.add_argument("--critic-lr", type=float, default=None, help="paper: 1e-4")
-    parser.add_argument("--rho", type=float, default=None, help="paper: 1e4")
-    parser.add_argument("--layout", default="separate")
+    parser.add_argument("--envs", default="cleanup,harvest,navigation,exchange,predation")
+    parser.add_argument("--methods", default="as,ippo")
+    parser.add_argument("--layouts", default="separate", help="AS only: separate,multihead")
+    parser.add_argument("--workers", default=None, help="worker counts (default: 1 and all)")
+    parser.add_argument("--rounds", type=int, default=1, help="timed rounds per row")
+    parser.add_argument("--ablate", action="store_true", help="time each saving turned off")
     args = parser.parse_args()
-
-    cfg = build_config(
-        env="exchange",
-        method="as",
-        seed=args.seed,
-        episodes=args.episodes,
-        rounds=10**9,
-        actor_lr=args.actor_lr,
-        critic_lr=args.critic_lr,
-        rho=args.rho,
-        layout=args.layout,
+    cores = available_cores()
+    given = args.workers
+    counts = sorted({1, cores}) if given is None else [int(w) for w in given.split(",")]
+    print(f"{cores} cores; torch {torch.__version__}, one thread a worker")
+    header = (
+        f"{'env':<11}{'method':<7}{'layout':<10}{'workers':>8}{'env steps/s':>13}"
+        f"{'s/round':>9}{'GFLOP/round':>13}{'core GFLOP/s':>14}{'limit':>7}  note"
     )
-    sim = Simulation(cfg)
-    ppo = cfg.ppo()
-    print(
-        f"AS on exchange: rho={ppo.rho:g} actor_lr={ppo.actor_lr:g} critic_lr={ppo.critic_lr:g} "
-        f"episodes/round={cfg.episodes} layout={cfg.layout} seed={cfg.seed}"
-    )
-    returns: list[float] = []
-    env_steps, reached = 0, None
-    start = time.perf_counter()
-    while time.perf_counter() - start < args.minutes * 60:
-        metrics, _ = sim.run_round()
-        returns.append(metrics["team_return"])
-        env_steps += cfg.episodes * sim.env.horizon
-        avg = float(np.mean(returns[-args.window :]))
-        if sim.round % 25 == 0:
-            elapsed = time.perf_counter() - start
-            print(
-                f"  round {sim.round:5d}  {elapsed:6.0f} s  team return (last {args.window}) "
-                f"{avg:6.2f}",
-                flush=True,
-            )
-        if len(returns) >= args.window and avg >= args.target:
-            reached = time.perf_counter() - start
-            break
-    wall = time.perf_counter() - start
-    print(f"env-steps/s of training: {env_steps / wall:,.0f} ({sim.round} rounds, {wall:.0f} s)")
-    if reached is None:
-        w = min(args.window, len(returns))
-        best = max(np.convolve(returns, np.ones(w) / w, "valid"))
-        print(
-            f"team return >= {args.target} (mean of {args.window} rounds): NOT reached in "
-            f"{args.minutes:g} min; best mean of {w} rounds {best:.2f}"
-        )
-    else:
-        print(
-            f"team return >= {args.target} (mean of {args.window} rounds) reached after "
-            f"{reached:.0f} s = {reached / 60:.1f} min, round {sim.round}; goal <= 10 min: "
-            f"{'met' if reached <= 600 else 'missed'}"
-        )
+    print(header)
+    for env in args.envs.split(","):
+        ppo = paper_config(env)
+        for method in args.methods.split(","):
+            layouts = args.layouts.split(",") if method == "as" else ["separate"]
+            for layout in layouts:
+                cfg = build_config(env=env, method=method, layout=layout, engine="local")
+                sim = Simulation(cfg)
+                steps = cfg.num_episodes() * sim.env.horizon
+                rows = max(1, steps // cfg.num_minibatches())  # one minibatch: an episode
+                gflops = core_gflops(sim.env.obs_dim, ppo.actor_hidden, sim.env.num_actions, rows)
+                flops = round_flops(cfg)
+                variants: list[tuple[int, dict, str]] = [(w, {}, "") for w in counts]
+                if args.ablate:
+                    variants += [
+                        (1, {"memo": False}, "memo off"),
+                        (1, {"fused": False}, "fused Adam off"),
+                        (1, {"memo": False, "fused": False}, "both off"),
+                    ]
+                base = None
+                for w, off, note in variants:
+                    with ablated(**off):
+                        seconds = time_rounds(cfg, w, args.rounds)
+                    if w == 1 and not off:
+                        base = seconds
+                    limit = flops / (gflops * 1e9 * w) / seconds
+                    if base is not None and (w > 1 or off):
+                        note = (note + "; " if note else "") + f"x{base / seconds:.2f} vs 1 worker"
+                    print(
+                        f"{env:<11}{method:<7}{layout:<10}{w:>8}{steps / seconds:>13,.0f}"
+                        f"{seconds:>9.2f}{flops / 1e9:>13,.0f}{gflops:>14.1f}{limit:>7.2f}  {note}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -119,6 +119,10 @@ def test_every_scenario_is_valid_and_flags_override_it() -> None:
         (("--topology", "star"), "unknown topology 'star'"),
         (("--scenario", "nope"), "unknown scenario 'nope'; accepted:"),
         (("--zap",), "zap and private_weights are options of cleanup and harvest"),
+        (("--engine", "local", "--workers", "0"), "workers=0 is invalid; accepted: an integer"),
+        (("--engine", "local", "--workers", "999"), "workers=999 is more than the"),
+        (("--workers", "2"), "--workers sets the local engine's processes"),
+        (("--device", "tpu"), "unknown device 'tpu'; accepted: cpu, cuda, cuda:N, auto"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args, message) -> None:

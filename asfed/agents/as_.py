@@ -71,10 +71,10 @@ class ASAgent(Agent):
         if not peers:
             return []
         own, ants = self.round_logits()
-        own_p = torch.softmax(own, -1).numpy()
+        own_p = torch.softmax(own, -1).cpu().numpy()
         out = []
         for j in peers:
-            ant_p = torch.softmax(ants[j], -1).numpy()
+            ant_p = torch.softmax(ants[j], -1).cpu().numpy()
             rows = neighbours.rows_of(self.id, j)
             for kind, dist in (("policy_dist", own_p), ("anticipation", ant_p)):
                 if rows is None:
@@ -89,15 +89,15 @@ class ASAgent(Agent):
         m = self._obs_all.shape[0]
         out: dict[tuple[int, str], Any] = {}
         for msg in inbox:
-            payload = torch.as_tensor(msg.payload)
+            payload = self.tensor(msg.payload)
             if msg.rows is None:
                 out[(msg.sender, msg.kind)] = payload
                 out[(msg.sender, "mask")] = None
                 continue
-            rows = torch.as_tensor(msg.rows, dtype=torch.long)
-            full = torch.full((m, payload.shape[1]), 1.0 / payload.shape[1])
+            rows = self.tensor(msg.rows, torch.long)
+            full = torch.full((m, payload.shape[1]), 1.0 / payload.shape[1], device=self.device)
             full[rows] = payload
-            mask = torch.zeros(m, dtype=torch.bool)
+            mask = torch.zeros(m, dtype=torch.bool, device=self.device)
             mask[rows] = True
             out[(msg.sender, msg.kind)] = full
             out[(msg.sender, "mask")] = mask

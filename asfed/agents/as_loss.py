@@ -108,7 +108,7 @@ def as_loss(
     surrogate = torch.min(xi_i * xi_n * adv, xi_i.clamp(1 - clip, 1 + clip) * xi_n * adv)
     kappa = adv.abs().mean()
     objective = surrogate - kappa * rho * penalty
-    zero = torch.zeros(())
+    zero = own_logits.new_zeros(())
     return ASLossParts(
         loss=-objective.mean(),
         surrogate=surrogate.mean(),

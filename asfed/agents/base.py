@@ -62,6 +62,7 @@ class AgentSpec:
 
     minibatches: gradient steps per update (Algorithm 1's cadence: one per episode of the round).
     storage: the agent's private folder ("" for none: nothing is written).
+    device: where the agent's networks learn ("cpu" or a torch device such as "cuda:0").
     dp: noise the agent adds to every message it sends (`asfed.comm.dp`; None: none).
     """
 
@@ -76,6 +77,7 @@ class AgentSpec:
     layout: str = "separate"
     storage: str = ""
     dp: DPSettings | None = None
+    device: str = "cpu"
 
 
 @dataclasses.dataclass
@@ -101,6 +103,7 @@ class Agent(ABC):
     def __init__(self, spec: AgentSpec) -> None:
         self.spec = spec
         self.id = spec.agent_id
+        self.device = torch.device(spec.device)
         torch.manual_seed(spec.seed)  # network initialisation, reproducible per agent
         self.gen = torch.Generator().manual_seed(spec.seed + 1)  # minibatch order
         self.critic = self.make_critic()
@@ -123,14 +126,29 @@ class Agent(ABC):
     def acting_logits(self, obs: torch.Tensor) -> torch.Tensor:
         """Logits of the acting policy. obs `[B, D]` -> `[B, A]` (CPPO: `[B, A^N]`)."""
 
+    def acting_probs(self, obs: torch.Tensor) -> torch.Tensor:
+        """The acting policy's distribution on the CPU. obs `[B, D]` (any device) -> `[B, A]`."""
+        with torch.no_grad():
+            return torch.softmax(self.acting_logits(obs.to(self.device)), -1).cpu()
+
     def begin_round(self, batch: RoundBatch) -> None:
         """Take this round's slice and precompute what the K updates reuse."""
         self.batch = batch
-        self._obs_all = torch.as_tensor(batch.obs[:, :-1][batch.valid])  # [M, D]
-        self._actions = torch.as_tensor(batch.actions[batch.valid])  # [M, N]
-        self._obs_seq = torch.as_tensor(batch.obs)  # [B, T + 1, D]
+        self._obs_all = self.tensor(batch.obs[:, :-1][batch.valid])  # [M, D]
+        self._actions = self.tensor(batch.actions[batch.valid])  # [M, N]
+        self._obs_seq = self.tensor(batch.obs)  # [B, T + 1, D]
         self._stats = {}
         self.params_changed()
+
+    def place(self) -> None:
+        """Move every network to the agent's device (optimiser state follows on first step)."""
+        for module in self.modules().values():
+            if isinstance(module, nn.Module):
+                module.to(self.device)
+
+    def tensor(self, array: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """An array as a tensor on the agent's device."""
+        return torch.as_tensor(array, dtype=dtype, device=self.device)
 
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:
         """`compute()`, or its result from earlier in the round if no parameter has changed
@@ -213,7 +231,7 @@ class Agent(ABC):
 
         def compute() -> np.ndarray:
             with torch.no_grad():
-                return self.critic(self._obs_seq)[..., 0].double().numpy()
+                return self.critic(self._obs_seq)[..., 0].double().cpu().numpy()
 
         return self.memo("values", compute)
 
@@ -223,7 +241,7 @@ class Agent(ABC):
         b = self.batch
         r = b.rewards if rewards is None else rewards
         adv, _ = gae(r, values, b.terminated, self.spec.cfg.gamma, self.spec.cfg.gae_lambda)
-        return torch.as_tensor(adv[b.valid], dtype=torch.float32)
+        return self.tensor(adv[b.valid], torch.float32)
 
     def returns(self, rewards: np.ndarray | None = None) -> torch.Tensor:
         """Eq. 18's targets: the discounted return to the episode's end of each valid sample
@@ -231,7 +249,7 @@ class Agent(ABC):
         b = self.batch
         r = b.rewards if rewards is None else rewards
         ret = discounted_returns(r, b.terminated, self.spec.cfg.gamma)
-        return torch.as_tensor(ret[b.valid], dtype=torch.float32)
+        return self.tensor(ret[b.valid], torch.float32)
 
     def critic_inputs(self) -> torch.Tensor:
         """What the critic reads for each valid sample, `[M, D_critic]` (V_i: the state)."""
@@ -249,12 +267,15 @@ class Agent(ABC):
         return mean(losses)
 
     def minibatches(self) -> list[torch.Tensor]:
-        """A fresh random split of the M valid samples into `minibatches` index sets."""
+        """A fresh random split of the M valid samples into `minibatches` index sets (drawn on
+        the CPU, so the order is the same on every device)."""
         m = self._obs_all.shape[0]
         if m == 0:  # every episode of the round was over at reset: nothing to learn from
             return []
         perm = torch.randperm(m, generator=self.gen)
-        return list(torch.tensor_split(perm, min(self.spec.minibatches, m)))
+        return [
+            idx.to(self.device) for idx in torch.tensor_split(perm, min(self.spec.minibatches, m))
+        ]
 
     def _step(
         self, opt: torch.optim.Optimizer, groups: list[list[nn.Parameter]], loss: torch.Tensor
@@ -277,9 +298,10 @@ class Agent(ABC):
         return {}
 
     def acting_state(self) -> dict[str, torch.Tensor]:
-        """The acting modules' parameters as one flat state dict (`module.param` keys)."""
+        """The acting modules' parameters as one flat state dict (`module.param` keys), on the
+        CPU (the world acts there)."""
         return {
-            f"{name}.{key}": value
+            f"{name}.{key}": value.detach().cpu()
             for name, module in self.acting_modules().items()
             for key, value in module.state_dict().items()
         }
@@ -341,7 +363,7 @@ def mean(values: list[float]) -> float:
 
 def flat_params(module: nn.Module) -> np.ndarray:
     """A module's parameters as one float32 vector (what parameter-sharing methods send)."""
-    return torch.nn.utils.parameters_to_vector(module.parameters()).detach().numpy().copy()
+    return torch.nn.utils.parameters_to_vector(module.parameters()).detach().cpu().numpy().copy()
 
 
 def metropolis_weights(i: int, neighbours: Graph) -> dict[int, float]:
@@ -364,5 +386,6 @@ def consensus_into(
     own = torch.nn.utils.parameters_to_vector(module.parameters()).detach()
     total = own * weights.pop(agent)
     for j, c in weights.items():
-        total = total + c * (torch.as_tensor(received[j]) if j in received else own)
+        theirs = torch.as_tensor(received[j], device=own.device) if j in received else own
+        total = total + c * theirs
     torch.nn.utils.vector_to_parameters(total, module.parameters())

@@ -93,6 +93,6 @@ class CentralisedPPO(Method):
         self, agents: list[Agent], obs: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
         with torch.no_grad():
-            probs = torch.softmax(agents[0].acting_logits(torch.as_tensor(obs)), -1)
+            probs = agents[0].acting_probs(torch.as_tensor(obs))
         joint = sample_categorical(probs.double().numpy(), rng)
         return np.stack(np.divmod(joint, agents[0].spec.num_actions), axis=-1)

@@ -26,7 +26,14 @@ class Method(ABC):
 
     @abstractmethod
     def make_agent(self, spec: AgentSpec) -> Agent:
-        """Build agent `spec.agent_id`."""
+        """Build agent `spec.agent_id` (on the CPU; `build` places it)."""
+
+    def build(self, spec: AgentSpec) -> Agent:
+        """Agent `spec.agent_id`, on its device. Networks are initialised on the CPU and then
+        moved, so the same seed gives the same initial weights on any device."""
+        agent = self.make_agent(spec)
+        agent.place()
+        return agent
 
     def sample_actions(
         self, agents: list[Agent], obs: np.ndarray, rng: np.random.Generator
@@ -34,7 +41,7 @@ class Method(ABC):
         """Each agent samples from its acting policy. obs `[B, D]` -> actions int64 `[B, N]`."""
         o = torch.as_tensor(obs)
         with torch.no_grad():
-            probs = torch.stack([torch.softmax(a.acting_logits(o), -1) for a in agents], 1)
+            probs = torch.stack([a.acting_probs(o) for a in agents], 1)
         return sample_categorical(probs.double().numpy(), rng)
 
 

@@ -49,7 +49,7 @@ class AgentStore:
             have = sorted(self._rounds())
             raise AsfedError(f"{self.path} has no checkpoint for round {round_} (has: {have})")
         try:
-            return torch.load(p, weights_only=True)
+            return torch.load(p, map_location="cpu", weights_only=True)
         except Exception as err:  # any failure to unpickle means an unusable file
             raise AsfedError(f"cannot read agent checkpoint {p}: {err}") from None
 

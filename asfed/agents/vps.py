@@ -57,7 +57,7 @@ class VPSAgent(PolicyAgent):
         a = self.spec.num_actions
         m = self._obs_all.shape[0]
         alternatives = self._actions[:, None, :].repeat(1, a, 1)  # [M, A, N]
-        alternatives[:, :, self.id] = torch.arange(a)
+        alternatives[:, :, self.id] = torch.arange(a, device=self.device)
         inputs = torch.cat(
             [self._obs_all[:, None].expand(m, a, -1), self._joint_one_hot(alternatives)], -1
         )

@@ -31,7 +31,7 @@ class VSAgent(PolicyAgent):
 
     def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
         return self.to_neighbours(
-            step, round_, neighbours, "values", lambda: self.own_advantages().numpy()
+            step, round_, neighbours, "values", lambda: self.own_advantages().cpu().numpy()
         )
 
     def policy_advantages(self, inbox: list[Message], neighbours: Graph) -> torch.Tensor:
@@ -41,8 +41,8 @@ class VSAgent(PolicyAgent):
         for m in inbox:
             if m.kind != "values":
                 continue
-            payload = torch.as_tensor(m.payload, dtype=torch.float64)
-            rows = slice(None) if m.rows is None else torch.as_tensor(m.rows, dtype=torch.long)
+            payload = self.tensor(m.payload, torch.float64)
+            rows = slice(None) if m.rows is None else self.tensor(m.rows, torch.long)
             total[rows] += payload
             count[rows] += 1
         return (total / count).float()

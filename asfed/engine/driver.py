@@ -18,12 +18,21 @@ OnRound = Callable[[dict[str, Any]], None]
 
 
 def start(
-    cfg: RunConfig, out: Path, federation: FederationFactory | None = None
+    cfg: RunConfig,
+    out: Path,
+    federation: FederationFactory | None = None,
+    workers: int = 1,
+    device: str = "cpu",
 ) -> tuple[Simulation, RunFolder, list[dict[str, Any]]]:
-    """A fresh simulation and run folder."""
+    """A fresh simulation and run folder (workers, device: see `Simulation`)."""
     run = RunFolder(out)
-    sim = Simulation(cfg, federation, run.agent_root)  # validates before anything is written
-    run = RunFolder.create(out, cfg)
+    # validates before anything is written
+    sim = Simulation(cfg, federation, run.agent_root, workers, device)
+    try:
+        run = RunFolder.create(out, cfg, {"workers": sim.workers, "device": sim.device})
+    except BaseException:
+        sim.close()
+        raise
     record.write_params(run.path, sim.env.private_params, sim.env.reward_weights)
     return sim, run, []
 
@@ -37,14 +46,23 @@ def resume_config(path: Path, rounds: int | None = None) -> tuple[RunFolder, Run
 
 
 def resume(
-    path: Path, rounds: int | None = None, federation: FederationFactory | None = None
+    path: Path,
+    rounds: int | None = None,
+    federation: FederationFactory | None = None,
+    workers: int = 1,
+    device: str = "cpu",
 ) -> tuple[Simulation, RunFolder, list[dict]]:
-    """Reopen a run folder at its last checkpoint (optionally extending it to `rounds`)."""
+    """Reopen a run folder at its last checkpoint (optionally extending it to `rounds`). The
+    worker count and device may differ from the first run's (they do not change the numbers)."""
     run, cfg = resume_config(path, rounds)
-    sim = Simulation(cfg, federation, run.agent_root)
-    state = run.load_checkpoint()
-    if state is not None:
-        sim.restore(state)
+    sim = Simulation(cfg, federation, run.agent_root, workers, device)
+    try:
+        state = run.load_checkpoint()
+        if state is not None:
+            sim.restore(state)
+    except BaseException:
+        sim.close()
+        raise
     rows = [r for r in run.read_metrics() if int(r["round"]) < sim.round]
     run.write_metrics(rows)
     record.drop_rounds(run.path, sim.round)

@@ -43,12 +43,15 @@ class Federation(ABC):
     def restore(self, round_: int) -> None:
         """Every agent reloads its own checkpoint of `round_`."""
 
+    def close(self) -> None:  # noqa: B027 (optional hook, not abstract)
+        """Release what the federation holds (worker processes); default: nothing."""
+
 
 class LocalFederation(Federation):
     """All agents in this process; the world acts with the agents themselves."""
 
     def __init__(self, method: Method, specs: list[AgentSpec]) -> None:
-        self.agents = [method.make_agent(spec) for spec in specs]
+        self.agents = [method.build(spec) for spec in specs]
         self.acting = self.agents
 
     def begin(self, round_: int, slices: list[RoundBatch], graph: Graph) -> list[Message]:

@@ -12,6 +12,8 @@ stay in each agent's own storage (`asfed.agents.storage`).
 
 Same seed, same numbers: torch runs on one intra-op thread, because the thread count changes the
 order of floating-point reductions (and so the numbers) and buys little on networks this small.
+Cores are used by agents instead: `workers` processes update W agents at once
+(`asfed.engine.workers`), with the same numbers for any W.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from asfed.comm.relay import Relay
 from asfed.comm.topology import Topology, make_topology
 from asfed.config import RunConfig
 from asfed.engine.federation import Federation, LocalFederation
+from asfed.engine.placement import check_workers, resolve_device
+from asfed.engine.workers import WorkerFederation
 from asfed.engine.world import rollout
 from asfed.envs import ENVS, make_vec_env
 from asfed.envs.base import VecEnv
@@ -63,14 +67,20 @@ class Simulation:
         cfg: RunConfig,
         federation: FederationFactory | None = None,
         agent_root: Path | None = None,
+        workers: int = 1,
+        device: str = "cpu",
     ) -> None:
         """agent_root: where each agent keeps its private folder (`agent_<i>/`); None: agents
-        write nothing (checkpoints then need a root)."""
+        write nothing (checkpoints then need a root). workers: processes the local engine
+        spreads the agents over (1: all in this process). device: where the learners compute
+        (`cpu`, `cuda[:N]`, `auto`); rollouts stay on the CPU's vectorised envs."""
         torch.set_num_threads(1)
         self.cfg = cfg
         self.method, self.env, self.topology = prepare(cfg)
         self.topology_name = cfg.topology_name()
         n = self.env.num_agents
+        self.device = resolve_device(device)
+        self.workers = check_workers(workers, n)
         self.ppo = cfg.ppo()
         acting, topo, *agent_seeds = np.random.SeedSequence(cfg.seed).spawn(2 + n)
         self.dp = cfg.dp_settings()
@@ -92,16 +102,26 @@ class Simulation:
                 layout=cfg.layout,
                 storage=str(agent_root / f"agent_{i}") if agent_root is not None else "",
                 dp=self.dp,
+                device=self.device,
             )
             for i in range(n)
         ]
-        self.federation = (federation or LocalFederation)(self.method, self.specs)
+        if federation is not None:
+            self.federation = federation(self.method, self.specs)
+        elif self.workers > 1:
+            self.federation = WorkerFederation(self.method, self.specs, self.workers)
+        else:
+            self.federation = LocalFederation(self.method, self.specs)
         self.relay = Relay(n, self.method.allowed_kinds, self.method.hub)
         self.round = 0
 
     @property
     def num_agents(self) -> int:
         return self.env.num_agents
+
+    def close(self) -> None:
+        """Stop the federation's worker processes, if any (the run can no longer advance)."""
+        self.federation.close()
 
     def run_round(self) -> tuple[dict[str, float], list[Message]]:
         """Play one round. Returns its metrics and the messages the relay recorded."""

@@ -47,7 +47,7 @@ def _agent(context: Context) -> Agent:
     cached = _CACHE.get((context.run_id, context.node_id))
     if cached is not None and cached[0] == str(meta["token"]):
         return cached[1]
-    agent = METHODS.get(str(meta["method"]))().make_agent(codec.spec_from_json(str(meta["spec"])))
+    agent = METHODS.get(str(meta["method"]))().build(codec.spec_from_json(str(meta["spec"])))
     agent.load_state_dict(codec.state_from_bytes(bytes(meta["state"])))
     if "asfed_batch" in context.state:
         agent.begin_round(codec.batch_from_record(context.state["asfed_batch"]))
@@ -70,7 +70,7 @@ def init(msg: Message, context: Context) -> Message:
     torch.set_num_threads(1)
     cfg = msg.content["init"]
     spec = codec.spec_from_json(str(cfg["spec"]))
-    agent = METHODS.get(str(cfg["method"]))().make_agent(spec)
+    agent = METHODS.get(str(cfg["method"]))().build(spec)
     if "resume_round" in cfg:
         agent.load_private(int(cfg["resume_round"]))
     context.state["asfed_agent"] = ConfigRecord(

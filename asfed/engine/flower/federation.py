@@ -37,7 +37,7 @@ class FlowerFederation(Federation):
         self.method = method
         self.specs = specs
         self.nodes = self._wait_for_nodes(len(specs))
-        self.acting = [method.make_agent(spec) for spec in specs]  # the world's copies
+        self.acting = [method.build(spec) for spec in specs]  # the world's copies
         self.round = -1
         self._init()
 

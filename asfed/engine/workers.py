@@ -1,0 +1,199 @@
+"""The local engine on several cores: agents spread over worker processes that update in parallel.
+
+Agent i lives in worker i % W for the whole run (its networks, optimiser and generators never move,
+so nothing is serialised between updates). Each round trip sends every worker the slices,
+inboxes and neighbourhood of its own agents, then collects their messages: the K updates of a
+round run W agents at a time. The world acts with copies of the acting policies, reloaded from
+what the workers return after each round's last update, as the Flower engine does.
+
+Same seed, same numbers, whatever W: each agent computes exactly what it computes in-process (the
+same code on one torch thread, with its own generators), and messages are gathered in agent order.
+Processes rather than threads, because the updates are many small operators whose Python
+overhead holds the GIL. Each worker is a fresh interpreter (`python -m asfed.engine.workers`)
+talking over its end of a socket pair: no fork of a process that may hold threads or OpenMP
+state, and, unlike multiprocessing's `spawn`, no re-import of the caller's main script (which
+would need an `if __name__ == "__main__"` guard in every user script). Each runs torch on one
+thread, so W workers use W cores. A worker that dies is seen as a closed socket: an error, not a
+hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+import torch
+
+from asfed.agents.base import Agent, AgentSpec, Graph, RoundBatch
+from asfed.agents.methods import Method
+from asfed.comm.messages import Message
+from asfed.engine.federation import Federation, step_agent
+
+
+class WorkerFederation(Federation):
+    """The run's agents in `workers` processes; the world acts with copies of their policies."""
+
+    def __init__(self, method: Method, specs: list[AgentSpec], workers: int) -> None:
+        self.specs = specs
+        self.workers = workers
+        self.owner = [i % workers for i in range(len(specs))]
+        self.acting = [method.build(spec) for spec in specs]
+        self.pipes: list[Connection] = []
+        self.procs: list[subprocess.Popen] = []
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        try:
+            for w in range(workers):
+                here, there = socket.socketpair()
+                with there:
+                    fd = there.fileno()
+                    command = [sys.executable, "-m", "asfed.engine.workers", str(fd)]
+                    self.procs.append(subprocess.Popen(command, pass_fds=[fd], env=env))
+                self.pipes.append(Connection(here.detach()))
+                mine = [s for s in specs if self.owner[s.agent_id] == w]
+                self.pipes[w].send(("init", None, {"method": method, "specs": mine}))
+            self._gather("init")
+            self._load_acting(self._all("acting"))
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- round trips ------------------------------------------------------------------------
+
+    def _all(self, command: str, per_agent: dict[int, Any] | None = None, **common: Any) -> dict:
+        """Send `command` to every worker (each with its own agents' part of `per_agent`), then
+        gather the replies: agent id -> that agent's result."""
+        for w, pipe in enumerate(self.pipes):
+            part = None
+            if per_agent is not None:
+                part = {i: v for i, v in per_agent.items() if self.owner[i] == w}
+            pipe.send((command, part, common))
+        return self._gather(command)
+
+    def _gather(self, command: str) -> dict[int, Any]:
+        out: dict[int, Any] = {}
+        failure = None
+        for w, pipe in enumerate(self.pipes):
+            try:
+                status, value = pipe.recv()
+            except (EOFError, OSError):
+                code = self.procs[w].wait(timeout=5)
+                status, value = "error", f"worker {w} died (exit code {code})"
+            if status == "error":
+                failure = failure or value
+            else:
+                out.update(value)
+        if failure is not None:
+            self.close()
+            raise RuntimeError(f"an agent's worker failed in {command}:\n{failure}")
+        return out
+
+    def _messages(self, replies: dict[int, list[Message]]) -> list[Message]:
+        return [m for i in sorted(replies) for m in replies[i]]
+
+    def _load_acting(self, states: dict[int, dict[str, Any]]) -> None:
+        for i, state in states.items():
+            self.acting[i].load_acting_state({k: torch.as_tensor(v) for k, v in state.items()})
+
+    def begin(self, round_: int, slices: list[RoundBatch], graph: Graph) -> list[Message]:
+        batches = dict(enumerate(slices))
+        return self._messages(self._all("begin", batches, round_=round_, graph=graph))
+
+    def update(
+        self, k: int, round_: int, inboxes: list[list[Message]], graph: Graph, last: bool
+    ) -> list[Message]:
+        replies = self._all(
+            "update", dict(enumerate(inboxes)), k=k, round_=round_, graph=graph, last=last
+        )
+        if last:
+            self._load_acting({i: acting for i, (_, acting) in replies.items()})
+        return self._messages({i: out for i, (out, _) in replies.items()})
+
+    def checkpoint(self, round_: int) -> None:
+        self._all("checkpoint", round_=round_)
+
+    def restore(self, round_: int) -> None:
+        self._load_acting(self._all("restore", round_=round_))
+
+    def close(self) -> None:
+        """Stop the workers (also when a worker failed)."""
+        for pipe in self.pipes:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                pipe.send(("close", None, {}))
+            pipe.close()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.pipes, self.procs = [], []
+
+    def __del__(self) -> None:
+        if getattr(self, "procs", None):
+            self.close()
+
+
+def _serve(pipe: Connection) -> None:
+    """A worker: build its agents, then answer commands until told to close."""
+    torch.set_num_threads(1)
+    agents: dict[int, Agent] = {}
+    while True:
+        try:
+            command, part, common = pipe.recv()
+        except (EOFError, OSError):  # the world is gone
+            return
+        if command == "close":
+            return
+        try:
+            if command == "init":
+                specs: list[AgentSpec] = common["specs"]
+                agents = {s.agent_id: common["method"].build(s) for s in specs}
+                pipe.send(("ok", {}))
+            else:
+                pipe.send(("ok", _handle(agents, command, part, common)))
+        except BaseException:
+            pipe.send(("error", traceback.format_exc()))
+
+
+def _acting(agent: Agent) -> dict[str, Any]:
+    """The acting policy as numpy arrays: plain pickles (torch would pass tensors between
+    processes through shared memory, one file descriptor each)."""
+    return {k: v.detach().cpu().numpy() for k, v in agent.acting_state().items()}
+
+
+def _handle(agents: dict[int, Agent], command: str, part: Any, common: dict) -> dict[int, Any]:
+    if command == "acting":
+        return {i: _acting(a) for i, a in agents.items()}
+    if command == "begin":
+        out = {}
+        for i, a in agents.items():
+            a.begin_round(part[i])
+            out[i] = a.share(0, common["round_"], common["graph"])
+        return out
+    if command == "update":
+        out = {}
+        for i, a in agents.items():
+            k, round_, last = common["k"], common["round_"], common["last"]
+            msgs = step_agent(a, k, round_, part[i], common["graph"], last)
+            out[i] = (msgs, _acting(a) if last else None)
+        return out
+    if command == "checkpoint":
+        for a in agents.values():
+            a.save_private(common["round_"])
+        return {}
+    if command == "restore":
+        for a in agents.values():
+            a.load_private(common["round_"])
+        return {i: _acting(a) for i, a in agents.items()}
+    raise ValueError(f"unknown worker command {command!r}")
+
+
+if __name__ == "__main__":  # a worker process, started by WorkerFederation
+    with Connection(int(sys.argv[1])) as _pipe:
+        _serve(_pipe)

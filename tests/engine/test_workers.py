@@ -1,0 +1,112 @@
+"""The local engine on several worker processes: the same bytes as one process, clear failures,
+and device plumbing (CPU here; `--device cuda` without a GPU is an error, never a CPU run)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from asfed.config import build_config
+from asfed.engine.loop import Simulation
+from asfed.engine.placement import resolve_device
+from asfed.errors import AsfedError
+
+
+def simulate(out: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-c", "from asfed.cli import main; main()", "simulate", *args]
+    env = {"COLUMNS": "200", "PATH": "", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(
+        [*cmd, "--out", str(out)], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert res.returncode == 0, res.stderr
+    return res
+
+
+def run_files(folder: Path) -> dict[str, bytes]:
+    """Everything a run wrote that depends on the numbers (not versions.json, which records
+    the worker count, nor the checkpoints' zip framing)."""
+    names = ["metrics.csv", "messages.bin", "messages.idx.npy"]
+    names += [str(p.relative_to(folder)) for p in sorted(folder.glob("agents/*/diagnostics.csv"))]
+    names += [str(p.relative_to(folder)) for p in sorted(folder.glob("public/*.npz"))]
+    return {name: (folder / name).read_bytes() for name in names}
+
+
+@pytest.mark.skipif(os.cpu_count() == 1, reason="two workers need two cores")
+@pytest.mark.parametrize("method", ["as", "ps"])
+def test_one_and_two_workers_write_identical_runs(tmp_path, method) -> None:
+    common = (
+        "--env", "navigation", "--method", method, "--episodes", "2", "--rounds", "3",
+        "--horizon", "20", "--engine", "local", "--log-every", "1", "--checkpoint-every", "2",
+    )  # fmt: skip
+    one, two = tmp_path / "one", tmp_path / "two"
+    simulate(one, *common, "--workers", "1")
+    res = simulate(two, *common, "--workers", "2")
+    assert "2 workers" in res.stdout
+    a, b = run_files(one), run_files(two)
+    assert len(a) >= 5 and a.keys() == b.keys()
+    for name in a:
+        assert a[name] == b[name], name
+    for agent in sorted((one / "agents").iterdir()):
+        x = torch.load(agent / "checkpoint-3.pt", weights_only=True)
+        y = torch.load(two / "agents" / agent.name / "checkpoint-3.pt", weights_only=True)
+        for key in ("policy", "critic") if method == "as" else ("joint", "critic"):
+            for name, tensor in x[key].items():
+                assert torch.equal(tensor, y[key][name]), (agent.name, key, name)
+
+
+@pytest.mark.skipif(os.cpu_count() == 1, reason="two workers need two cores")
+def test_a_dead_worker_is_an_error_not_a_hang() -> None:
+    cfg = build_config(env="navigation", method="as", episodes=1, horizon=10, engine="local")
+    sim = Simulation(cfg, workers=2)
+    try:
+        sim.run_round()
+        sim.federation.procs[1].kill()
+        with pytest.raises(RuntimeError, match="worker 1 died"):
+            sim.run_round()
+    finally:
+        procs = list(sim.federation.procs)
+        sim.close()
+    assert all(p.poll() is not None for p in procs)  # every worker is gone
+
+
+def test_device_names() -> None:
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    for bad in ("tpu", "cpu:0", "gpu"):
+        with pytest.raises(AsfedError, match="unknown device"):
+            resolve_device(bad)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_one_clear_error(tmp_path) -> None:
+    cmd = [sys.executable, "-c", "from asfed.cli import main; main()", "simulate"]
+    out = tmp_path / "run"
+    res = subprocess.run(
+        [*cmd, "--env", "exchange", "--device", "cuda", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "", "COLUMNS": "200"},
+    )
+    assert res.returncode == 2
+    assert "device 'cuda' asked for, but torch" in res.stderr and "finds no CUDA GPU" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_agents_live_on_their_device() -> None:
+    """The plumbing the GPU path relies on, checked on the CPU: every network and every tensor
+    of the round sits on the spec's device, and what leaves an agent is on the CPU."""
+    cfg = build_config(env="navigation", method="as", episodes=1, horizon=10, engine="local")
+    sim = Simulation(cfg, device="auto")
+    sim.run_round()
+    agent = sim.federation.agents[0]
+    want = torch.device(sim.device)
+    assert all(p.device.type == want.type for p in agent.policy.parameters())
+    assert agent._obs_all.device.type == want.type
+    assert all(v.device.type == "cpu" for v in agent.acting_state().values())
