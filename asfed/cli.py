@@ -189,20 +189,6 @@ def simulate(
     resume: Annotated[
         Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")
     ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            help="Local engine: processes the agents are spread over, updating in parallel "
-            "(default: every core; same numbers for any count)."
-        ),
-    ] = None,
-    device: Annotated[
-        str,
-        typer.Option(
-            help="Where the learners compute: cpu, cuda, cuda:N, or auto (cuda if there is "
-            "one). Rollouts stay on the CPU."
-        ),
-    ] = "cpu",
     verbose: Annotated[bool, typer.Option(help="Show Flower's and Ray's own logs.")] = False,
 ) -> None:
     """Train a method on an environment and write a run folder.
@@ -217,7 +203,6 @@ def simulate(
     from asfed.engine.driver import resume as resume_run
     from asfed.engine.driver import resume_config, start, train
     from asfed.engine.loop import prepare
-    from asfed.engine.placement import available_cores, check_workers, resolve_device
 
     flags = dict(
         env=env,
@@ -254,26 +239,17 @@ def simulate(
     else:
         cfg = build_config(scenario, **flags)
     num_agents = prepare(cfg)[1].num_agents  # every check, before an engine starts
-    device = resolve_device(device)
-    if workers is not None and cfg.engine != "local":
-        raise AsfedError(
-            f"--workers sets the local engine's processes; the {cfg.engine} engine runs one "
-            "ClientApp per agent (accepted: --workers with --engine local)"
-        )
-    workers = check_workers(available_cores() if workers is None else workers, num_agents)
     folder = resume or out or _default_out(cfg.env, cfg.method, cfg.seed)
 
     def run_engine(federation=None) -> list[dict]:
         if resume is not None:
-            sim, run, rows = resume_run(resume, rounds, federation, workers, device)
+            sim, run, rows = resume_run(resume, rounds, federation)
         else:
-            sim, run, rows = start(cfg, folder, federation, workers, device)
-        where = f", {sim.workers} workers" if cfg.engine == "local" else ""
-        where += f", {sim.device}" if sim.device != "cpu" else ""
+            sim, run, rows = start(cfg, folder, federation)
         console.print(
             f"[bold]{cfg.method}[/] on [bold]{cfg.env}[/] ({sim.num_agents} agents, "
             f"{sim.topology_name}, {sim.env.num_envs} episodes a round, seed {cfg.seed}, "
-            f"{cfg.engine} engine{where}) -> {run.path}"
+            f"{cfg.engine} engine) -> {run.path}"
         )
         if sim.dp is not None:
             console.print(
@@ -297,10 +273,7 @@ def simulate(
                 eps = f"  epsilon {m['epsilon']:.3g} (messages only)" if "epsilon" in m else ""
                 bar.update(task, advance=1, ret=ret, deg=deg, e=eps)
 
-            try:
-                return train(sim, run, rows, update)
-            finally:
-                sim.close()
+            return train(sim, run, rows, update)
 
     start_time = time.perf_counter()
     if cfg.engine == "flower":
@@ -511,6 +484,108 @@ def tradeoff(
     write_csv(folder / "tradeoff.csv", rows)
     figure(folder / "tradeoff.png", summary, env, 1e-5)
     console.print(f"wrote {folder / 'tradeoff.csv'} and {folder / 'tradeoff.png'}")
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[
+        str, typer.Argument(help="A named scenario (scenarios/NAME.toml) or a .toml path.")
+    ],
+    seeds: Annotated[
+        int | None, typer.Option(help="Seeds 1..N for every point (default: the scenario's, or 5).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="KEY=V1[,V2...]: fix a setting, or make it an axis of several values "
+            "(repeatable; 'none' is the paper's default).",
+        ),
+    ] = None,
+    methods: Annotated[
+        str | None, typer.Option(help="Comma-separated methods (default: the scenario's).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Runs at once (default: every core; 1: one by one in this process)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Run on Ray instead: a cluster's address, 'auto' (the running cluster) or "
+            "'local' (a new local instance with --workers CPUs)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="The sweep folder (default: runs/sweep_<scenario>); rerun to continue."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs and stop.")] = False,
+) -> None:
+    """Run a scenario's grid: every method x seed x setting, each a run folder under one sweep
+    folder with a manifest (sweep.json). Running it again continues it: finished runs are never
+    redone, interrupted ones resume from their last checkpoint.
+
+    \b
+    asfed sweep fig2-exchange --seeds 5
+    asfed sweep fig4-rho --set rounds=100 --workers 2
+    asfed sweep paper-predation --set rho=0.03,0.1,0.3 --ray-address auto
+    """
+    import os
+
+    from audits.sweep import check_folder, default_folder, load_sweep, run_sweep
+
+    names_ = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    plan = load_sweep(scenario, names_, seeds, set_)
+    cores = workers if workers is not None else os.cpu_count() or 1
+    if cores < 1:
+        raise AsfedError(f"workers={workers} is invalid; accepted: an integer >= 1")
+    folder = out or default_folder(plan)
+    check_folder(plan, folder)  # a refused sweep fails here, before any output
+    where = f"Ray at {ray_address}" if ray_address else f"{cores} process(es)"
+    console.print(
+        f"sweep [bold]{plan.scenario}[/]: {len(plan.points)} runs ({', '.join(plan.methods)} x "
+        f"{len(plan.seeds)} seeds x {len(plan.points) // len(plan.methods) // len(plan.seeds)} "
+        f"setting(s)) on {where} -> {folder}"
+    )
+    if dry_run:
+        for p in plan.points:
+            console.print(
+                f"  {p.name}  rounds {p.config.rounds}, {p.config.num_episodes()} ep/round"
+            )
+        return
+    began = time.perf_counter()
+    columns = (
+        TextColumn("rounds"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[runs]} runs done  {task.fields[note]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("sweep", total=None, runs="-", note="")
+
+        def show(s) -> None:
+            runs = f"{s.runs_done}/{s.runs_total}"
+            bar.update(task, completed=s.rounds_done, total=s.rounds_total, runs=runs, note=s.note)
+
+        try:
+            done = run_sweep(
+                plan, folder, cores, ray_address, show, "asfed " + " ".join(sys.argv[1:])
+            )
+        except KeyboardInterrupt:
+            console.print("interrupted: finished rounds are kept; the same command continues")
+            sys.exit(130)
+    console.print(
+        f"{len(done.trained)} run(s) trained, {len(done.reused)} reused, {len(done.failed)} "
+        f"failed in {time.perf_counter() - began:.0f} s; draw it: asfed report {folder}"
+    )
+    if done.failed:
+        err = Console(stderr=True)
+        for name, message in done.failed.items():
+            err.print(f"[bold red]failed:[/] {name}: {message}", highlight=False, soft_wrap=True)
+        err.print("fix the cause and run the same command: finished runs are kept")
+        sys.exit(1)
 
 
 def main() -> None:

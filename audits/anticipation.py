@@ -1,0 +1,114 @@
+"""Fig. 7 of the paper: do AS's anticipations come to match the policies they anticipate?
+
+Read from a finished run's message log and public records, so training is untouched and the
+numbers are exactly what the agents exchanged. For each logged round and each ordered pair
+(i anticipates j) that exchanged messages, at the round's last sharing step (the latest policies
+of the round; an AS run's anticipation pi^ij and j's own pi^jj on the same states):
+
+    mse_<i>_<j>     mean over the states both messages cover and over j's actions of
+                    (pi^jj(a|s) - pi^ij(a|s))^2: the paper's "MSE between the probability of the
+                    action chosen by an agent and the anticipated action given by the other"
+                    (with two actions, as in 2-agent predation, the two readings coincide)
+    toward_<i>_<j>  predation only: the mean over states where j still hunts (not yet holding)
+                    of pi^ij(toward the prey | s), the expected fraction of i's anticipated
+                    actions for j that move toward the prey (the paper's top row of Fig. 7)
+
+`anticipation.csv` in the run folder holds, per logged round: `round`, `mse` and `toward` (the
+means over pairs) and every pair's column. Rounds the log did not keep (see `log_every`) have no
+row.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asfed.comm.log import INDEX, read_log
+from asfed.comm.messages import Message
+from asfed.comm.record import read_public
+from asfed.csvfile import write_rows
+from asfed.runs import RunFolder
+
+CSV = "anticipation.csv"
+
+
+def _full(msg: Message, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """A message's payload spread over the round's `rows` states: (dist `[M, A]`, covered `[M]`)."""
+    if msg.rows is None:
+        return msg.payload, np.ones(len(msg.payload), bool)
+    dist = np.zeros((rows, msg.payload.shape[1]), np.float32)
+    covered = np.zeros(rows, bool)
+    dist[msg.rows], covered[msg.rows] = msg.payload, True
+    return dist, covered
+
+
+def _toward(obs: np.ndarray, j: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Predation: the action index toward the prey for agent j on each row of `obs` `[M, D]`
+    (right, 1, where x_j < x_prey), and whether j still hunts there."""
+    return (obs[:, j] < 0).astype(np.int64), obs[:, n + j] < 0.5
+
+
+def round_metrics(folder: Path, round_: int, messages: list[Message], env: str, n: int) -> dict:
+    """One logged round's row of `anticipation.csv` (see the module docstring)."""
+    last = max(m.step for m in messages)
+    sent = {(m.sender, m.receiver, m.kind): m for m in messages if m.step == last}
+    partial = any(m.rows is not None for m in sent.values())
+    public = read_public(folder, round_) if env == "predation" or partial else None
+    row: dict[str, Any] = {"round": round_}
+    mses, towards = [], []
+    for (i, j, kind), ant in sorted(sent.items()):
+        own = sent.get((j, i, "policy_dist"))
+        if kind != "anticipation" or own is None:
+            continue
+        m = public.num_rows if public is not None else len(ant.payload)
+        pij, seen_a = _full(ant, m)
+        pjj, seen_p = _full(own, m)
+        both = seen_a & seen_p
+        if not both.any():
+            continue
+        mse = float(((pjj[both] - pij[both]) ** 2).mean())
+        row[f"mse_{i}_{j}"] = mse
+        mses.append(mse)
+        if env == "predation":
+            toward, hunting = _toward(public.row_obs(), j, n)
+            keep = both & hunting
+            if keep.any():
+                p = float(pij[keep, toward[keep]].mean())
+                row[f"toward_{i}_{j}"] = p
+                towards.append(p)
+    row["mse"] = float(np.mean(mses)) if mses else float("nan")
+    if env == "predation":
+        row["toward"] = float(np.mean(towards)) if towards else float("nan")
+    return row
+
+
+def anticipation_rows(folder: Path) -> list[dict[str, Any]]:
+    """Every logged round's row, from the run folder's message log (none if it sent no
+    anticipations: a method other than AS, or nothing logged)."""
+    folder = Path(folder)
+    if not (folder / INDEX).exists():
+        return []
+    _, cfg = RunFolder.open(folder)
+    cfg = cfg.resolved()
+    by_round: dict[int, list[Message]] = defaultdict(list)
+    for msg in read_log(folder):
+        if msg.kind in ("anticipation", "policy_dist"):
+            by_round[msg.round].append(msg)
+    return [
+        round_metrics(folder, r, msgs, cfg.env, cfg.agents)
+        for r, msgs in sorted(by_round.items())
+        if any(m.kind == "anticipation" for m in msgs)
+    ]
+
+
+def write_csv(folder: Path) -> Path:
+    """Write `anticipation.csv` into the run folder (atomically; empty where the run sent no
+    anticipations, so that a sweep knows it was looked at)."""
+    rows = anticipation_rows(folder)
+    fields = list(dict.fromkeys(k for r in rows for k in r))  # every pair seen in any round
+    path = Path(folder) / CSV
+    write_rows(path, [{k: r.get(k, "") for k in fields} for r in rows])
+    return path
