@@ -189,6 +189,20 @@ def simulate(
     resume: Annotated[
         Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Local engine: processes the agents are spread over, updating in parallel "
+            "(default: every core; same numbers for any count)."
+        ),
+    ] = None,
+    device: Annotated[
+        str,
+        typer.Option(
+            help="Where the learners compute: cpu, cuda, cuda:N, or auto (cuda if there is "
+            "one). Rollouts stay on the CPU."
+        ),
+    ] = "cpu",
     verbose: Annotated[bool, typer.Option(help="Show Flower's and Ray's own logs.")] = False,
 ) -> None:
     """Train a method on an environment and write a run folder.
@@ -203,6 +217,7 @@ def simulate(
     from asfed.engine.driver import resume as resume_run
     from asfed.engine.driver import resume_config, start, train
     from asfed.engine.loop import prepare
+    from asfed.engine.placement import available_cores, check_workers, resolve_device
 
     flags = dict(
         env=env,
@@ -239,17 +254,26 @@ def simulate(
     else:
         cfg = build_config(scenario, **flags)
     num_agents = prepare(cfg)[1].num_agents  # every check, before an engine starts
+    device = resolve_device(device)
+    if workers is not None and cfg.engine != "local":
+        raise AsfedError(
+            f"--workers sets the local engine's processes; the {cfg.engine} engine runs one "
+            "ClientApp per agent (accepted: --workers with --engine local)"
+        )
+    workers = check_workers(available_cores() if workers is None else workers, num_agents)
     folder = resume or out or _default_out(cfg.env, cfg.method, cfg.seed)
 
     def run_engine(federation=None) -> list[dict]:
         if resume is not None:
-            sim, run, rows = resume_run(resume, rounds, federation)
+            sim, run, rows = resume_run(resume, rounds, federation, workers, device)
         else:
-            sim, run, rows = start(cfg, folder, federation)
+            sim, run, rows = start(cfg, folder, federation, workers, device)
+        where = f", {sim.workers} workers" if cfg.engine == "local" else ""
+        where += f", {sim.device}" if sim.device != "cpu" else ""
         console.print(
             f"[bold]{cfg.method}[/] on [bold]{cfg.env}[/] ({sim.num_agents} agents, "
             f"{sim.topology_name}, {sim.env.num_envs} episodes a round, seed {cfg.seed}, "
-            f"{cfg.engine} engine) -> {run.path}"
+            f"{cfg.engine} engine{where}) -> {run.path}"
         )
         if sim.dp is not None:
             console.print(
@@ -273,7 +297,10 @@ def simulate(
                 eps = f"  epsilon {m['epsilon']:.3g} (messages only)" if "epsilon" in m else ""
                 bar.update(task, advance=1, ret=ret, deg=deg, e=eps)
 
-            return train(sim, run, rows, update)
+            try:
+                return train(sim, run, rows, update)
+            finally:
+                sim.close()
 
     start_time = time.perf_counter()
     if cfg.engine == "flower":
