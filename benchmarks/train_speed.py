@@ -15,12 +15,16 @@ the speed a core reaches on them alone.
 
 `--ablate` also times, on one worker, the loop with each saving turned off again: memoised
 forward passes (shares reused as pi_old, V once per update) and the fused Adam kernel.
+`--profile` shows where one in-process round's time goes (rollout, shares, the updates' matmuls,
+backward passes, Adam, everything else).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
+import pstats
 import time
 from collections.abc import Iterator
 
@@ -102,6 +106,42 @@ def time_rounds(cfg, workers: int, rounds: int) -> float:
         sim.close()
 
 
+PARTS = {  # cProfile entries -> what they are
+    "<built-in method torch._C._nn.linear>": ("tot", "Linear forwards"),
+    "<method 'run_backward' of 'torch._C._EngineBase' objects>": ("tot", "backward passes"),
+    "<built-in method torch._fused_adam_>": ("tot", "Adam"),
+    "<built-in method torch.relu>": ("tot", "ReLU forwards"),
+}
+
+
+def profile_round(cfg) -> None:
+    """Where one in-process round's time goes (after a warm-up round)."""
+    sim = Simulation(cfg)
+    sim.run_round()
+    prof = cProfile.Profile()
+    start = time.perf_counter()
+    prof.enable()
+    sim.run_round()
+    prof.disable()
+    total = time.perf_counter() - start
+    stats = pstats.Stats(prof).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, callers)
+    found: dict[str, float] = {}
+    for (file, _, name), (_, _, tot, cum, _) in stats.items():
+        key = name if file == "~" else f"{file.rsplit('/', 1)[-1]}:{name}"
+        if key in PARTS:
+            kind, label = PARTS[key]
+            found[label] = found.get(label, 0.0) + (cum if kind == "cum" else tot)
+    rollout = sum(v[3] for k, v in stats.items() if k[0].endswith("world.py") and k[2] == "rollout")
+    print(f"    where a round's {total:.2f} s go (one process, profiled):")
+    for label, seconds in sorted(found.items(), key=lambda kv: -kv[1]):
+        print(f"      {label:<28}{seconds:>7.2f} s {100 * seconds / total:>5.1f}%")
+    rest = total - sum(found.values())
+    print(f"      {'the rest (Python, loss, GAE)':<28}{rest:>7.2f} s {100 * rest / total:>5.1f}%")
+    print(
+        f"      of which the rollout (envs and acting, its forwards included) took {rollout:.2f} s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", default="cleanup,harvest,navigation,exchange,predation")
@@ -110,6 +150,7 @@ def main() -> None:
     parser.add_argument("--workers", default=None, help="worker counts (default: 1 and all)")
     parser.add_argument("--rounds", type=int, default=1, help="timed rounds per row")
     parser.add_argument("--ablate", action="store_true", help="time each saving turned off")
+    parser.add_argument("--profile", action="store_true", help="where a round's time goes")
     args = parser.parse_args()
     cores = available_cores()
     given = args.workers
@@ -152,6 +193,8 @@ def main() -> None:
                         f"{seconds:>9.2f}{flops / 1e9:>13,.0f}{gflops:>14.1f}{limit:>7.2f}  {note}",
                         flush=True,
                     )
+                if args.profile:
+                    profile_round(cfg)
 
 
 if __name__ == "__main__":
