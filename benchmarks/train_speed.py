@@ -12,6 +12,7 @@ the speed a core reaches on them alone.
     python benchmarks/train_speed.py                      # all envs, AS and IPPO, 1 and 2 workers
     python benchmarks/train_speed.py --envs cleanup --layouts separate,multihead
     python benchmarks/train_speed.py --envs cleanup --ablate   # what each change bought
+    PYTHONPATH=<checkout of an older asfed> python benchmarks/train_speed.py   # "before"
 
 `--ablate` also times, on one worker, the loop with each saving turned off again: memoised
 forward passes (shares reused as pi_old, V once per update) and the fused Adam kernel.
@@ -36,7 +37,13 @@ from asfed.agents.hparams import paper_config
 from asfed.agents.networks import mlp
 from asfed.config import build_config
 from asfed.engine.loop import Simulation
-from asfed.engine.placement import available_cores
+
+try:
+    from asfed.engine.placement import available_cores
+except ImportError:  # an asfed from before --workers: measure it on one core ("before" rows)
+
+    def available_cores() -> int:
+        return 1
 
 
 def core_gflops(obs_dim: int, hidden: tuple[int, ...], actions: int, rows: int) -> float:
@@ -77,7 +84,7 @@ def round_flops(cfg) -> float:
 @contextlib.contextmanager
 def ablated(memo: bool = True, fused: bool = True) -> Iterator[None]:
     """Turn savings off again, in this process only (ablation rows run on one worker)."""
-    saved_memo, saved_adam = agent_base.Agent.memo, torch.optim.Adam.__init__
+    saved_memo, saved_adam = getattr(agent_base.Agent, "memo", None), torch.optim.Adam.__init__
     if not memo:
         agent_base.Agent.memo = lambda self, key, compute: compute()  # type: ignore[method-assign]
     if not fused:
@@ -89,13 +96,14 @@ def ablated(memo: bool = True, fused: bool = True) -> Iterator[None]:
     try:
         yield
     finally:
-        agent_base.Agent.memo = saved_memo  # type: ignore[method-assign]
+        if saved_memo is not None:
+            agent_base.Agent.memo = saved_memo  # type: ignore[method-assign]
         torch.optim.Adam.__init__ = saved_adam  # type: ignore[method-assign]
 
 
 def time_rounds(cfg, workers: int, rounds: int) -> float:
     """Seconds a round (mean of `rounds` after one warm-up round)."""
-    sim = Simulation(cfg, workers=workers)
+    sim = Simulation(cfg, workers=workers) if workers > 1 else Simulation(cfg)
     try:
         sim.run_round()
         start = time.perf_counter()
@@ -103,7 +111,8 @@ def time_rounds(cfg, workers: int, rounds: int) -> float:
             sim.run_round()
         return (time.perf_counter() - start) / rounds
     finally:
-        sim.close()
+        if hasattr(sim, "close"):
+            sim.close()
 
 
 PARTS = {  # cProfile entries -> what they are
