@@ -9,6 +9,7 @@ reported and reproduced as one thing.
                       claims          what the paper says per "env/method", "method" or "env"
                       expect          [low, high] ranges the paper's numbers imply, same keys
                       observe         post-run metrics written into each run folder
+                      changes         the `--set` changes to the scenario (KEY=VALUE[,VALUE])
                       sessions        each invocation: command, started (ISO time), wall_seconds,
                                       workers, where (processes, or a Ray address)
                       runs            each run: name (its folder), point (the grid values that

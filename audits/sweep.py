@@ -42,6 +42,7 @@ temporary folder whose contents come back to the driver when the run ends.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import dataclasses
 import io
@@ -85,9 +86,8 @@ SWEEP_KEYS = (
 # run the local engine.
 RESERVED = {"seed": "--seeds", "method": "--methods or [sweep] methods", "engine": "nothing"}
 # Config keys that may differ between a run folder and its point: more rounds extend a run; the
-# logging cadence and the engine do not change the numbers; `workers`/`device`, where RunConfig
-# has them, say where a run trains, not what it computes.
-MAY_DIFFER = {"rounds", "log_every", "checkpoint_every", "engine", "workers", "device"}
+# logging cadence and the engine do not change the numbers.
+MAY_DIFFER = {"rounds", "log_every", "checkpoint_every", "engine"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +126,7 @@ class Sweep:
     seeds: tuple[int, ...]
     observe: tuple[str, ...]
     points: tuple[Point, ...]
+    sets: tuple[str, ...] = ()  # the --set changes to the scenario, as given
 
 
 @dataclasses.dataclass
@@ -227,30 +228,12 @@ def _name(values: dict[str, Any], varying: list[str], seed: int) -> str:
     return "_".join(str(p) for p in parts) + f"_s{seed}"
 
 
-def load_sweep(
-    scenario: str,
-    methods: list[str] | None = None,
-    seeds: int | None = None,
-    sets: list[str] | None = None,
-) -> Sweep:
-    """The scenario's grid with the command line's changes, every point built and checked."""
-    from asfed.engine.loop import prepare
-
-    path = _scenario_path(scenario)
-    raw = read_toml(path)
-    spec = _table(raw.pop(SWEEP_TABLE, {}), f"[{SWEEP_TABLE}] in {path}")
-    base = load_scenario(str(path))  # the flat keys, checked
-    base.pop("seed", None)  # seeds come from [sweep] seeds or --seeds
-    base.pop("engine", None)  # sweeps run the local engine
-    unknown = sorted(set(spec) - set(SWEEP_KEYS))
-    if unknown:
-        raise AsfedError(
-            f"unknown key {unknown[0]!r} in [{SWEEP_TABLE}] of {path}; accepted: "
-            f"{accepted(SWEEP_KEYS)}"
-        )
-    source = f"[{SWEEP_TABLE}] of {path}"
+def _axes(
+    spec: dict[str, Any], base: dict[str, Any], sets: list[str], source: str
+) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
+    """The grid's axes and cases, checked, with the `--set` changes applied (to `base` too)."""
     grid: dict[str, list[Any]] = {}
-    for key, values in _table(spec.get("grid", {}), f"[{SWEEP_TABLE}.grid] in {path}").items():
+    for key, values in _table(spec.get("grid", {}), f"grid in {source}").items():
         _check_key(key, source)
         if not isinstance(values, list) or not values:
             raise AsfedError(f"grid {key} in {source} should be a non-empty list of values")
@@ -258,24 +241,101 @@ def load_sweep(
             check_types({key: v}, source)
         grid[key] = values
     cases = spec.get("cases", [{}])
-    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases) or not cases:
+    if not isinstance(cases, list) or not cases or not all(isinstance(c, dict) for c in cases):
         raise AsfedError(f"cases in {source} should be a non-empty list of tables")
     for case in cases:
         for key in case:
             _check_key(key, source)
         check_types(case, source)
-    for text in sets or []:
+    for text in sets:
         key, values = parse_set(text)
         base.pop(key, None)
         cases = [{k: v for k, v in c.items() if k != key} for c in cases]
+        grid.pop(key, None)
         if len(values) == 1:
             base[key] = values[0]
-            grid.pop(key, None)
         else:
             grid[key] = values
+    return grid, cases
+
+
+def _claims(spec: dict[str, Any], source: str) -> tuple[dict, dict]:
+    """The paper's claims and the ranges its numbers imply, checked."""
+    claims = _table(spec.get("claims", {}), f"claims in {source}")
+    expect = _table(spec.get("expect", {}), f"expect in {source}")
+    for key, bounds in expect.items():
+        numbers = isinstance(bounds, list) and len(bounds) == 2
+        if not numbers or any(
+            isinstance(b, bool) or not isinstance(b, int | float) for b in bounds
+        ):
+            raise AsfedError(f"expect {key!r} in {source} should be [low, high] numbers")
+    return (
+        {str(k): str(v) for k, v in claims.items()},
+        {str(k): (float(v[0]), float(v[1])) for k, v in expect.items()},
+    )
+
+
+def _expand(
+    base: dict[str, Any],
+    grid: dict[str, list[Any]],
+    cases: list[dict[str, Any]],
+    methods: list[str],
+    seeds: int,
+    scenario: str,
+) -> list[Point]:
+    """Every point: cases x grid x methods x seeds, each config built and checked."""
+    from asfed.engine.loop import prepare
+
+    varying = list(dict.fromkeys([k for c in cases for k in c] + list(grid)))
+    points: list[Point] = []
+    checked: set[tuple] = set()
+    for case in cases:
+        for combo in itertools.product(*grid.values()):
+            values = {**base, **case, **dict(zip(grid, combo, strict=True))}
+            for method in methods:
+                for seed in range(1, seeds + 1):
+                    settings = {**values, "method": method, "seed": seed}
+                    name = _name(settings, varying, seed)
+                    try:  # one process per run (the pool is the sweep's), one torch thread
+                        cfg = build_config(None, **settings, engine="local")
+                        key = tuple(sorted((k, str(v)) for k, v in settings.items() if k != "seed"))
+                        if key not in checked:  # the env, method and topology agree
+                            prepare(dataclasses.replace(cfg, episodes=1))
+                            checked.add(key)
+                    except AsfedError as err:
+                        raise AsfedError(f"run {name} of {scenario}: {err}") from None
+                    point = {k: settings[k] for k in varying if k in settings}
+                    points.append(Point(name, {"method": method, **point}, cfg))
+    counts = collections.Counter(p.name for p in points)
+    twice = sorted(n for n, c in counts.items() if c > 1)
+    if twice:
+        raise AsfedError(f"{scenario} has two runs named {twice[0]}; make its cases differ")
+    return points
+
+
+def load_sweep(
+    scenario: str,
+    methods: list[str] | None = None,
+    seeds: int | None = None,
+    sets: list[str] | None = None,
+) -> Sweep:
+    """The scenario's grid with the command line's changes, every point built and checked."""
+    path = _scenario_path(scenario)
+    source = f"[{SWEEP_TABLE}] of {path}"
+    spec = _table(read_toml(path).get(SWEEP_TABLE, {}), source)
+    unknown = sorted(set(spec) - set(SWEEP_KEYS))
+    if unknown:
+        raise AsfedError(
+            f"unknown key {unknown[0]!r} in {source}; accepted: {accepted(SWEEP_KEYS)}"
+        )
+    base = load_scenario(str(path))  # the flat keys, checked
+    base.pop("seed", None)  # seeds come from [sweep] seeds or --seeds
+    base.pop("engine", None)  # sweeps run the local engine
+    grid, cases = _axes(spec, base, list(sets or []), source)
     method_list = list(methods) if methods else spec.get("methods") or [base.get("method", "as")]
     if not isinstance(method_list, list) or not all(isinstance(m, str) for m in method_list):
         raise AsfedError(f"methods in {source} should be a list of method names")
+    base.pop("method", None)
     n_seeds = seeds if seeds is not None else spec.get("seeds", 5)
     if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
         raise AsfedError(f"seeds={n_seeds!r} is invalid; accepted: an integer >= 1")
@@ -284,54 +344,20 @@ def load_sweep(
         raise AsfedError(f"observe in {source} should be a list; accepted: {OBSERVERS.names()}")
     for name in observe:
         OBSERVERS.get(name)
-    claims = _table(spec.get("claims", {}), f"[{SWEEP_TABLE}.claims] in {path}")
-    expect = _table(spec.get("expect", {}), f"[{SWEEP_TABLE}.expect] in {path}")
-    for key, bounds in expect.items():
-        ok = isinstance(bounds, list) and len(bounds) == 2
-        if not ok or not all(
-            isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds
-        ):
-            raise AsfedError(f"expect {key!r} in {source} should be [low, high] numbers")
-    base.pop("method", None)
-    varying = list(dict.fromkeys([k for c in cases for k in c] + list(grid)))
-    engine = {"engine": "local"}
-    if "workers" in FIELDS:  # one torch thread and one process per run: the pool is the sweep's
-        engine["workers"] = 1
-    points: list[Point] = []
-    checked: set[tuple] = set()
-    for case in cases:
-        for combo in itertools.product(*grid.values()):
-            values = {**base, **case, **dict(zip(grid, combo, strict=True))}
-            for method in method_list:
-                for seed in range(1, n_seeds + 1):
-                    settings = {**values, "method": method, "seed": seed}
-                    name = _name(settings, varying, seed)
-                    try:
-                        cfg = build_config(None, **{**settings, **engine})
-                        key = tuple(sorted((k, str(v)) for k, v in settings.items() if k != "seed"))
-                        if key not in checked:  # the env, method and topology agree
-                            prepare(dataclasses.replace(cfg, episodes=1))
-                            checked.add(key)
-                    except AsfedError as err:
-                        raise AsfedError(f"run {name} of {path.name}: {err}") from None
-                    point = {k: settings[k] for k in varying if k in settings}
-                    points.append(Point(name, {"method": method, **point}, cfg))
-    names = [p.name for p in points]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise AsfedError(f"{path.name} has two runs named {twice[0]}; make its cases differ")
+    claims, expect = _claims(spec, source)
     return Sweep(
         scenario=path.stem,
         scenario_path=path,
         scenario_text=path.read_text(),
         title=str(spec.get("title", path.stem)),
         claim=str(spec.get("claim", "")),
-        claims={str(k): str(v) for k, v in claims.items()},
-        expect={str(k): (float(v[0]), float(v[1])) for k, v in expect.items()},
+        claims=claims,
+        expect=expect,
         methods=tuple(method_list),
         seeds=tuple(range(1, n_seeds + 1)),
         observe=tuple(observe),
-        points=tuple(points),
+        points=tuple(_expand(base, grid, cases, method_list, n_seeds, path.name)),
+        sets=tuple(sets or ()),
     )
 
 
@@ -406,6 +432,7 @@ def plan_manifest(sweep: Sweep, folder: Path, session: dict[str, Any]) -> dict[s
         "claims": {**old.get("claims", {}), **sweep.claims},
         "expect": {**old.get("expect", {}), **{k: list(v) for k, v in sweep.expect.items()}},
         "observe": sorted(set(old.get("observe", [])) | set(sweep.observe)),
+        "changes": list(dict.fromkeys([*old.get("changes", []), *sweep.sets])),
         "sessions": [*old.get("sessions", []), session],
         "runs": list(runs.values()),
     }

@@ -1,8 +1,9 @@
 """Team returns of the scripted reference policies: the fixed points learners are judged against.
 
 Predation (all-pursue, all-defect, one-pursuer for N = 2, 8, 20, 30), exchange (all-defect,
-cooperative oracle), cleanup (nobody cleans, one cleans) and harvest (all greedy), plus a uniformly
-random policy everywhere. Mean +- standard deviation over episodes, fixed seed.
+cooperative oracle), cleanup (nobody cleans, one cleans), harvest (all greedy) and navigation (an
+oracle walking to its landmark), plus a uniformly random policy everywhere. Mean +- standard
+deviation over episodes, fixed seed.
 
     python benchmarks/scripted_returns.py [--episodes 4096]
 """
@@ -65,6 +66,7 @@ def main() -> None:
         ("cleanup", "nobody cleans (greedy eaters)", scripted.ssd_greedy_eater),
         ("cleanup", "one cleans, the rest eat", one_cleans),
         ("harvest", "greedy eaters", scripted.ssd_greedy_eater),
+        ("navigation", "oracle (each walks to its landmark)", scripted.navigation_oracle),
     ]
     for name, label, policy in rows:
         print(f"| {name} | {label} | {team(name, min(e, 512), policy)} |")

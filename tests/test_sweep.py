@@ -15,6 +15,7 @@ import pytest
 
 from asfed.config import scenario_names
 from asfed.errors import AsfedError
+from asfed.report.collect import collect
 from asfed.sweeps import MANIFEST, read_manifest
 from audits.sweep import _ray_task, _unpack, load_sweep, run_sweep, train_run
 from tests.test_simulate_cli import asfed, metrics
@@ -128,6 +129,11 @@ def test_a_tiny_sweep_in_a_pool_continues_where_it_stopped(tmp_path) -> None:
     assert again.trained == () and sorted(again.reused) == names and again.failed == {}
     assert {n: (out / n / "metrics.csv").stat().st_mtime_ns for n in names} == before
     assert len(read_manifest(out)["sessions"]) == 2
+    # A --set change is recorded and heads the sweep in reports.
+    run_sweep(load_sweep(str(scenario), sets=["rounds=2"]), out)
+    assert read_manifest(out)["changes"] == ["rounds=2"]
+    (source,) = collect([out])
+    assert source.heading == "tiny [changed from the scenario: rounds=2]"
 
 
 def test_a_sweep_refuses_a_folder_holding_other_runs_and_a_corrupt_manifest(tmp_path) -> None:
@@ -145,6 +151,8 @@ def test_a_sweep_refuses_a_folder_holding_other_runs_and_a_corrupt_manifest(tmp_
     bad = re.escape(f"cannot read sweep manifest {out / MANIFEST}: no list of runs; accepted:")
     with pytest.raises(AsfedError, match=bad):
         run_sweep(plan, out)
+    with pytest.raises(AsfedError, match="cannot read sweep manifest"):
+        collect([out])
 
 
 def test_the_same_sweep_on_a_local_ray_instance_gives_the_same_numbers(tmp_path) -> None:

@@ -1,0 +1,151 @@
+"""The README's results section, generated from sweep folders (`asfed report SWEEP... --readme`).
+
+Per sweep: its title, the budget (rounds, episodes a round, env steps, seeds) and wall time, and
+a table per panel and series of the final team return (mean and 95% CI over seeds) beside the
+random policy, the best scripted policy and what the paper claims, with a plain verdict where
+asfed's numbers and the paper's differ:
+
+- outside the range the paper's number implies (`[sweep.expect]`): "differs from the paper";
+- a 95% interval that holds the random policy's return: "indistinguishable from random";
+- AS's interval entirely below another method's in the same panel: "AS below <method>"
+  (the paper claims AS matches or exceeds the baselines).
+
+The section sits between two marker lines in the README; everything between them is replaced.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from asfed.atomic import atomic_write
+from asfed.errors import AsfedError
+from asfed.report import stats
+from asfed.report.collect import Source
+from asfed.report.panels import Panel, Series, panels
+
+BEGIN, END = "<!-- asfed-results:begin -->", "<!-- asfed-results:end -->"
+
+
+def _n(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{x:.2f}"
+
+
+def _ci(mean: float, lo: float, hi: float) -> str:
+    return _n(mean) if not math.isfinite(lo) else f"{_n(mean)} [{_n(lo)}, {_n(hi)}]"
+
+
+def verdict(source: Source, panel: Panel, series: Series) -> str:
+    """The plain statements for one row (see the module docstring); "" if none."""
+    mean, lo, hi = series.final_ci()
+    notes = []
+    expect = source.expect_for(panel.env, series.method)
+    if expect is not None:
+        a, b = expect
+        inside = a <= mean <= b
+        notes.append(
+            f"agrees with the paper ({a:g} to {b:g})"
+            if inside
+            else f"differs from the paper ({a:g} to {b:g})"
+        )
+    rand = panel.references["random"].mean
+    if math.isfinite(lo) and lo <= rand <= hi:
+        notes.append(f"indistinguishable from random ({rand:.2f})")
+    if series.method == "as" and math.isfinite(hi):
+        above = [
+            s.label
+            for s in panel.series
+            if s.method != "as" and math.isfinite(s.final_ci()[1]) and s.final_ci()[1] > hi
+        ]
+        if above:
+            notes.append("AS below " + ", ".join(above))
+    return "; ".join(notes)
+
+
+def _budget(source: Source) -> str:
+    cfgs = [r.config for r in source.runs]
+    rounds = "/".join(str(r) for r in sorted({c["rounds"] for c in cfgs}))
+    done = "/".join(str(r) for r in sorted({len(r.team) for r in source.runs}))
+    episodes = "/".join(str(e) for e in sorted({c["episodes"] for c in cfgs}))
+    steps = "/".join(f"{s:,}" for s in sorted({c["episodes"] * c["horizon"] for c in cfgs}))
+    seeds = len({c["seed"] for c in cfgs})
+    wall = sum(s.get("wall_seconds", 0.0) for s in source.sessions)
+    workers = sorted({str(s.get("workers")) for s in source.sessions})
+    trained = [r.train_seconds for r in source.runs if r.train_seconds]
+    text = (
+        f"Budget: {rounds} rounds per run ({done} done) of {episodes} episodes "
+        f"(up to {steps} env steps a round), {seeds} seeds, {len(source.runs)} of "
+        f"{source.planned} runs."
+    )
+    if source.sessions:
+        per_run = sum(trained) / max(len(trained), 1)
+        text += (
+            f" Wall time {duration(wall)} on {'/'.join(workers)} worker(s)"
+            f" ({duration(per_run)} of training per run on average)."
+        )
+    return text
+
+
+def duration(seconds: float) -> str:
+    """12 s, 3.5 min, 2.25 h."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"
+
+
+def section(source: Source) -> str:
+    """One sweep's part of the results section (Markdown)."""
+    lines = [f"#### {source.heading}", "", _budget(source)]
+    if source.claim:
+        lines += ["", f"The paper: {source.claim}"]
+    lines += [
+        "",
+        "| panel | method | final team return [95% CI] | seeds | random policy | best scripted "
+        "| the paper says | asfed vs the paper |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for panel in panels(source):
+        best = panel.best_scripted()
+        rand = panel.references["random"].mean
+        for s in panel.series:
+            lines.append(
+                f"| {panel.title} | {s.label} | {_ci(*s.final_ci())} | {len(s.runs)} | "
+                f"{rand:.2f} | {f'{best.mean:.2f} ({best.label})' if best else 'none'} | "
+                f"{source.claim_for(panel.env, s.method) or '-'} | "
+                f"{verdict(source, panel, s) or '-'} |"
+            )
+    return "\n".join(lines)
+
+
+def results_markdown(sources: list[Source], command: str) -> str:
+    """The whole section: a line saying how it was made, then each sweep's part."""
+    sweeps = [s for s in sources if s.is_sweep and s.runs]
+    if not sweeps:
+        raise AsfedError("the README's results come from sweep folders; none was given with runs")
+    head = (
+        f"Generated by `{command}` (do not edit by hand: it is rewritten). Final team return: "
+        f"each run's mean over its last {stats.FINAL_WINDOW} rounds; mean and 95% Student-t "
+        "interval over seeds. Random and best scripted: reference policies' team returns for "
+        "the panel's env options (512 episodes)."
+    )
+    return "\n\n".join([head, *(section(s) for s in sweeps)])
+
+
+def replace_section(readme: Path, text: str) -> str:
+    """The README's text with the part between the markers replaced by `text` (not written)."""
+    try:
+        old = Path(readme).read_text()
+    except FileNotFoundError:
+        raise AsfedError(f"no such file: {readme}") from None
+    if old.count(BEGIN) != 1 or old.count(END) != 1 or old.index(BEGIN) > old.index(END):
+        raise AsfedError(
+            f"{readme} needs one line {BEGIN} and, after it, one line {END} where the results "
+            "section goes"
+        )
+    head, rest = old.split(BEGIN)
+    _, tail = rest.split(END)
+    return f"{head}{BEGIN}\n{text}\n{END}{tail}"
+
+
+def write_readme(readme: Path, new_text: str) -> None:
+    atomic_write(Path(readme), new_text.encode())

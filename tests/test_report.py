@@ -1,0 +1,166 @@
+"""`asfed report`: a tiny sweep (AS and IPPO on 2-agent predation, Fig. 7's metrics logged, an
+audit and a trade-off beside it) drawn as one self-contained page that loads in headless
+Chromium with no console error and shows every plot; the numbers in its tables; the README
+section and its verdicts; bad input refused with nothing written."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+import numpy as np
+import pytest
+
+from asfed.csvfile import read_rows
+from asfed.errors import AsfedError
+from asfed.report.collect import collect
+from asfed.report.page import render
+from asfed.report.panels import panels
+from asfed.report.results import BEGIN, END, results_markdown
+from audits.sweep import load_sweep, run_sweep
+from tests import browser
+from tests.test_simulate_cli import asfed
+
+SCENARIO = """
+env = "predation"
+agents = 2
+topology = "full"
+rounds = 3
+episodes = 2
+horizon = 6
+log_every = 1
+
+[sweep]
+title = "Tiny Fig. 7"
+claim = "anticipations approach 'toward'"
+methods = ["as", "ippo"]
+seeds = 2
+observe = ["anticipation"]
+
+[sweep.claims]
+"predation/as" = "closest to CPPO"
+
+[sweep.expect]
+"predation/as" = [1000.0, 2000.0]
+"""
+AUDIT = {
+    "command": "asfed audit (synthetic, for the report test)",
+    "caveat": "leakage = score - actions-only baseline",
+    "summaries": [
+        {
+            "env": "predation", "method": "as", "attack": "reward-inversion", "attacker": "relay",
+            "runs": 2, "victims": 2, "measure": "pearson", "score": 0.31, "score_ci": [0.1, 0.5],
+            "chance": 0.0, "baseline": 0.05, "baseline_ci": [-0.1, 0.2], "leakage": 0.26,
+            "leakage_ci": [0.0, 0.5], "ci_method": "bootstrap over runs", "note": "",
+        }
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A finished tiny sweep, with an audit in one run and a trade-off in the folder."""
+    root = tmp_path_factory.mktemp("report")
+    scenario = root / "tiny7.toml"
+    scenario.write_text(SCENARIO)
+    folder = root / "sweep"
+    outcome = run_sweep(load_sweep(str(scenario)), folder)
+    assert outcome.failed == {} and len(outcome.trained) == 4
+    png = (folder / "predation_as_s1" / "learning_curve.png").read_bytes()
+    audit = folder / "predation_as_s1" / "audit"
+    audit.mkdir()
+    (audit / "audit.json").write_text(json.dumps(AUDIT))
+    (audit / "audit.png").write_bytes(png)
+    (folder / "tradeoff.csv").write_text("method,epsilon_target,team_return\nas,1.0,-3.25\n")
+    (folder / "tradeoff.png").write_bytes(png)
+    return folder
+
+
+@pytest.mark.skipif(
+    browser.CHROMIUM is None,
+    reason="no chromium on PATH: .ci/run installs Debian's chromium package with apt-get, "
+    "which was not possible on this machine",
+)
+def test_the_report_loads_in_headless_chromium_with_every_plot_and_no_error(sweep) -> None:
+    out = sweep / "report.html"
+    res = asfed("report", str(sweep), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    plots = int(re.search(r"\((\d+) plots", res.stdout).group(1))
+    # per panel a learning curve and Fig. 7; normalised finals, bytes, the audit, the trade-off
+    assert plots == 6
+    images = "JSON.stringify(Array.from(document.querySelectorAll('img.plot'), i => [i.alt, i.naturalWidth, i.naturalHeight]))"  # noqa: E501
+    page = browser.load(out.resolve().as_uri(), images)
+    assert page.console_errors == [] and page.exceptions == [] and page.log_errors == []
+    assert all(u.startswith(("file:", "data:")) for u in page.requests), page.requests  # no network
+    shown = json.loads(page.value)
+    assert len(shown) == plots
+    assert all(w > 100 and h > 100 for _, w, h in shown), shown  # every plot decoded and drawn
+    alts = [alt for alt, _, _ in shown]
+    assert (
+        "learning curves: predation, 2 agents" in alts
+        and "anticipation: predation, 2 agents" in alts
+    )
+
+
+def test_the_report_tables_hold_the_runs_numbers_and_the_references(sweep) -> None:
+    (source,) = collect([sweep])
+    (panel,) = panels(source)
+    assert panel.title == "predation, 2 agents"
+    assert [s.label for s in panel.series] == ["as", "ippo"]
+    finals = [
+        np.mean([float(r["team_return"]) for r in read_rows(sweep / name / "metrics.csv")])
+        for name in ("predation_as_s1", "predation_as_s2")
+    ]  # 3 rounds: the final window holds them all
+    mean, lo, hi = panel.series[0].final_ci()
+    assert mean == pytest.approx(np.mean(finals)) and lo < mean < hi
+    refs = panel.references
+    assert refs["optimum"].label == "all pursue" and refs["defect"].mean < refs["random"].mean
+    assert panel.normalised(refs["random"].mean) == 0
+    assert panel.normalised(refs["optimum"].mean) == 1
+    page, _ = render([source])
+    assert f"{mean:.2f} [{lo:.2f}, {hi:.2f}]" in page
+    assert "closest to CPPO" in page and "anticipations approach" in page
+    assert "reward-inversion" in page and "0.31 [0.10, 0.50]" in page  # the audit's table
+    assert "epsilon_target" in page and "-3.25" in page  # the trade-off's table
+    assert "predation_ippo_s2: config.toml" in page
+    assert html.escape('topology = "full"') in page
+    rows = read_rows(sweep / "predation_as_s1" / "anticipation.csv")
+    assert [int(r["round"]) for r in rows] == [0, 1, 2]
+    assert all(0 <= float(r["toward"]) <= 1 and float(r["mse"]) >= 0 for r in rows)
+    assert read_rows(sweep / "predation_ippo_s1" / "anticipation.csv") == []  # IPPO sends none
+
+
+def test_the_readme_section_states_the_budget_and_where_asfed_differs(sweep, tmp_path) -> None:
+    text = results_markdown(collect([sweep]), "asfed report SWEEP --readme README.md")
+    assert (
+        "Budget: 3 rounds per run (3 done) of 2 episodes (up to 12 env steps a round), 2 seeds"
+        in text
+    )
+    assert "Wall time" in text
+    (as_row,) = [
+        line for line in text.splitlines() if line.startswith("| predation, 2 agents | as |")
+    ]
+    assert "closest to CPPO" in as_row and "differs from the paper (1000 to 2000)" in as_row
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nintro\n\n{BEGIN}\nold numbers\n{END}\n\nafter\n")
+    out = tmp_path / "r.html"
+    res = asfed("report", str(sweep), "--out", str(out), "--readme", str(readme))
+    assert res.returncode == 0, res.stderr
+    new = readme.read_text()
+    assert new.startswith("# x\n\nintro\n\n" + BEGIN) and new.endswith(END + "\n\nafter\n")
+    assert "old numbers" not in new and "#### Tiny Fig. 7" in new
+    assert f"`asfed report {sweep} --out {out} --readme {readme}`" in new
+
+
+def test_bad_input_is_one_clear_line_and_writes_nothing(sweep, tmp_path) -> None:
+    with pytest.raises(AsfedError, match="no such folder"):
+        collect([tmp_path / "nope"])
+    with pytest.raises(AsfedError, match=r"is not a sweep folder \(sweep.json\), a run folder"):
+        collect([tmp_path])
+    out, readme = tmp_path / "r.html", tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    res = asfed("report", str(sweep), "--out", str(out), "--readme", str(readme))
+    assert res.returncode == 2 and "needs one line <!-- asfed-results:begin -->" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not out.exists() and readme.read_text() == "# no markers\n"
