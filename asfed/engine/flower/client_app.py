@@ -35,7 +35,7 @@ from asfed.agents.methods import METHODS
 from asfed.engine.federation import step_agent
 from asfed.engine.flower import codec
 
-app = ClientApp()
+app = ClientApp(mods=[codec.packing_mod])  # packed messages on a deployment (codec.pack)
 
 
 # (run_id, node_id) -> (token, agent): valid only while the same token is in Context.state.
