@@ -34,6 +34,7 @@ from asfed.agents.base import Agent, AgentSpec, Graph, RoundBatch
 from asfed.agents.methods import Method
 from asfed.comm.messages import Message
 from asfed.engine.federation import Federation, step_agent
+from asfed.errors import AsfedError
 
 
 class WorkerFederation(Federation):
@@ -77,7 +78,7 @@ class WorkerFederation(Federation):
 
     def _gather(self, command: str) -> dict[int, Any]:
         out: dict[int, Any] = {}
-        failure = None
+        failure, user_error = None, None
         for w, pipe in enumerate(self.pipes):
             try:
                 status, value = pipe.recv()
@@ -86,10 +87,14 @@ class WorkerFederation(Federation):
                 status, value = "error", f"worker {w} died (exit code {code})"
             if status == "error":
                 failure = failure or value
+            elif status == "user-error":
+                user_error = user_error or value
             else:
                 out.update(value)
-        if failure is not None:
+        if failure is not None or user_error is not None:
             self.close()
+            if failure is None:
+                raise AsfedError(user_error)
             raise RuntimeError(f"an agent's worker failed in {command}:\n{failure}")
         return out
 
@@ -157,6 +162,8 @@ def _serve(pipe: Connection) -> None:
                 pipe.send(("ok", {}))
             else:
                 pipe.send(("ok", _handle(agents, command, part, common)))
+        except AsfedError as err:  # a user-facing error (e.g. a missing checkpoint): as it is
+            pipe.send(("user-error", str(err)))
         except BaseException:
             pipe.send(("error", traceback.format_exc()))
 

@@ -110,3 +110,22 @@ def test_agents_live_on_their_device() -> None:
     assert all(p.device.type == want.type for p in agent.policy.parameters())
     assert agent._obs_all.device.type == want.type
     assert all(v.device.type == "cpu" for v in agent.acting_state().values())
+
+
+@pytest.mark.skipif(os.cpu_count() == 1, reason="two workers need two cores")
+def test_an_agents_own_error_in_a_worker_is_one_clear_line(tmp_path) -> None:
+    out = tmp_path / "run"
+    small = ("--env", "navigation", "--episodes", "1", "--horizon", "10", "--engine", "local")
+    simulate(out, *small, "--rounds", "1", "--workers", "2")
+    (out / "agents" / "agent_1" / "checkpoint-1.pt").write_bytes(b"not a checkpoint")
+    cmd = [sys.executable, "-c", "from asfed.cli import main; main()", "simulate"]
+    res = subprocess.run(
+        [*cmd, "--resume", str(out), "--rounds", "2", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "", "COLUMNS": "200", "OMP_NUM_THREADS": "1"},
+    )
+    assert res.returncode == 2
+    assert "cannot read agent checkpoint" in res.stderr and "agent_1" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
