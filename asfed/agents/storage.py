@@ -51,7 +51,8 @@ class AgentStore:
         try:
             return torch.load(p, map_location="cpu", weights_only=True)
         except Exception as err:  # any failure to unpickle means an unusable file
-            raise AsfedError(f"cannot read agent checkpoint {p}: {err}") from None
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise AsfedError(f"cannot read agent checkpoint {p}: {first}") from None
 
     def _rounds(self) -> list[int]:
         out = []
