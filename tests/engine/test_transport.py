@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, RecordDict
 
 from asfed.config import build_config
 from asfed.engine.flower import codec, polling
@@ -122,7 +122,7 @@ def test_the_adaptive_sleep_backs_off_like_flower_when_idle_and_fast_when_busy()
     assert idle[0] == 0.002 and idle[-1] == 3 and idle == sorted(idle)
     sleep.got_message()
     busy = [sleep.delay(3) for _ in range(12)]
-    assert busy[0] == 0.002 and max(busy) == 0.2  # a node in a run polls at least every 0.2 s
+    assert busy[0] == 0.002 and max(busy) == 0.05  # a node in a run polls every 50 ms at least
     assert [sleep.delay(0.5) for _ in range(8)][-1] == 0.05  # waits in its own memory
     now[0] += 31  # 30 s without a message: back to Flower's pace
     assert sleep.delay(3) == 3
@@ -155,3 +155,33 @@ print("ok")
 """
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.stdout.strip() == "ok", res.stderr[-2000:]
+
+
+def test_an_in_memory_agent_whose_process_was_replaced_fails_clearly(monkeypatch) -> None:
+    """A long-lived worker keeps agents out of Context.state; if the process serving a run is
+    replaced mid-run (here: its cache emptied), the next message fails saying so, instead of
+    rebuilding an agent from nothing."""
+    from asfed.engine.flower import client_app
+
+    class Replying(InProcessGrid):  # a ClientApp that raises sends an error reply, as Flower's
+        def push_messages(self, messages):
+            ids = []
+            for msg in messages:
+                try:
+                    ids += super().push_messages([msg])
+                except RuntimeError as err:
+                    reply = Message(Error(code=0, reason=str(err)), reply_to=msg)
+                    reply.metadata.__dict__["_src_node_id"] = msg.metadata.dst_node_id
+                    self._replies[msg.metadata.message_id] = reply
+                    ids.append(msg.metadata.message_id)
+            return ids
+
+    monkeypatch.setattr(client_app, "IN_MEMORY", True)
+    sim = Simulation(CFG, flower_federation(Replying(3)))
+    first = sim.run_round()[0]["team_return"]
+    assert first == returns(rounds=1)[0]  # same numbers while the process lives
+    client_app._CACHE.clear()
+    with pytest.raises(
+        ClientFailure, match=r"agent 0 \(node 101\) failed in round 1, sharing step 0: .*replaced"
+    ):
+        sim.run_round()

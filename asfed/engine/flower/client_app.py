@@ -20,6 +20,12 @@ process also keeps the agent it last served in memory, keyed by run and node, to
 fresh random token that is written to `Context.state` with the bytes: the cached agent is used
 only when the token in the arriving `Context.state` matches, i.e. when this process produced that
 state; otherwise the agent is rebuilt from the bytes.
+
+A long-lived ClientApp process (the deployment's worker, `asfed.engine.flower.worker`) sets
+`IN_MEMORY`: every message of a run reaches the same process, so the state bytes and the slice
+stay out of `Context.state` (they would cross the SuperNode's Runtime API twice per message, about
+1 MB each way for AS on exchange). Should that process be replaced mid-run, the agent cannot be
+rebuilt, and the message fails with an error saying so: resume the run from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ app = ClientApp(mods=[codec.packing_mod])  # packed messages on a deployment (co
 
 # (run_id, node_id) -> (token, agent): valid only while the same token is in Context.state.
 _CACHE: dict[tuple[int, int], tuple[str, Agent]] = {}
+IN_MEMORY = False  # set by a long-lived host process (see the module docstring)
 
 
 def _agent(context: Context) -> Agent:
@@ -47,6 +54,11 @@ def _agent(context: Context) -> Agent:
     cached = _CACHE.get((context.run_id, context.node_id))
     if cached is not None and cached[0] == str(meta["token"]):
         return cached[1]
+    if not bytes(meta["state"]):
+        raise RuntimeError(
+            "this agent lived in the memory of a ClientApp process that has been replaced "
+            "mid-run; resume the run from its last checkpoint"
+        )
     agent = METHODS.get(str(meta["method"]))().build(codec.spec_from_json(str(meta["spec"])))
     agent.load_state_dict(codec.state_from_bytes(bytes(meta["state"])))
     if "asfed_batch" in context.state:
@@ -56,7 +68,7 @@ def _agent(context: Context) -> Agent:
 
 def _save(context: Context, agent: Agent) -> None:
     meta = context.state["asfed_agent"]
-    meta["state"] = codec.state_to_bytes(agent.state_dict())
+    meta["state"] = b"" if IN_MEMORY else codec.state_to_bytes(agent.state_dict())
     meta["token"] = uuid.uuid4().hex
     _CACHE[(context.run_id, context.node_id)] = (str(meta["token"]), agent)
 
@@ -87,7 +99,8 @@ def share(msg: Message, context: Context) -> Message:
     head = msg.content["round"]
     batch = codec.batch_from_record(msg.content["batch"])
     agent.begin_round(batch)
-    context.state["asfed_batch"] = msg.content["batch"]
+    if not IN_MEMORY:
+        context.state["asfed_batch"] = msg.content["batch"]
     graph = codec.graph_from_records(agent.id, msg.content["graph"], msg.content["rows"])
     out = agent.share(0, int(head["round"]), graph)
     _save(context, agent)

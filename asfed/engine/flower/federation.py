@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
@@ -108,7 +109,7 @@ class FlowerFederation(Federation):
         """A Grid call; a SuperLink that stops answering becomes one LinkFailure."""
         try:
             return getattr(self.grid, call)(*args)
-        except Exception as err:
+        except (httpx.HTTPError, OSError) as err:
             raise LinkFailure(
                 f"the SuperLink stopped answering during {what} ({type(err).__name__}: {err})"
             ) from err

@@ -281,11 +281,17 @@ class LocalNet:
         self.start_worker(node)
 
     def start_supernode(
-        self, node: Node, seconds: float = 60, stock: bool = False, wait: bool = True
+        self,
+        node: Node,
+        seconds: float = 60,
+        stock: bool = False,
+        wait: bool = True,
+        isolation: str = "process",
     ) -> None:
-        """The node's SuperNode with `--isolation process`, returning once its Runtime API
-        listens (if `wait`); `stock`: Flower's own `flower-supernode` rather than asfed's
-        launcher (the same with adaptive waits, `asfed.engine.flower.polling`)."""
+        """The node's SuperNode, returning once its Runtime API listens (if `wait`); `stock`:
+        Flower's own `flower-supernode` rather than asfed's launcher (the same with adaptive
+        waits, `asfed.engine.flower.polling`); `isolation="subprocess"`: Flower's default, a
+        `flwr-clientapp` process per message (no worker then)."""
         node.runtime_port = node.runtime_port or free_port()
         launcher = (
             [str(BIN / "flower-supernode")]
@@ -298,7 +304,7 @@ class LocalNet:
             argv += ["--auth-supernode-private-key", str(node.key)]
         argv += [
             "--isolation",
-            "process",
+            isolation,
             "--port",
             str(node.runtime_port),
             "--superexec-auth-secret-file",

@@ -88,9 +88,10 @@ class Worker:
         app: ClientApp | None = None,
     ) -> None:
         if app is None:
-            from asfed.engine.flower.client_app import app as asfed_app
+            from asfed.engine.flower import client_app
 
-            app = asfed_app
+            client_app.IN_MEMORY = True  # every message of a run comes to this process
+            app = client_app.app
         self.app = app
         self.version = importlib.metadata.version("asfed")
         self.address, self.insecure, self.certs = address, insecure, root_certificates
