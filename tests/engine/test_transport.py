@@ -185,3 +185,22 @@ def test_an_in_memory_agent_whose_process_was_replaced_fails_clearly(monkeypatch
         ClientFailure, match=r"agent 0 \(node 101\) failed in round 1, sharing step 0: .*replaced"
     ):
         sim.run_round()
+
+
+def test_a_node_keeps_its_agents_folder_where_its_node_config_says(tmp_path) -> None:
+    """`--node-config 'agent-storage="DIR"'`: on its own machine an agent's checkpoints go to
+    DIR/<run folder name>/agent_<i>, and a resumed run finds them there."""
+    from asfed.engine.driver import resume, start, train
+
+    cfg = build_config(env="exchange", method="as", seed=3, episodes=2, rounds=2)
+    grid = InProcessGrid(3)
+    grid.contexts[102].node_config["agent-storage"] = str(tmp_path / "node102")
+    sim, run, rows = start(cfg, tmp_path / "run", flower_federation(grid))
+    train(sim, run, rows)
+    assert sorted(p.name for p in (tmp_path / "node102" / "run" / "agent_1").iterdir())
+    assert not (tmp_path / "run" / "agents" / "agent_1").exists()
+    assert (tmp_path / "run" / "agents" / "agent_0").exists()  # the other nodes: the default
+    sim, run, rows = resume(tmp_path / "run", 3, flower_federation(grid))
+    assert sim.round == 2  # every agent reloaded its own checkpoint, node 102's from its folder
+    train(sim, run, rows)
+    assert [float(r["team_return"]) for r in run.read_metrics()] == returns(rounds=3)

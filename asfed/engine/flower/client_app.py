@@ -9,6 +9,11 @@ Message types, one per kind of round trip:
   k's messages or, after the round's last update, the new acting policy.
 - `train.checkpoint`: save the agent's state to its private storage; reply with nothing.
 
+Where an agent keeps its private folder (checkpoints, diagnostics): by default the path the world
+names in the spec, `<run folder>/agents/agent_<i>`, which is right on one machine. A SuperNode on
+its own machine can keep it elsewhere with `--node-config 'agent-storage="DIR"'`: the folder is
+then `DIR/<run folder's name>/agent_<i>` on that machine, and resuming the run finds it there.
+
 What a reply carries is only the messages the relay logs and the acting policy (pi^ii): private
 statistics go to the agent's diagnostics file and its state to its own checkpoints, never to the
 ServerApp.
@@ -30,13 +35,15 @@ rebuilt, and the message fails with an error saying so: resume the run from its 
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from pathlib import Path
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
-from asfed.agents.base import Agent
+from asfed.agents.base import Agent, AgentSpec
 from asfed.agents.methods import METHODS
 from asfed.engine.federation import step_agent
 from asfed.engine.flower import codec
@@ -73,6 +80,17 @@ def _save(context: Context, agent: Agent) -> None:
     _CACHE[(context.run_id, context.node_id)] = (str(meta["token"]), agent)
 
 
+def _own_storage(spec: AgentSpec, context: Context) -> AgentSpec:
+    """The spec with the node's own `agent-storage` root, if its SuperNode set one."""
+    root = str(context.node_config.get("agent-storage", "") or "")
+    if not root or not spec.storage:
+        return spec
+    named = Path(spec.storage)  # <run folder>/agents/agent_<i>
+    return dataclasses.replace(
+        spec, storage=str(Path(root) / named.parent.parent.name / named.name)
+    )
+
+
 def _reply(msg: Message, content: RecordDict) -> Message:
     return Message(content, reply_to=msg)
 
@@ -81,12 +99,12 @@ def _reply(msg: Message, content: RecordDict) -> Message:
 def init(msg: Message, context: Context) -> Message:
     torch.set_num_threads(1)
     cfg = msg.content["init"]
-    spec = codec.spec_from_json(str(cfg["spec"]))
+    spec = _own_storage(codec.spec_from_json(str(cfg["spec"])), context)
     agent = METHODS.get(str(cfg["method"]))().build(spec)
     if "resume_round" in cfg:
         agent.load_private(int(cfg["resume_round"]))
     context.state["asfed_agent"] = ConfigRecord(
-        {"method": str(cfg["method"]), "spec": str(cfg["spec"]), "state": b"", "token": ""}
+        {"method": str(cfg["method"]), "spec": codec.spec_to_json(spec), "state": b"", "token": ""}
     )
     _save(context, agent)
     return _reply(msg, RecordDict({"acting": ArrayRecord(torch_state_dict=agent.acting_state())}))

@@ -76,6 +76,10 @@ POLL_MIN_S, POLL_IDLE_S, POLL_DOWN_S = 0.002, 0.05, 1.0
 log = logging.getLogger("asfed.worker")
 
 
+class WorkerRefused(RuntimeError):
+    """The SuperNode refuses this worker's credentials: retrying cannot help."""
+
+
 class Worker:
     """Acquire ClientApp tasks from one SuperNode's Runtime API and serve them in-process."""
 
@@ -183,6 +187,20 @@ class Worker:
         while not stop.is_set():
             try:
                 token = self.acquire()
+            except httpx.HTTPStatusError as err:
+                if err.response.status_code in (401, 403):
+                    raise WorkerRefused(
+                        f"the SuperNode at {self.address} refused this worker "
+                        f"({err.response.status_code}): give it the file the SuperNode got as "
+                        "--superexec-auth-secret-file"
+                    ) from None
+                err_text = f"HTTP {err.response.status_code}"
+                if reachable:
+                    log.warning("the SuperNode at %s answers %s", self.address, err_text)
+                reachable = False
+                stop.wait(delay)
+                delay = min(2 * delay, POLL_DOWN_S)
+                continue
             except httpx.TransportError as err:
                 if reachable:
                     log.warning("the SuperNode at %s is unreachable (%s)", self.address, err)
@@ -302,6 +320,9 @@ def main(argv: list[str] | None = None) -> None:
     log.info("serving ClientApp tasks of %s at %s", FAB_ID, args.runtime_api_address)
     try:
         worker.run(stop)
+    except WorkerRefused as err:
+        log.error("%s", err)
+        sys.exit(1)
     finally:
         worker.close()
     log.info("stopped after %d tasks", worker.served)
