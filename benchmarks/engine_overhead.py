@@ -1,17 +1,31 @@
-"""Flower engine overhead: the same AS training on both engines, wall(flower) / wall(local).
+"""Flower engine overhead: the same AS training on both engines, and a round trip on each.
 
-Measured after start-up (Ray, the SuperNodes and the agents' set-up are excluded), at the default
-batch of episodes per round unless `--episodes` is given, on exchange (3 agents) and predation
-(8 agents). Prints seconds per round on each engine, the ratio, and the Flower round's breakdown:
-rollout, sharing and learning round trips (including client compute, serialisation and polling),
-and checkpoint state transfer. The goal on a 2-core machine is a ratio <= 1.25.
+Rounds: wall(flower simulation) / wall(local), measured after start-up (Ray, the SuperNodes and
+the agents' set-up are excluded), at the default batch of episodes per round unless
+`--episodes` is given, on exchange (3 agents) and predation (8 agents), with the Flower round's
+breakdown: rollout, sharing and learning round trips (client compute, serialisation and polling
+included), and checkpoint state transfer. The goal on a 2-core machine is a ratio <= 1.25.
 
-    python benchmarks/engine_overhead.py [--rounds 5] [--episodes N]
+Round trips: the median wall seconds of a sharing (share) and a learning (update) round trip on
+exchange (3 agents, `--trip-episodes` episodes a round, client compute included), on Flower's
+simulation engine and on the deployment engine on 127.0.0.1 as docs/deploy.md runs it (TLS,
+enrolled SuperNodes, `--isolation process` and a long-lived ClientApp worker per SuperNode),
+then with Flower's own `flower-supernode`, then Flower's default (`--isolation subprocess`, a
+`flwr-clientapp` process per message). For the worker rows, where a round trip goes: the
+worker's median seconds pulling the message and Context, in the ClientApp, and pushing the
+reply and Context; the rest is the SuperLink's two hops and polling. The goal: a deployment
+round trip at most 3x the simulation engine's.
+
+    python benchmarks/engine_overhead.py [--rounds 5] [--episodes N] [--only rounds|trips]
+        [--trip-rounds 3] [--trip-episodes 2] [--skip-per-message]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +33,7 @@ from pathlib import Path
 import asfed.engine.loop as loop
 from asfed.config import build_config
 from asfed.engine.flower.federation import FlowerFederation, flower_federation
+from asfed.engine.flower.localnet import LocalNet
 from asfed.engine.flower.simulation import run_flower
 from asfed.engine.loop import Simulation
 
@@ -65,11 +80,105 @@ def flower_breakdown(sim: Simulation, rounds: int) -> dict[str, float]:
     return {**{k: v / rounds for k, v in spent.items()}, "checkpoint (when taken)": checkpoint}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--episodes", type=int, default=None, help="default: the run default")
-    args = parser.parse_args()
+def medians(trips: list[tuple[str, float]]) -> dict[str, float]:
+    kinds: dict[str, list[float]] = {}
+    for kind, seconds in trips:
+        kinds.setdefault(kind, []).append(seconds)
+    return {k: statistics.median(v) for k, v in kinds.items()}
+
+
+def simulation_trips(rounds: int, episodes: int) -> dict[str, float]:
+    """Median round trips on Flower's simulation engine (Ray), set-up excluded."""
+    cfg = build_config(env="exchange", method="as", seed=9, episodes=episodes)
+
+    def body(grid):
+        with tempfile.TemporaryDirectory(prefix="asfed-bench-") as root:
+            sim = Simulation(cfg, flower_federation(grid), agent_root=Path(root))
+            for _ in range(rounds):
+                sim.run_round()
+            return sim.federation.trips
+
+    return medians(run_flower(3, body))
+
+
+TASK = re.compile(r"task \d+: ([\d.]+) s \(input ([\d.]+), ClientApp ([\d.]+), reply ([\d.]+)\)")
+SUMMARY = re.compile(r"(\w+) \d+ x ([\d.]+) s")
+
+
+def deployment_trips(
+    rounds: int, episodes: int, stock: bool, isolation: str
+) -> tuple[dict[str, float], dict[str, float] | None]:
+    """Median round trips of a run on a fresh deployment on 127.0.0.1 (from the ServerApp's
+    closing log line), and the workers' median split of a task (None without workers)."""
+    root = Path(tempfile.mkdtemp(prefix="asfed-bench-deploy-"))
+    net = LocalNet(root)
+    try:
+        net.start_superlink()
+        for _ in range(3):
+            node = net.add_node()
+            net.start_supernode(node, stock=stock, isolation=isolation)
+            if isolation == "process":
+                net.start_worker(node)
+        nodes = " ".join(str(n.node_id) for n in net.nodes)
+        res = net.run(
+            f'rounds={rounds} episodes={episodes} seed=9 nodes="{nodes}" out="{root / "run"}"',
+            seconds=1800,
+        )
+        line = next((x for x in res.stdout.splitlines() if "round trips" in x), None)
+        if res.returncode != 0 or line is None:
+            raise RuntimeError(f"the deployment run failed:\n{res.stdout[-3000:]}")
+        trips = {k: float(v) for k, v in SUMMARY.findall(line.split(":", 2)[-1])}
+        tasks = [
+            tuple(float(x) for x in m)
+            for i in range(3)
+            for m in TASK.findall(net.log(f"worker{i}"))
+        ]
+        split = None
+        if tasks:
+            names = ("task", "input", "ClientApp", "reply")
+            split = {n: statistics.median(t[j] for t in tasks) for j, n in enumerate(names)}
+        return trips, split
+    finally:
+        net.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def trips_table(args: argparse.Namespace) -> None:
+    sim = simulation_trips(args.trip_rounds, args.trip_episodes)
+    rows = [("simulation engine (Ray, in-process)", sim, None)]
+    variants = [
+        ("deployment: asfed supernode launcher + long-lived worker", False, "process"),
+        ("deployment: flower-supernode + long-lived worker", True, "process"),
+    ]
+    if not args.skip_per_message:
+        variants.append(
+            ("deployment: flower-supernode, a flwr-clientapp per message", True, "subprocess")
+        )
+    for name, stock, isolation in variants:
+        trips, split = deployment_trips(args.trip_rounds, args.trip_episodes, stock, isolation)
+        rows.append((name, trips, split))
+    print(
+        f"\nround trips on exchange (3 agents), {args.trip_episodes} episodes a round, "
+        f"{args.trip_rounds} rounds, TLS and enrolled SuperNodes on 127.0.0.1:"
+    )
+    print("| engine | share s | update s | update / simulation's |")
+    print("|---|---|---|---|")
+    for name, trips, _ in rows:
+        print(
+            f"| {name} | {trips['share']:.3f} | {trips['update']:.3f} | "
+            f"{trips['update'] / sim['update']:.1f} |"
+        )
+    for name, trips, split in rows:
+        if split:
+            print(
+                f"{name}: a worker's task {split['task']:.3f} s (pulling the message and "
+                f"Context {split['input']:.3f}, ClientApp {split['ClientApp']:.3f}, pushing the "
+                f"reply and Context {split['reply']:.3f}); the rest of an update round trip, "
+                f"{trips['update'] - split['task']:.3f} s, is the SuperLink's hops and polling"
+            )
+
+
+def rounds_table(args: argparse.Namespace) -> None:
     print("| env (agents) | episodes/round | local s/round | flower s/round | ratio |")
     print("|---|---|---|---|---|")
     details = []
@@ -94,6 +203,23 @@ def main() -> None:
             f"{env} flower round breakdown: "
             + ", ".join(f"{k} {v:.3f} s" for k, v in parts.items())
         )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--episodes", type=int, default=None, help="default: the run default")
+    parser.add_argument("--only", choices=("rounds", "trips"), default=None)
+    parser.add_argument("--trip-rounds", type=int, default=3)
+    parser.add_argument("--trip-episodes", type=int, default=2)
+    parser.add_argument(
+        "--skip-per-message", action="store_true", help="skip the slow per-message row"
+    )
+    args = parser.parse_args()
+    if args.only != "trips":
+        rounds_table(args)
+    if args.only != "rounds":
+        trips_table(args)
 
 
 if __name__ == "__main__":
