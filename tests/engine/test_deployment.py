@@ -94,7 +94,7 @@ def test_a_node_with_an_unregistered_key_is_refused_and_takes_no_agents_place(
 ) -> None:
     absent = net.add_node()  # enrolled for agent 2, but its machine is down
     intruder = net.add_node(register=False)  # a key the SuperLink's operator never registered
-    net.start_supernode(intruder, wait=False)
+    net.start_supernode(intruder, stock=True, wait=False)  # Flower's own flower-supernode
     assert intruder.supernode is not None
     assert intruder.supernode.wait(timeout=60) != 0
     assert "Failed to activate SuperNode" in net.log(f"supernode{intruder.index}")

@@ -7,10 +7,11 @@ deployment, `nodes` pins agent i to the node id the SuperLink gave agent i's reg
 (`flwr supernode register` prints it): then no other node can take an agent's place, and a run
 whose pinned node is not connected waits `node_wait` seconds and fails naming the agent.
 
-No hangs: a round trip whose reply has not come `reply_timeout` seconds after it was sent fails
-naming the agent, its node and the round (a SuperNode killed mid-run, or its ClientApp worker),
-and Flower's own error replies (a node the SuperLink has marked offline) fail the same way. The
-run folder keeps every completed round for `--resume`.
+No hangs on a deployment: a round trip whose reply has not come `reply_timeout` seconds after it
+was sent (the ServerApp's default: 600 s) fails naming the agent, its node and the round (a
+SuperNode killed mid-run, or its ClientApp worker), and Flower's own error replies (a node the
+SuperLink has marked offline) fail the same way. The run folder keeps every completed round for
+`--resume`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from asfed.engine.flower import codec
 from asfed.errors import AsfedError
 
 NODE_WAIT_S = 120.0
-REPLY_TIMEOUT_S = 600.0
+REPLY_TIMEOUT_S = 600.0  # the ServerApp's default (`reply-timeout`); in-process: no limit
 POLL_MIN_S, POLL_MAX_S = 0.001, 0.05
 
 
@@ -48,7 +49,8 @@ class FlowerFederation(Federation):
     """Agents as Flower ClientApps, reached through `grid`.
 
     nodes: agent i's node id, for each agent (None: the connected nodes in id order);
-    node_wait: seconds to wait for the nodes; reply_timeout: seconds to wait for a reply;
+    node_wait: seconds to wait for the nodes; reply_timeout: seconds to wait for a reply (None:
+    as long as it takes, for the simulation engine, whose clients live in this process);
     pack: send each message's content as one object (`codec.pack`; the deployment engine moves
     every record and array as its own object, an HTTP request each on each hop).
     `trips` records each round trip's kind and wall seconds (the engine-overhead benchmark and
@@ -62,7 +64,7 @@ class FlowerFederation(Federation):
         specs: list[AgentSpec],
         nodes: Sequence[int] | None = None,
         node_wait: float = NODE_WAIT_S,
-        reply_timeout: float = REPLY_TIMEOUT_S,
+        reply_timeout: float | None = None,
         pack: bool = False,
     ) -> None:
         if nodes is not None and len(nodes) != len(specs):
@@ -118,9 +120,9 @@ class FlowerFederation(Federation):
         """Send one message to every node and return the replies in agent order. The set-up
         waits as long as for the nodes to connect (a node may still be reconnecting to a
         restarted SuperLink); every other trip `reply_timeout`."""
-        timeout = (
-            max(self.reply_timeout, self.node_wait) if action == "init" else self.reply_timeout
-        )
+        timeout = self.reply_timeout
+        if timeout is not None and action == "init":
+            timeout = max(timeout, self.node_wait)
         start = time.perf_counter()
         out = [
             Message(
@@ -149,16 +151,16 @@ class FlowerFederation(Federation):
         return ordered
 
     def _send_and_receive(
-        self, messages: list[Message], what: str, timeout: float
+        self, messages: list[Message], what: str, timeout: float | None
     ) -> list[Message]:
         """Push, then pull with a short adaptive backoff (1 ms doubling to 50 ms), through the
         Grid's public push/pull API: `send_and_receive` sleeps a fixed 0.1 s between pulls, which
         would cost up to 0.1 s on each of the K + 1 round trips of every round. Returns what
-        came back within `timeout` seconds."""
+        came back within `timeout` seconds (None: all of them)."""
         pending = set(self._grid("push_messages", what, messages))
         replies: list[Message] = []
         delay = POLL_MIN_S
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
         while pending and time.monotonic() < deadline:
             got = list(self._grid("pull_messages", what, pending))
             replies += got
