@@ -113,7 +113,7 @@ def test_a_killed_supernode_names_agent_and_round_and_resume_gives_the_same_numb
     net: LocalNet, tmp_path
 ) -> None:
     out = tmp_path / "run"
-    run, log = net.start_run(f'rounds=4 {SETTINGS} {pinned(net)} reply-timeout=5 out="{out}"')
+    run, log = net.start_run(f'rounds=4 {SETTINGS} {pinned(net)} reply-timeout=8 out="{out}"')
     wait_rounds(out, 2, run, seconds=120)
     victim = net.nodes[1]
     net.kill(victim.supernode, signal.SIGKILL)
@@ -121,7 +121,7 @@ def test_a_killed_supernode_names_agent_and_round_and_resume_gives_the_same_numb
     text = log.read_text()
     assert re.search(
         rf"DeploymentFailure: agent 1 \(node {victim.node_id}\) did not reply to "
-        r"(round \d, [a-z ]+\d|the checkpoint after round \d) within 5 s",
+        r"(round \d, [a-z ]+\d|the checkpoint after round \d) within 8 s",
         text,
     ), text[-3000:]
     kept = run_returns(out)
@@ -140,7 +140,7 @@ def test_a_superlink_restart_keeps_the_rounds_and_resume_gives_the_same_numbers(
     net: LocalNet, tmp_path
 ) -> None:
     out = tmp_path / "run"
-    run, log = net.start_run(f'rounds=4 {SETTINGS} {pinned(net)} reply-timeout=5 out="{out}"')
+    run, log = net.start_run(f'rounds=4 {SETTINGS} {pinned(net)} reply-timeout=8 out="{out}"')
     wait_rounds(out, 2, run, seconds=120)
     net.stop_superlink(signal.SIGKILL)
     run.wait(timeout=60)
