@@ -187,9 +187,9 @@ def rounds_table(args: argparse.Namespace) -> None:
         local = timed_rounds(Simulation(cfg), args.rounds)
 
         def body(grid, cfg=cfg):
-            root = Path(tempfile.mkdtemp(prefix="asfed-bench-"))
-            sim = Simulation(cfg, flower_federation(grid), agent_root=root)
-            return timed_rounds(sim, args.rounds), flower_breakdown(sim, args.rounds)
+            with tempfile.TemporaryDirectory(prefix="asfed-bench-") as root:
+                sim = Simulation(cfg, flower_federation(grid), agent_root=Path(root))
+                return timed_rounds(sim, args.rounds), flower_breakdown(sim, args.rounds)
 
         flower, parts = run_flower(n, body)
         print(
