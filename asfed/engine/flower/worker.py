@@ -72,6 +72,11 @@ from asfed.engine.flower.polling import FAST_PULL
 
 FAB_ID = "asfed/asfed"  # [tool.flwr.app] publisher / [project] name
 POLL_MIN_S, POLL_IDLE_S, POLL_DOWN_S = 0.002, 0.05, 1.0
+# How long a task waits for its message's objects: the ServerApp's default reply timeout, after
+# which nobody waits for the reply. Flower's own bound is 2 h, and one stuck task would hold this
+# worker that long (stock flower-supernode leaves such a task behind when a run stops mid-fetch:
+# see asfed.engine.flower.polling, item 5).
+PULL_MAX_S = 600.0
 
 log = logging.getLogger("asfed.worker")
 
@@ -248,7 +253,7 @@ def pull_task_input(client: RuntimeHttpClient) -> tuple[Message, Context, Run]:
             client.ConfirmMessageReceived, node, context.run_id
         ),
         return_type=Message,
-        **FAST_PULL,
+        **{**FAST_PULL, "max_time": PULL_MAX_S},
     )
     message.metadata.__dict__["_message_id"] = tree.object_id
     return message, context, run
