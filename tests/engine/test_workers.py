@@ -3,6 +3,7 @@ and device plumbing (CPU here; `--device cuda` without a GPU is an error, never 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -100,16 +101,19 @@ def test_cuda_without_a_gpu_is_one_clear_error(tmp_path) -> None:
 
 
 def test_agents_live_on_their_device() -> None:
-    """The plumbing the GPU path relies on, checked on the CPU: every network and every tensor
-    of the round sits on the spec's device, and what leaves an agent is on the CPU."""
+    """The plumbing the GPU path relies on, checked without a GPU on torch's `meta` device (not a
+    CPU, so a network or round tensor left behind fails here): every network, the round's
+    tensors and the minibatch indices sit on the spec's device."""
     cfg = build_config(env="navigation", method="as", episodes=1, horizon=10, engine="local")
-    sim = Simulation(cfg, device="auto")
+    sim = Simulation(cfg)
     sim.run_round()
-    agent = sim.federation.agents[0]
-    want = torch.device(sim.device)
-    assert all(p.device.type == want.type for p in agent.policy.parameters())
-    assert agent._obs_all.device.type == want.type
-    assert all(v.device.type == "cpu" for v in agent.acting_state().values())
+    agent = sim.method.build(dataclasses.replace(sim.specs[0], device="meta"))
+    assert {p.device.type for m in (agent.policy, agent.critic) for p in m.parameters()} == {"meta"}
+    agent.begin_round(sim.last_trajectory.slice_for(0))
+    assert agent._obs_all.device.type == agent._actions.device.type == "meta"
+    assert all(idx.device.type == "meta" for idx in agent.minibatches())
+    # what leaves an agent on a real device comes back to the CPU
+    assert all(v.device.type == "cpu" for v in sim.federation.agents[0].acting_state().values())
 
 
 @pytest.mark.skipif(os.cpu_count() == 1, reason="two workers need two cores")
