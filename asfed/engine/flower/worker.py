@@ -192,23 +192,19 @@ class Worker:
         while not stop.is_set():
             try:
                 token = self.acquire()
-            except httpx.HTTPStatusError as err:
-                if err.response.status_code in (401, 403):
-                    raise WorkerRefused(
-                        f"the SuperNode at {self.address} refused this worker "
-                        f"({err.response.status_code}): give it the file the SuperNode got as "
-                        "--superexec-auth-secret-file"
-                    ) from None
-                err_text = f"HTTP {err.response.status_code}"
+            except (httpx.HTTPStatusError, httpx.TransportError) as err:
+                if isinstance(err, httpx.HTTPStatusError):
+                    code = err.response.status_code
+                    if code in (401, 403):
+                        raise WorkerRefused(
+                            f"the SuperNode at {self.address} refused this worker ({code}): "
+                            "give it the file the SuperNode got as --superexec-auth-secret-file"
+                        ) from None
+                    what = f"answers HTTP {code}"
+                else:
+                    what = f"is unreachable ({err})"
                 if reachable:
-                    log.warning("the SuperNode at %s answers %s", self.address, err_text)
-                reachable = False
-                stop.wait(delay)
-                delay = min(2 * delay, POLL_DOWN_S)
-                continue
-            except httpx.TransportError as err:
-                if reachable:
-                    log.warning("the SuperNode at %s is unreachable (%s)", self.address, err)
+                    log.warning("the SuperNode at %s %s", self.address, what)
                 reachable = False
                 stop.wait(delay)
                 delay = min(2 * delay, POLL_DOWN_S)
