@@ -36,7 +36,7 @@ from asfed.agents import base as agent_base
 from asfed.agents.hparams import paper_config
 from asfed.agents.networks import mlp
 from asfed.config import build_config
-from asfed.engine.loop import Simulation
+from asfed.engine.loop import Simulation, prepare
 
 try:
     from asfed.engine.placement import available_cores
@@ -176,10 +176,10 @@ def main() -> None:
             layouts = args.layouts.split(",") if method == "as" else ["separate"]
             for layout in layouts:
                 cfg = build_config(env=env, method=method, layout=layout, engine="local")
-                sim = Simulation(cfg)
-                steps = cfg.num_episodes() * sim.env.horizon
+                env_ = prepare(cfg)[1]  # sizes only: no agents built
+                steps = cfg.num_episodes() * env_.horizon
                 rows = max(1, steps // cfg.num_minibatches())  # one minibatch: an episode
-                gflops = core_gflops(sim.env.obs_dim, ppo.actor_hidden, sim.env.num_actions, rows)
+                gflops = core_gflops(env_.obs_dim, ppo.actor_hidden, env_.num_actions, rows)
                 flops = round_flops(cfg)
                 variants: list[tuple[int, dict, str]] = [(w, {}, "") for w in counts]
                 if args.ablate:
