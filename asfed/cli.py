@@ -548,6 +548,14 @@ def sweep(
         typer.Option(help="The sweep folder (default: runs/sweep_<scenario>); rerun to continue."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs and stop.")] = False,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate",
+            help="Time one round of each distinct setting here, print how long the sweep takes "
+            "on --workers processes, and stop (trains nothing that is kept).",
+        ),
+    ] = False,
 ) -> None:
     """Run a scenario's grid: every method x seed x setting, each a run folder under one sweep
     folder with a manifest (sweep.json). Running it again continues it: finished runs are never
@@ -557,6 +565,7 @@ def sweep(
     asfed sweep fig2-exchange --seeds 5
     asfed sweep fig4-rho --set rounds=100 --workers 2
     asfed sweep paper-predation --set rho=0.03,0.1,0.3 --ray-address auto
+    asfed sweep fig2-main --estimate      # how long it takes on this machine
     """
     import os
 
@@ -580,6 +589,9 @@ def sweep(
             console.print(
                 f"  {p.name}  rounds {p.config.rounds}, {p.config.num_episodes()} ep/round"
             )
+        return
+    if estimate:
+        _print_estimate(plan, cores)
         return
     began = time.perf_counter()
     columns = (
@@ -613,6 +625,27 @@ def sweep(
             err.print(f"[bold red]failed:[/] {name}: {message}", highlight=False, soft_wrap=True)
         err.print("fix the cause and run the same command: finished runs are kept")
         sys.exit(1)
+
+
+def _print_estimate(plan, workers: int) -> None:
+    """`asfed sweep --estimate`: one timed round per distinct setting, then the sweep's cost."""
+    from asfed.report.results import duration
+    from audits.budget import estimate, settings, wall_seconds
+
+    console.print(f"timing one round of each of {len(settings(plan))} setting(s), one thread")
+
+    def show(c) -> None:
+        console.print(
+            f"  {c.setting}: {c.seconds_per_round:.2f} s a round x {c.rounds} rounds "
+            f"({c.runs} runs) = {duration(c.seconds)}"
+        )
+
+    costs = estimate(plan, on_cost=show)
+    total = sum(c.seconds for c in costs)
+    console.print(
+        f"[bold]{plan.scenario}[/]: {len(plan.points)} runs, {duration(total)} of training on "
+        f"one process; about {duration(wall_seconds(costs, workers))} on {workers} process(es)"
+    )
 
 
 @app.command()

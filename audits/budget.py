@@ -1,0 +1,87 @@
+"""How long a sweep takes on this machine, measured before it runs (`asfed sweep NAME --estimate`).
+
+Each distinct setting of the sweep (a point without its seed: env, method, agents, topology,
+learner settings) trains one warm-up round and one timed round here, in this process on one torch
+thread, as a sweep's run does; its cost is that round's seconds times the rounds its runs need.
+The sweep's wall time on W processes is the total over W, or the longest single run if that is
+longer. Why measure and not count: predation and exchange rounds are overhead-bound, cleanup and
+harvest rounds matmul-bound, so no FLOP count predicts both. What it leaves out: the first round
+of a run costs about a round more (networks built, warm-up), rounds that log the message log cost
+a little more, and W processes on W cores run about 5% slower each than one alone (memory
+bandwidth; `benchmarks/train_speed.py` measures it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections.abc import Callable
+
+from asfed.config import RunConfig
+from audits.sweep import Point, Sweep
+
+
+@dataclasses.dataclass(frozen=True)
+class Cost:
+    """One distinct setting: its name (the run name without `_s<seed>`), its runs, the rounds
+    they need in all and the measured seconds of one round."""
+
+    setting: str
+    runs: int
+    rounds: int
+    longest: int  # the most rounds one of its runs needs
+    seconds_per_round: float
+
+    @property
+    def seconds(self) -> float:
+        return self.rounds * self.seconds_per_round
+
+
+def round_seconds(cfg: RunConfig) -> float:
+    """Seconds one round of `cfg` takes in this process on one torch thread (after a warm-up
+    round); nothing is written."""
+    from asfed.engine.loop import Simulation
+
+    sim = Simulation(cfg)
+    try:
+        sim.run_round()
+        start = time.perf_counter()
+        sim.run_round()
+        return time.perf_counter() - start
+    finally:
+        sim.close()
+
+
+def settings(plan: Sweep) -> dict[str, list[Point]]:
+    """The sweep's points grouped by setting (their name without the seed), in sweep order."""
+    groups: dict[str, list[Point]] = {}
+    for p in plan.points:
+        groups.setdefault(re.sub(r"_s\d+$", "", p.name), []).append(p)
+    return groups
+
+
+def estimate(
+    plan: Sweep,
+    timer: Callable[[RunConfig], float] = round_seconds,
+    on_cost: Callable[[Cost], None] | None = None,
+) -> list[Cost]:
+    """One `Cost` per distinct setting, each timed with `timer` (on the first seed's config)."""
+    costs = []
+    for name, points in settings(plan).items():
+        rounds = [p.config.rounds for p in points]
+        cost = Cost(name, len(points), sum(rounds), max(rounds), timer(points[0].config))
+        costs.append(cost)
+        if on_cost is not None:
+            on_cost(cost)
+    return costs
+
+
+def wall_seconds(costs: list[Cost], workers: int) -> float:
+    """The sweep's wall time on `workers` processes: the total work spread over them, or the
+    longest single run where that is longer (a run trains on one process)."""
+    if workers < 1:
+        raise ValueError(f"workers={workers}; accepted: an integer >= 1")
+    total = sum(c.seconds for c in costs)
+    longest = max((c.longest * c.seconds_per_round for c in costs), default=0.0)
+    return max(total / workers, longest)
