@@ -3,6 +3,14 @@
 Each distinct setting of the sweep (a point without its seed: env, method, agents, topology,
 learner settings) trains one warm-up round and one timed round here, in this process on one torch
 thread, as a sweep's run does; its cost is that round's seconds times the rounds its runs need.
+The timed round rolls out 1/`SCALE` of the round's episodes and its time is scaled back up: a
+round's work is linear in its episodes (one minibatch step per episode, each of one episode's
+rows; shares and rollout over all rows), so fig3-predation100's estimate takes minutes, not an
+hour. A setting whose scaled round comes to at most `FULL_S` seconds is then timed at its full
+size instead, because there a round's fixed costs do not scale and the scaled figure runs high
+(exchange AS: 2.33 s scaled, 1.56 s at full size; cleanup AS 26.7 s scaled). Against
+`benchmarks/train_speed.py`'s steady-state rounds (1.39 s, 26.0 s; predation AS 28.2 s, here
+30.5 s) the estimate runs up to 15% high: a run's first rounds are slower than its later ones.
 The sweep's wall time on W processes is the total over W, or the longest single run if that is
 longer. Why measure and not count: predation and exchange rounds are overhead-bound, cleanup and
 harvest rounds matmul-bound, so no FLOP count predicts both. What it leaves out: the first round
@@ -38,19 +46,35 @@ class Cost:
         return self.rounds * self.seconds_per_round
 
 
-def round_seconds(cfg: RunConfig) -> float:
-    """Seconds one round of `cfg` takes in this process on one torch thread (after a warm-up
-    round); nothing is written."""
+SCALE, FULL_S = 8, 40.0
+
+
+def _timed_round(cfg: RunConfig, warm_up: bool) -> float:
     from asfed.engine.loop import Simulation
 
     sim = Simulation(cfg)
     try:
-        sim.run_round()
+        if warm_up:
+            sim.run_round()
         start = time.perf_counter()
         sim.run_round()
         return time.perf_counter() - start
     finally:
         sim.close()
+
+
+def round_seconds(cfg: RunConfig, scale: int = SCALE, full_s: float = FULL_S) -> float:
+    """Seconds one round of `cfg` takes in this process on one torch thread: a round of
+    1/`scale` of its episodes timed after a warm-up round, times the episodes' ratio; if that
+    is at most `full_s`, one round at full size timed after it. Nothing is written."""
+    episodes = cfg.num_episodes()
+    few = max(1, episodes // scale)
+    steps = None if cfg.minibatches is None else max(1, round(cfg.minibatches * few / episodes))
+    small = dataclasses.replace(cfg, episodes=few, minibatches=steps)
+    seconds = _timed_round(small, warm_up=True) * episodes / few
+    if few < episodes and seconds <= full_s:
+        seconds = _timed_round(cfg, warm_up=False)  # the process is warm already
+    return seconds
 
 
 def settings(plan: Sweep) -> dict[str, list[Point]]:
