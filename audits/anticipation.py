@@ -12,10 +12,13 @@ of the round; an AS run's anticipation pi^ij and j's own pi^jj on the same state
     toward_<i>_<j>  predation only: the mean over states where j still hunts (not yet holding)
                     of pi^ij(toward the prey | s), the expected fraction of i's anticipated
                     actions for j that move toward the prey (the paper's top row of Fig. 7)
+    entropy_<j>     the mean over those states of the entropy (nats) of j's own pi^jj: an MSE
+                    near 0 says little while both sides are still uniform (log A), which is
+                    what this column tells apart (exchange-diagnosis reads it)
 
-`anticipation.csv` in the run folder holds, per logged round: `round`, `mse` and `toward` (the
-means over pairs) and every pair's column. Rounds the log did not keep (see `log_every`) have no
-row.
+`anticipation.csv` in the run folder holds, per logged round: `round`, `mse`, `toward` and
+`entropy` (the means over pairs, and over agents) and every pair's and agent's column. Rounds
+the log did not keep (see `log_every`) have no row.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ def round_metrics(folder: Path, round_: int, messages: list[Message], env: str, 
     public = read_public(folder, round_) if env == "predation" or partial else None
     row: dict[str, Any] = {"round": round_}
     mses, towards = [], []
+    entropies: dict[int, float] = {}
     for (i, j, kind), ant in sorted(sent.items()):
         own = sent.get((j, i, "policy_dist"))
         if kind != "anticipation" or own is None:
@@ -72,6 +76,10 @@ def round_metrics(folder: Path, round_: int, messages: list[Message], env: str, 
         mse = float(((pjj[both] - pij[both]) ** 2).mean())
         row[f"mse_{i}_{j}"] = mse
         mses.append(mse)
+        if j not in entropies:
+            q = np.clip(pjj[both], 1e-12, 1.0)
+            entropies[j] = float(-(q * np.log(q)).sum(-1).mean())
+            row[f"entropy_{j}"] = entropies[j]
         if env == "predation":
             toward, hunting = _toward(public.row_obs(), j, n)
             keep = both & hunting
@@ -80,6 +88,7 @@ def round_metrics(folder: Path, round_: int, messages: list[Message], env: str, 
                 row[f"toward_{i}_{j}"] = p
                 towards.append(p)
     row["mse"] = float(np.mean(mses)) if mses else float("nan")
+    row["entropy"] = float(np.mean(list(entropies.values()))) if entropies else float("nan")
     if env == "predation":
         row["toward"] = float(np.mean(towards)) if towards else float("nan")
     return row
