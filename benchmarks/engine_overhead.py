@@ -17,7 +17,7 @@ reply and Context; the rest is the SuperLink's two hops and polling. The goal: a
 round trip at most 3x the simulation engine's.
 
     python benchmarks/engine_overhead.py [--rounds 5] [--episodes N] [--only rounds|trips]
-        [--trip-rounds 3] [--trip-episodes 2] [--skip-per-message]
+        [--trip-rounds 3] [--trip-episodes 2] [--skip-per-message] [--skip-stock]
 """
 
 from __future__ import annotations
@@ -146,10 +146,9 @@ def deployment_trips(
 def trips_table(args: argparse.Namespace) -> None:
     sim = simulation_trips(args.trip_rounds, args.trip_episodes)
     rows = [("simulation engine (Ray, in-process)", sim, None)]
-    variants = [
-        ("deployment: asfed supernode launcher + long-lived worker", False, "process"),
-        ("deployment: flower-supernode + long-lived worker", True, "process"),
-    ]
+    variants = [("deployment: asfed supernode launcher + long-lived worker", False, "process")]
+    if not args.skip_stock:
+        variants.append(("deployment: flower-supernode + long-lived worker", True, "process"))
     if not args.skip_per_message:
         variants.append(
             ("deployment: flower-supernode, a flwr-clientapp per message", True, "subprocess")
@@ -214,6 +213,9 @@ def main() -> None:
     parser.add_argument("--trip-episodes", type=int, default=2)
     parser.add_argument(
         "--skip-per-message", action="store_true", help="skip the slow per-message row"
+    )
+    parser.add_argument(
+        "--skip-stock", action="store_true", help="skip the stock flower-supernode row"
     )
     args = parser.parse_args()
     if args.only != "trips":
