@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
@@ -20,6 +20,9 @@ from rich.table import Table
 from asfed.comm.dp import NOT_COVERED
 from asfed.envs import ENVS, make_vec_env, names, options_of
 from asfed.errors import AsfedError
+
+if TYPE_CHECKING:
+    from audits.sweep import Sweep
 
 app = typer.Typer(
     help="Anticipation Sharing and its baselines for reward-private cooperative MARL.",
@@ -627,14 +630,14 @@ def sweep(
         sys.exit(1)
 
 
-def _print_estimate(plan, workers: int) -> None:
+def _print_estimate(plan: Sweep, workers: int) -> None:
     """`asfed sweep --estimate`: one timed round per distinct setting, then the sweep's cost."""
     from asfed.report.results import duration
-    from audits.budget import estimate, settings, wall_seconds
+    from audits.budget import Cost, estimate, settings, wall_seconds
 
     console.print(f"timing one round of each of {len(settings(plan))} setting(s), one thread")
 
-    def show(c) -> None:
+    def show(c: Cost) -> None:
         console.print(
             f"  {c.setting}: {c.seconds_per_round:.2f} s a round x {c.rounds} rounds "
             f"({c.runs} runs) = {duration(c.seconds)}"

@@ -11,17 +11,18 @@ size instead, because there a round's fixed costs do not scale and the scaled fi
 (exchange AS: 2.33 s scaled, 1.56 s at full size; cleanup AS 26.7 s scaled). Against
 `benchmarks/train_speed.py`'s steady-state rounds (1.39 s, 26.0 s; predation AS 28.2 s, here
 30.5 s) the estimate runs up to 15% high: a run's first rounds are slower than its later ones.
-The sweep's wall time on W processes is the total over W, or the longest single run if that is
-longer. Why measure and not count: predation and exchange rounds are overhead-bound, cleanup and
-harvest rounds matmul-bound, so no FLOP count predicts both. What it leaves out: the first round
-of a run costs about a round more (networks built, warm-up), rounds that log the message log cost
-a little more, and W processes on W cores run about 5% slower each than one alone (memory
-bandwidth; `benchmarks/train_speed.py` measures it).
+The sweep's wall time on W processes follows the pool: runs in sweep order, each taken by the
+first process to come free. Why measure and not count: predation and exchange rounds are
+overhead-bound, cleanup and harvest rounds matmul-bound, so no FLOP count predicts both. What it
+leaves out: the first round of a run costs about a round more (networks built, warm-up), rounds
+that log the message log cost a little more, and W processes on W cores run about 5% slower
+each than one alone (memory bandwidth; `benchmarks/train_speed.py` measures it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import re
 import time
 from collections.abc import Callable
@@ -32,17 +33,25 @@ from audits.sweep import Point, Sweep
 
 @dataclasses.dataclass(frozen=True)
 class Cost:
-    """One distinct setting: its name (the run name without `_s<seed>`), its runs, the rounds
-    they need in all and the measured seconds of one round."""
+    """One distinct setting: its name (the run name without `_s<seed>`), the rounds each of its
+    runs needs, in sweep order, and the measured seconds of one round."""
 
     setting: str
-    runs: int
-    rounds: int
-    longest: int  # the most rounds one of its runs needs
+    run_rounds: tuple[int, ...]
     seconds_per_round: float
 
     @property
+    def runs(self) -> int:
+        return len(self.run_rounds)
+
+    @property
+    def rounds(self) -> int:
+        """The rounds its runs need in all."""
+        return sum(self.run_rounds)
+
+    @property
     def seconds(self) -> float:
+        """Its training time on one process."""
         return self.rounds * self.seconds_per_round
 
 
@@ -63,14 +72,27 @@ def _timed_round(cfg: RunConfig, warm_up: bool) -> float:
         sim.close()
 
 
+def scaled_down(cfg: RunConfig, scale: int = SCALE) -> RunConfig:
+    """`cfg` with about 1/`scale` of its episodes and as many episodes per gradient step as
+    before (an explicit `minibatches` that does not divide the episodes: `cfg` unchanged)."""
+    episodes = cfg.num_episodes()
+    if cfg.minibatches is None:
+        return dataclasses.replace(cfg, episodes=max(1, episodes // scale))
+    if episodes % cfg.minibatches:
+        return cfg
+    per_step = episodes // cfg.minibatches
+    steps = max(1, cfg.minibatches // scale)
+    return dataclasses.replace(cfg, episodes=steps * per_step, minibatches=steps)
+
+
 def round_seconds(cfg: RunConfig, scale: int = SCALE, full_s: float = FULL_S) -> float:
     """Seconds one round of `cfg` takes in this process on one torch thread: a round of
-    1/`scale` of its episodes timed after a warm-up round, times the episodes' ratio; if that
-    is at most `full_s`, one round at full size timed after it. Nothing is written."""
+    `scaled_down(cfg)` timed after a warm-up round, times the episodes' ratio; if that is at
+    most `full_s`, one round at full size timed after it (round 0 of a fresh run: cold, and a
+    message-log round, so it runs a little high). Nothing is written."""
     episodes = cfg.num_episodes()
-    few = max(1, episodes // scale)
-    steps = None if cfg.minibatches is None else max(1, round(cfg.minibatches * few / episodes))
-    small = dataclasses.replace(cfg, episodes=few, minibatches=steps)
+    small = scaled_down(cfg, scale)
+    few = small.num_episodes()
     seconds = _timed_round(small, warm_up=True) * episodes / few
     if few < episodes and seconds <= full_s:
         seconds = _timed_round(cfg, warm_up=False)  # the process is warm already
@@ -90,11 +112,12 @@ def estimate(
     timer: Callable[[RunConfig], float] = round_seconds,
     on_cost: Callable[[Cost], None] | None = None,
 ) -> list[Cost]:
-    """One `Cost` per distinct setting, each timed with `timer` (on the first seed's config)."""
+    """One `Cost` per distinct setting, each timed with `timer` (on the first seed's config).
+    Every run of the plan is priced, also runs a continued sweep has finished."""
     costs = []
     for name, points in settings(plan).items():
-        rounds = [p.config.rounds for p in points]
-        cost = Cost(name, len(points), sum(rounds), max(rounds), timer(points[0].config))
+        rounds = tuple(p.config.rounds for p in points)
+        cost = Cost(name, rounds, timer(points[0].config))
         costs.append(cost)
         if on_cost is not None:
             on_cost(cost)
@@ -102,10 +125,13 @@ def estimate(
 
 
 def wall_seconds(costs: list[Cost], workers: int) -> float:
-    """The sweep's wall time on `workers` processes: the total work spread over them, or the
-    longest single run where that is longer (a run trains on one process)."""
+    """The sweep's wall time on `workers` processes: its runs taken in sweep order, each by the
+    first process to come free (what the sweep's pool does)."""
     if workers < 1:
         raise ValueError(f"workers={workers}; accepted: an integer >= 1")
-    total = sum(c.seconds for c in costs)
-    longest = max((c.longest * c.seconds_per_round for c in costs), default=0.0)
-    return max(total / workers, longest)
+    free_at = [0.0] * workers
+    for cost in costs:
+        for rounds in cost.run_rounds:
+            start = heapq.heappop(free_at)
+            heapq.heappush(free_at, start + rounds * cost.seconds_per_round)
+    return max(free_at)
