@@ -12,9 +12,10 @@ of the round; an AS run's anticipation pi^ij and j's own pi^jj on the same state
     toward_<i>_<j>  predation only: the mean over states where j still hunts (not yet holding)
                     of pi^ij(toward the prey | s), the expected fraction of i's anticipated
                     actions for j that move toward the prey (the paper's top row of Fig. 7)
-    entropy_<j>     the mean over those states of the entropy (nats) of j's own pi^jj: an MSE
-                    near 0 says little while both sides are still uniform (log A), which is
-                    what this column tells apart (exchange-diagnosis reads it)
+    entropy_<j>     the mean over those states of the entropy (nats) of j's own pi^jj as j
+                    shared it (DP noise included, if any), on the states of the first pair
+                    (i, j) in order: an MSE near 0 says little while both sides are still
+                    uniform (log A), which this column tells apart (exchange-diagnosis)
 
 `anticipation.csv` in the run folder holds, per logged round: `round`, `mse`, `toward` and
 `entropy` (the means over pairs, and over agents) and every pair's and agent's column. Rounds
@@ -54,8 +55,11 @@ def _toward(obs: np.ndarray, j: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     return (obs[:, j] < 0).astype(np.int64), obs[:, n + j] < 0.5
 
 
-def round_metrics(folder: Path, round_: int, messages: list[Message], env: str, n: int) -> dict:
-    """One logged round's row of `anticipation.csv` (see the module docstring)."""
+def round_metrics(
+    folder: Path | None, round_: int, messages: list[Message], env: str, n: int
+) -> dict:
+    """One logged round's row of `anticipation.csv` (see the module docstring); `folder` (its
+    public record) is read only for predation or partial payloads."""
     last = max(m.step for m in messages)
     sent = {(m.sender, m.receiver, m.kind): m for m in messages if m.step == last}
     partial = any(m.rows is not None for m in sent.values())

@@ -20,11 +20,12 @@ def _msg(step: int, sender: int, receiver: int, kind: str, rows: list[list[float
 def test_mse_and_entropy_come_from_the_last_sharing_step() -> None:
     uniform, sure = [0.5, 0.5], [1.0, 0.0]
     messages = [
-        _msg(0, 0, 1, "anticipation", [uniform, uniform]),  # an older step: ignored
         _msg(2, 0, 1, "anticipation", [sure, uniform]),  # 0's anticipation of 1
         _msg(2, 1, 0, "policy_dist", [uniform, uniform]),  # 1's own policy
         _msg(2, 1, 0, "anticipation", [sure, sure]),  # 1's anticipation of 0
         _msg(2, 0, 1, "policy_dist", [sure, sure]),  # 0's own policy
+        _msg(0, 0, 1, "anticipation", [uniform, uniform]),  # an older step, last: ignored
+        _msg(0, 1, 0, "policy_dist", [sure, sure]),
     ]
     row = round_metrics(None, 4, messages, "exchange", 2)  # full rows: no public record read
     assert row["round"] == 4
