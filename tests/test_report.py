@@ -17,7 +17,7 @@ from asfed.errors import AsfedError
 from asfed.report.collect import collect
 from asfed.report.page import render
 from asfed.report.panels import panels
-from asfed.report.results import BEGIN, END, results_markdown
+from asfed.report.results import BEGIN, END, against_random, results_markdown
 from audits.sweep import load_sweep, run_sweep
 from tests import browser
 from tests.test_simulate_cli import asfed
@@ -164,3 +164,10 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(sweep, tmp_path) -> None
     assert res.returncode == 2 and "needs one line <!-- asfed-results:begin -->" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert not out.exists() and readme.read_text() == "# no markers\n"
+
+
+def test_a_final_return_is_placed_against_the_random_policy() -> None:
+    assert against_random(3.7, 4.1, 4.21) == "below random (4.21)"
+    assert against_random(2.4, 8.0, 4.21) == "indistinguishable from random (4.21)"
+    assert against_random(4.5, 5.9, 4.21) == ""
+    assert against_random(float("nan"), float("nan"), 4.21) == ""  # one seed: no interval

@@ -7,6 +7,7 @@ asfed's numbers and the paper's differ:
 
 - outside the range the paper's number implies (`[sweep.expect]`): "differs from the paper";
 - a 95% interval that holds the random policy's return: "indistinguishable from random";
+  one entirely below it: "below random" (a learner that ends worse than acting at random);
 - AS's interval entirely below another method's in the same panel: "AS below <method>"
   (the paper claims AS matches or exceeds the baselines).
 
@@ -35,6 +36,16 @@ def _ci(mean: float, lo: float, hi: float) -> str:
     return _n(mean) if not math.isfinite(lo) else f"{_n(mean)} [{_n(lo)}, {_n(hi)}]"
 
 
+def against_random(lo: float, hi: float, rand: float) -> str:
+    """What a final return's 95% interval [lo, hi] says against the random policy's `rand`:
+    "indistinguishable from random", "below random", or "" (above it, or no interval)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return ""
+    if lo <= rand <= hi:
+        return f"indistinguishable from random ({rand:.2f})"
+    return f"below random ({rand:.2f})" if hi < rand else ""
+
+
 def verdict(source: Source, panel: Panel, series: Series) -> str:
     """The plain statements for one row (see the module docstring); "" if none."""
     mean, lo, hi = series.final_ci()
@@ -48,9 +59,9 @@ def verdict(source: Source, panel: Panel, series: Series) -> str:
             if inside
             else f"differs from the paper ({a:g} to {b:g})"
         )
-    rand = panel.references["random"].mean
-    if math.isfinite(lo) and lo <= rand <= hi:
-        notes.append(f"indistinguishable from random ({rand:.2f})")
+    note = against_random(lo, hi, panel.references["random"].mean)
+    if note:
+        notes.append(note)
     if series.method == "as" and math.isfinite(hi):
         above = [
             s.label
