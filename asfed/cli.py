@@ -6,8 +6,12 @@ bug and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -612,9 +616,10 @@ def sweep(
             bar.update(task, completed=s.rounds_done, total=s.rounds_total, runs=runs, note=s.note)
 
         try:
-            done = run_sweep(
-                plan, folder, cores, ray_address, show, "asfed " + " ".join(sys.argv[1:])
-            )
+            with _sigterm_interrupts():
+                done = run_sweep(
+                    plan, folder, cores, ray_address, show, "asfed " + " ".join(sys.argv[1:])
+                )
         except KeyboardInterrupt:
             console.print("interrupted: finished rounds are kept; the same command continues")
             sys.exit(130)
@@ -628,6 +633,25 @@ def sweep(
             err.print(f"[bold red]failed:[/] {name}: {message}", highlight=False, soft_wrap=True)
         err.print("fix the cause and run the same command: finished runs are kept")
         sys.exit(1)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM acts as Ctrl-C while a sweep runs: batch schedulers (SLURM, Kubernetes) and
+    `kill` send it, and the sweep must still stop its workers and record the session in its
+    manifest. Only in the main thread, where Python allows handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _print_estimate(plan: Sweep, workers: int) -> None:

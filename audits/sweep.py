@@ -627,6 +627,13 @@ def _run_pool(todo, paths, observe, workers: int, settle: Settle, status) -> Non
                 took = fut.result() if err is None else time.perf_counter() - submitted
                 settle(futures[fut], took, err)
             status()
+    except BaseException:
+        # Interrupted (Ctrl-C, or SIGTERM as a scheduler sends): stop the runs in flight rather
+        # than wait for them to finish; each stops between atomic writes, so the same command
+        # resumes it from its last checkpoint. Ctrl-C reaches the workers too; SIGTERM does not.
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -9,15 +9,21 @@ import io
 import json
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import tarfile
+import time
+from pathlib import Path
 
 import pytest
 
 from asfed.config import scenario_names
+from asfed.engine.flower.localnet import descendants, stop
 from asfed.errors import AsfedError
 from asfed.report.collect import collect
 from asfed.sweeps import MANIFEST, read_manifest
-from audits.sweep import _ray_task, _unpack, load_sweep, run_sweep, train_run
+from audits.sweep import _ray_task, _unpack, load_sweep, rounds_done, run_sweep, train_run
 from tests.test_simulate_cli import asfed, metrics
 
 TINY = """
@@ -213,3 +219,41 @@ def test_every_scenario_loads_and_each_of_its_kinds_of_run_trains_a_round(tmp_pa
                 assert (path / f"{observer}.csv").exists()
         shutil.rmtree(tmp_path / name, ignore_errors=True)
     assert len(seen) > 25
+
+
+def test_sigterm_stops_a_pooled_sweep_its_workers_and_records_the_session(tmp_path) -> None:
+    """A scheduler's SIGTERM (SLURM, `kill`) acts as Ctrl-C: the workers stop too (they do not
+    get the signal themselves), the manifest records the session, and the exit code says so."""
+    scenario = tiny(tmp_path, TINY.replace("rounds = 2", "rounds = 400"))
+    out = tmp_path / "sweep"
+    cmd = [sys.executable, "-c", "from asfed.cli import main; main()", "sweep", str(scenario)]
+    env = {"COLUMNS": "200", "PATH": "", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [*cmd, "--methods", "as", "--workers", "2", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        runs = [out / "exchange_as_s1", out / "exchange_as_s2"]
+        while not all(rounds_done(r) >= 1 for r in runs):  # both workers are training
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.2)
+        workers = descendants(proc.pid)
+        assert workers
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            stop(proc)
+    assert proc.returncode == 130, output
+    assert "interrupted: finished rounds are kept" in output
+    session = read_manifest(out)["sessions"][0]
+    assert session["wall_seconds"] > 0 and session["trained"] == []
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert all(rounds_done(r) < 400 for r in runs)  # stopped, not finished
