@@ -17,7 +17,11 @@ reply and Context; the rest is the SuperLink's two hops and polling. The goal: a
 round trip at most 3x the simulation engine's.
 
     python benchmarks/engine_overhead.py [--rounds 5] [--episodes N] [--only rounds|trips]
-        [--trip-rounds 3] [--trip-episodes 2] [--skip-per-message] [--skip-stock]
+        [--trip-rounds 3] [--trip-episodes 2] [--skip-per-message] [--skip-stock] [--rpc-log]
+
+`--rpc-log` adds, for the asfed launcher row, every process's requests to Flower's APIs per round
+trip and their median latency (`asfed.engine.flower.rpclog`): a deployment round trip is a chain
+of such requests, and this says how many and how slow.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pathlib import Path
 
 import asfed.engine.loop as loop
 from asfed.config import build_config
+from asfed.engine.flower import rpclog
 from asfed.engine.flower.federation import FlowerFederation, flower_federation
 from asfed.engine.flower.localnet import LocalNet
 from asfed.engine.flower.simulation import run_flower
@@ -102,16 +107,19 @@ def simulation_trips(rounds: int, episodes: int) -> dict[str, float]:
 
 
 TASK = re.compile(r"task \d+: ([\d.]+) s \(input ([\d.]+), ClientApp ([\d.]+), reply ([\d.]+)\)")
-SUMMARY = re.compile(r"(\w+) \d+ x ([\d.]+) s")
+SUMMARY = re.compile(r"(\w+) (\d+) x ([\d.]+) s")
 
 
 def deployment_trips(
-    rounds: int, episodes: int, stock: bool, isolation: str
+    rounds: int, episodes: int, stock: bool, isolation: str, rpc_log: bool = False
 ) -> tuple[dict[str, float], dict[str, float] | None]:
     """Median round trips of a run on a fresh deployment on 127.0.0.1 (from the ServerApp's
-    closing log line), and the workers' median split of a task (None without workers)."""
+    closing log line), and the workers' median split of a task (None without workers). With
+    `rpc_log`, prints every process's requests per round trip (`asfed.engine.flower.rpclog`)."""
     root = Path(tempfile.mkdtemp(prefix="asfed-bench-deploy-"))
     net = LocalNet(root)
+    if rpc_log:
+        net.env[rpclog.ENV] = str(root / "rpc")
     try:
         net.start_superlink()
         for _ in range(3):
@@ -127,7 +135,8 @@ def deployment_trips(
         line = next((x for x in res.stdout.splitlines() if "round trips" in x), None)
         if res.returncode != 0 or line is None:
             raise RuntimeError(f"the deployment run failed:\n{res.stdout[-3000:]}")
-        trips = {k: float(v) for k, v in SUMMARY.findall(line.split(":", 2)[-1])}
+        found = SUMMARY.findall(line.split(":", 2)[-1])
+        trips = {k: float(v) for k, _, v in found}
         tasks = [
             tuple(float(x) for x in m)
             for i in range(3)
@@ -137,10 +146,32 @@ def deployment_trips(
         if tasks:
             names = ("task", "input", "ClientApp", "reply")
             split = {n: statistics.median(t[j] for t in tasks) for j, n in enumerate(names)}
+        if rpc_log:
+            print_requests(root / "rpc", 3, sum(int(n) for _, n, _ in found))
         return trips, split
     finally:
         net.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def print_requests(folder: Path, agents: int, trips: int) -> None:
+    """Each role's requests over the run's `trips` round trips (set-up and idle polls included:
+    they are what a round trip costs the machine), per method, with their median latency."""
+    stats = rpclog.summarise(folder)
+    print(
+        f"\nrequests per round trip ({trips} round trips, {agents} agents; per agent for the "
+        "supernode and worker roles), median latency:"
+    )
+    print("| process | API method | requests per round trip | median ms |")
+    print("|---|---|---|---|")
+    for s in stats:
+        per = s.calls / trips / (1 if s.role == "serverapp" else agents)
+        print(f"| {s.role} | {s.method.rsplit('/', 1)[-1]} | {per:.1f} | {1000 * s.median_s:.1f} |")
+    total = {r: sum(s.calls for s in stats if s.role == r) for r in {s.role for s in stats}}
+    print(
+        "requests per round trip, all processes of a role together: "
+        + ", ".join(f"{r} {n / trips:.1f}" for r, n in sorted(total.items()))
+    )
 
 
 def trips_table(args: argparse.Namespace) -> None:
@@ -154,7 +185,9 @@ def trips_table(args: argparse.Namespace) -> None:
             ("deployment: flower-supernode, a flwr-clientapp per message", True, "subprocess")
         )
     for name, stock, isolation in variants:
-        trips, split = deployment_trips(args.trip_rounds, args.trip_episodes, stock, isolation)
+        trips, split = deployment_trips(
+            args.trip_rounds, args.trip_episodes, stock, isolation, args.rpc_log and not stock
+        )
         rows.append((name, trips, split))
     print(
         f"\nround trips on exchange (3 agents), {args.trip_episodes} episodes a round, "
@@ -216,6 +249,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--skip-stock", action="store_true", help="skip the stock flower-supernode row"
+    )
+    parser.add_argument(
+        "--rpc-log",
+        action="store_true",
+        help="count the asfed launcher row's requests per process and API method",
     )
     args = parser.parse_args()
     if args.only != "trips":

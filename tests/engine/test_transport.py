@@ -5,6 +5,7 @@ is tests/engine/test_deployment.py."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -123,7 +124,7 @@ def test_the_adaptive_sleep_backs_off_like_flower_when_idle_and_fast_when_busy()
     sleep.got_message()
     busy = [sleep.delay(3) for _ in range(12)]
     assert busy[0] == 0.002 and max(busy) == 0.05  # a node in a run polls every 50 ms at least
-    assert [sleep.delay(0.5) for _ in range(8)][-1] == 0.05  # waits in its own memory
+    assert [sleep.delay(0.5) for _ in range(8)][-1] == 0.005  # waits in its own memory: 5 ms
     now[0] += 31  # 30 s without a message: back to Flower's pace
     assert sleep.delay(3) == 3
 
@@ -204,3 +205,46 @@ def test_a_node_keeps_its_agents_folder_where_its_node_config_says(tmp_path) -> 
     assert sim.round == 2  # every agent reloaded its own checkpoint, node 102's from its folder
     train(sim, run, rows)
     assert [float(r["team_return"]) for r in run.read_metrics()] == returns(rounds=3)
+
+
+def test_the_rpc_log_records_each_request_only_where_asked(tmp_path) -> None:
+    """In fresh interpreters: with ASFED_RPC_LOG unset nothing is wrapped; set, a request (here
+    one that fails: nothing listens) is a line with its method, and `summarise` counts it."""
+    code = """
+import os, sys
+from flwr.proto.runtime_pb2 import AcquireTaskRequest
+from flwr.supercore.protobuf.client import ProtobufClient
+from flwr.supercore.runtime import RuntimeHttpClient
+from asfed.engine.flower import rpclog
+plain = ProtobufClient._unary_unary
+path = rpclog.install("worker")
+assert (path is None) == (rpclog.ENV not in os.environ)
+assert (ProtobufClient._unary_unary is plain) == (path is None)
+client = RuntimeHttpClient.from_server_address(sys.argv[1], True, None, [])
+for _ in range(2):
+    try:
+        client.AcquireTask(AcquireTaskRequest())
+    except Exception:
+        pass
+print("ok")
+"""
+    from asfed.engine.flower import rpclog
+    from asfed.engine.flower.localnet import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    for env in ({}, {rpclog.ENV: str(tmp_path / "rpc")}):
+        res = subprocess.run(
+            [sys.executable, "-c", code, address],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **env},
+        )
+        assert res.stdout.strip() == "ok", res.stderr[-2000:]
+    (stats,) = rpclog.summarise(tmp_path / "rpc")
+    assert (stats.role, stats.method, stats.calls) == (
+        "worker",
+        "/flwr.proto.Runtime/AcquireTask",
+        2,
+    )
+    assert 0 <= stats.median_s < 10

@@ -21,6 +21,7 @@ from flwr.supercore import log
 
 from asfed.config import RunConfig, check_types
 from asfed.engine.driver import resume, start, train
+from asfed.engine.flower import rpclog
 from asfed.engine.flower.federation import (
     NODE_WAIT_S,
     REPLY_TIMEOUT_S,
@@ -100,6 +101,7 @@ def trip_summary(trips: list[tuple[str, float]]) -> str:
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     fast_grid_pulls()  # a reply's objects are fetched in ms, not after Flower's 1 s backoff
+    rpclog.install("serverapp")  # only where ASFED_RPC_LOG is set
     fields, out, resume_from = run_config_to_options(dict(context.run_config))
     factory = flower_federation(grid, pack=True, **federation_options(dict(context.run_config)))
     folder = Path(resume_from or out or f"runs/flower-{context.run_id}")

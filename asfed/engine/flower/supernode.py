@@ -15,9 +15,11 @@ import sys
 def main() -> None:
     from flwr.supernode.cli import flower_supernode
 
+    from asfed.engine.flower import rpclog
     from asfed.engine.flower.polling import patch_supernode_loop
 
     patch_supernode_loop()
+    rpclog.install("supernode")  # only where ASFED_RPC_LOG is set
     sys.argv[0] = "flower-supernode"
     flower_supernode()
 
