@@ -620,9 +620,9 @@ def sweep(
                 done = run_sweep(
                     plan, folder, cores, ray_address, show, "asfed " + " ".join(sys.argv[1:])
                 )
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             console.print("interrupted: finished rounds are kept; the same command continues")
-            sys.exit(130)
+            sys.exit(143 if isinstance(stop, _Terminated) else 130)  # 128 + the signal
     console.print(
         f"{len(done.trained)} run(s) trained, {len(done.reused)} reused, {len(done.failed)} "
         f"failed in {time.perf_counter() - began:.0f} s; draw it: asfed report {folder}"
@@ -635,6 +635,10 @@ def sweep(
         sys.exit(1)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: handled as Ctrl-C is, but the exit code says which (143, not 130)."""
+
+
 @contextlib.contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
     """SIGTERM acts as Ctrl-C while a sweep runs: batch schedulers (SLURM, Kubernetes) and
@@ -645,13 +649,13 @@ def _sigterm_interrupts() -> Iterator[None]:
         return
 
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        raise _Terminated
 
     before = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    finally:  # a handler installed from C reads as None: restore the default then
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
 
 
 def _print_estimate(plan: Sweep, workers: int) -> None:

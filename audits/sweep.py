@@ -51,9 +51,11 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -615,6 +617,7 @@ def _run_inline(todo, paths, observe, settle: Settle, status) -> None:
 
 def _run_pool(todo, paths, observe, workers: int, settle: Settle, status) -> None:
     ctx = multiprocessing.get_context("spawn")
+    others = set(multiprocessing.active_children())  # a caller's own children are not ours
     pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
     try:
         futures = {pool.submit(train_run, p.config, paths[p.name], observe): p for p in todo}
@@ -628,10 +631,11 @@ def _run_pool(todo, paths, observe, workers: int, settle: Settle, status) -> Non
                 settle(futures[fut], took, err)
             status()
     except BaseException:
-        # Interrupted (Ctrl-C, or SIGTERM as a scheduler sends): stop the runs in flight rather
-        # than wait for them to finish; each stops between atomic writes, so the same command
-        # resumes it from its last checkpoint. Ctrl-C reaches the workers too; SIGTERM does not.
-        for child in multiprocessing.active_children():
+        # Interrupted (Ctrl-C, or a SIGTERM sent to this process alone, as `kill` does): stop
+        # the runs in flight rather than wait for them to finish. Run files are written
+        # atomically, so a killed run leaves no half-written file and the same command resumes
+        # it from its last checkpoint.
+        for child in set(multiprocessing.active_children()) - others:
             child.terminate()
         raise
     finally:
@@ -649,7 +653,10 @@ def _run_ray(todo, paths, observe, sweep_id: str, address: str, workers: int, se
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address == "local":
             options["num_cpus"] = workers
+        sigterm = signal.getsignal(signal.SIGTERM)
         ray.init(address=address, logging_level=logging.WARNING, **options)
+        if sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, sigterm)  # ray.init installs its own sys.exit
     try:
         task = ray.remote(num_cpus=1)(_ray_task)
         refs = {task.remote(p.config, str(paths[p.name]), observe, sweep_id): p for p in todo}

@@ -107,7 +107,8 @@ def simulation_trips(rounds: int, episodes: int) -> dict[str, float]:
 
 
 TASK = re.compile(r"task \d+: ([\d.]+) s \(input ([\d.]+), ClientApp ([\d.]+), reply ([\d.]+)\)")
-SUMMARY = re.compile(r"(\w+) (\d+) x ([\d.]+) s")
+SUMMARY = re.compile(r"(\w+) \d+ x ([\d.]+) s")
+PUSH = "/flwr.proto.Runtime/PushMessages"
 
 
 def deployment_trips(
@@ -135,8 +136,7 @@ def deployment_trips(
         line = next((x for x in res.stdout.splitlines() if "round trips" in x), None)
         if res.returncode != 0 or line is None:
             raise RuntimeError(f"the deployment run failed:\n{res.stdout[-3000:]}")
-        found = SUMMARY.findall(line.split(":", 2)[-1])
-        trips = {k: float(v) for k, _, v in found}
+        trips = {k: float(v) for k, v in SUMMARY.findall(line.split(":", 2)[-1])}
         tasks = [
             tuple(float(x) for x in m)
             for i in range(3)
@@ -147,26 +147,37 @@ def deployment_trips(
             names = ("task", "input", "ClientApp", "reply")
             split = {n: statistics.median(t[j] for t in tasks) for j, n in enumerate(names)}
         if rpc_log:
-            print_requests(root / "rpc", 3, sum(int(n) for _, n, _ in found))
+            print_requests(root / "rpc", 3)
         return trips, split
     finally:
         net.close()
         shutil.rmtree(root, ignore_errors=True)
 
 
-def print_requests(folder: Path, agents: int, trips: int) -> None:
-    """Each role's requests over the run's `trips` round trips (set-up and idle polls included:
-    they are what a round trip costs the machine), per method, with their median latency."""
-    stats = rpclog.summarise(folder)
+POLLS = {("worker", "AcquireTask"), ("serverapp", "PullMessages"), ("supernode", "PullMessages")}
+
+
+def print_requests(folder: Path, agents: int) -> None:
+    """Each role's requests per round trip and method, with their median latency, over the
+    run's round trips after the set-up's and before the closing checkpoint's (each round trip
+    starts with the ServerApp's one PushMessages), so that start-up's idle polls do not count."""
+    requests = rpclog.read(folder)
+    starts = [r.start for r in requests if (r.role, r.method) == ("serverapp", PUSH)]
+    if len(starts) < 3:
+        raise RuntimeError(f"the rpc log in {folder} holds {len(starts)} round trips")
+    trips = len(starts) - 2
+    stats = rpclog.summarise([r for r in requests if starts[1] <= r.start < starts[-1]])
     print(
         f"\nrequests per round trip ({trips} round trips, {agents} agents; per agent for the "
-        "supernode and worker roles), median latency:"
+        "supernode and worker roles; 'poll': most of them find nothing), median latency:"
     )
     print("| process | API method | requests per round trip | median ms |")
     print("|---|---|---|---|")
     for s in stats:
+        method = s.method.rsplit("/", 1)[-1]
         per = s.calls / trips / (1 if s.role == "serverapp" else agents)
-        print(f"| {s.role} | {s.method.rsplit('/', 1)[-1]} | {per:.1f} | {1000 * s.median_s:.1f} |")
+        poll = " (poll)" if (s.role, method) in POLLS else ""
+        print(f"| {s.role} | {method}{poll} | {per:.1f} | {1000 * s.median_s:.1f} |")
     total = {r: sum(s.calls for s in stats if s.role == r) for r in {s.role for s in stats}}
     print(
         "requests per round trip, all processes of a role together: "

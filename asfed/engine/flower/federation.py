@@ -33,8 +33,10 @@ from asfed.errors import AsfedError
 
 NODE_WAIT_S = 120.0
 REPLY_TIMEOUT_S = 600.0  # the ServerApp's default (`reply-timeout`); in-process: no limit
-# 20 ms, not 50: a round trip of the simulation engine ended on the backoff's schedule (0.113
-# or 0.163 s); with 20 ms it is 0.10 s. On a deployment each poll is one request to the SuperLink.
+# 20 ms, not 50: a round trip of the simulation engine ended on the backoff's schedule (0.115
+# or 0.165 s); with 20 ms it is 0.10 s. On a deployment each poll is one request to the
+# SuperLink, at most 50 a second while replies are awaited; its round trips measured the same
+# (0.36-0.40 s) with either cap (benchmarks/engine_overhead.py --only trips).
 POLL_MIN_S, POLL_MAX_S = 0.001, 0.02
 
 

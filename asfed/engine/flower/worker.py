@@ -238,6 +238,7 @@ class TaskToken:
         self.token = ""
 
     def intercept(self, context: ProtobufRequestContext, call_next: ProtobufCall) -> httpx.Response:
+        """Add the current task's token header, then send."""
         if not self.token:
             raise RuntimeError("a task call before any task was acquired")
         add_headers(context.request, {TASK_TOKEN_HEADER: self.token})
