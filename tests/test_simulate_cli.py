@@ -13,11 +13,14 @@ import torch
 
 from asfed.config import build_config, scenario_names
 
+CLI = [sys.executable, "-c", "from asfed.cli import main; main()"]  # `asfed`, without PATH
+CLI_ENV = {"COLUMNS": "200", "PATH": "", "OMP_NUM_THREADS": "1"}
+
 
 def asfed(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-c", "from asfed.cli import main; main()", *args]
-    env = {"COLUMNS": "200", "PATH": "", "OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=300, env=CLI_ENV, cwd=cwd
+    )
 
 
 def metrics(folder: Path) -> list[dict[str, str]]:

@@ -11,7 +11,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from asfed.errors import AsfedError
 from asfed.report.collect import collect
 from asfed.sweeps import MANIFEST, read_manifest
 from audits.sweep import _ray_task, _unpack, load_sweep, rounds_done, run_sweep, train_run
-from tests.test_simulate_cli import asfed, metrics
+from tests.test_simulate_cli import CLI, CLI_ENV, asfed, metrics
 
 TINY = """
 env = "exchange"
@@ -226,14 +225,12 @@ def test_sigterm_stops_a_pooled_sweep_its_workers_and_records_the_session(tmp_pa
     get the signal themselves), the manifest records the session, and the exit code says so."""
     scenario = tiny(tmp_path, TINY.replace("rounds = 2", "rounds = 400"))
     out = tmp_path / "sweep"
-    cmd = [sys.executable, "-c", "from asfed.cli import main; main()", "sweep", str(scenario)]
-    env = {"COLUMNS": "200", "PATH": "", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [*cmd, "--methods", "as", "--workers", "2", "--out", str(out)],
+        [*CLI, "sweep", str(scenario), "--methods", "as", "--workers", "2", "--out", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=env,
+        env=CLI_ENV,
     )
     try:
         deadline = time.monotonic() + 120
