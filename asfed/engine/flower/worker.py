@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from flwr.app import Context, Message
@@ -249,7 +250,7 @@ def pull_task_input(client: RuntimeHttpClient) -> tuple[Message, Context, Run]:
     """Flower's `run_clientapp.pull_task_input` with a fast object-pull backoff: the SuperNode
     hands out the task before it has fetched the message's objects from the SuperLink, and
     Flower's pull waits 1 s (doubling to 10 s) for each one that is not there yet."""
-    res = client.PullTaskInput(PullTaskInputRequest())
+    res = once_more_if_dropped(client.PullTaskInput, PullTaskInputRequest())
     TaskIdentity.task_id = res.task_id
     TaskIdentity.run_id = res.run.run_id
     TaskIdentity.node_id = res.context.node_id
@@ -272,6 +273,19 @@ def pull_task_input(client: RuntimeHttpClient) -> tuple[Message, Context, Run]:
     )
     message.metadata.__dict__["_message_id"] = tree.object_id
     return message, context, run
+
+
+def once_more_if_dropped(call: Callable[[Any], Any], request: Any) -> Any:
+    """`call(request)`, tried a second time if the server closed the connection as the request
+    went out. A task's first call reuses the task connection after the round's compute, which
+    can outlast uvicorn's 5 s keep-alive: if the SuperNode closes it in the instant httpx reuses
+    it, the request fails (`RemoteProtocolError`, or `ReadError` on a reset) and the server did
+    nothing. Only for reads (`PullTaskInput` is one): a write might have arrived."""
+    try:
+        return call(request)
+    except (httpx.RemoteProtocolError, httpx.ReadError) as err:
+        log.info("the SuperNode closed the task connection as it was reused (%s): once more", err)
+        return call(request)
 
 
 def _task_heartbeat(client: RuntimeHttpClient) -> Callable[[], bool]:
