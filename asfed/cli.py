@@ -187,6 +187,13 @@ def simulate(
     private_weights: Annotated[
         bool | None, typer.Option(help="Cleanup/harvest: draw private apple values.")
     ] = None,
+    predation_actions: Annotated[
+        str | None,
+        typer.Option(
+            help="Predation: left-right (section 5's A = {-1, +1}) or toward-away (how the "
+            "paper words Fig. 7's task)." + _d("predation_actions")
+        ),
+    ] = None,
     scenario: Annotated[
         str | None, typer.Option(help="A named scenario (scenarios/NAME.toml) or a .toml path.")
     ] = None,
@@ -251,6 +258,7 @@ def simulate(
         checkpoint_every=checkpoint_every,
         zap=zap,
         private_weights=private_weights,
+        predation_actions=predation_actions,
     )
     if resume is not None:
         extra = sorted(k for k, v in flags.items() if v is not None and k != "rounds")

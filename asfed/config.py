@@ -21,6 +21,7 @@ from asfed.agents.networks import POLICY_LAYOUTS
 from asfed.comm.dp import DPSettings, calibrate_sigma
 from asfed.comm.topology import TOPOLOGIES, make_topology
 from asfed.envs import ENVS, options_of
+from asfed.envs.predation import ACTION_FRAMES
 from asfed.errors import AsfedError, accepted
 
 # The repository's scenarios/ (editable installs), else ./scenarios of the working directory.
@@ -66,6 +67,7 @@ class RunConfig:
     checkpoint_every: int = 10
     zap: bool = False
     private_weights: bool = False
+    predation_actions: str = "left-right"  # or "toward-away" (Fig. 7's wording; see predation)
     dp_epsilon: float | None = None  # target epsilon over the run (sigma calibrated to it)
     dp_sigma: float | None = None  # or the noise multiplier itself
     dp_delta: float = 1e-5
@@ -91,6 +93,16 @@ class RunConfig:
         if (self.zap or self.private_weights) and "zap" not in options_of(self.env):
             raise AsfedError(
                 f"zap and private_weights are options of cleanup and harvest, not {self.env!r}"
+            )
+        if self.predation_actions not in ACTION_FRAMES:
+            raise AsfedError(
+                f"predation_actions={self.predation_actions!r} is invalid; "
+                f"accepted: {accepted(ACTION_FRAMES)}"
+            )
+        if self.predation_actions != "left-right" and self.env != "predation":
+            raise AsfedError(
+                f"predation_actions is an option of predation, not {self.env!r}; "
+                "accepted: left-right (the default) elsewhere"
             )
         self.ppo()  # validates rho and learning rates
         if self.dp_epsilon is not None and not self.dp_epsilon > 0:
@@ -156,6 +168,8 @@ class RunConfig:
         opts: dict[str, Any] = {"num_agents": self.agents, "horizon": self.horizon}
         if "zap" in options_of(self.env):
             opts.update(zap=self.zap, private_weights=self.private_weights)
+        if "actions" in options_of(self.env):
+            opts["actions"] = self.predation_actions
         return {k: v for k, v in opts.items() if v is not None}
 
     def resolved(self) -> RunConfig:

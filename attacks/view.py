@@ -103,9 +103,7 @@ def load_view(path: Path, attacker: str, victim: int) -> AttackerView:
         if m.rows is not None and len(m.rows) and int(m.rows.max()) >= rows:
             raise AsfedError(f"{path}: a message of round {m.round} points past its record")
     ppo = cfg.ppo()
-    options = {"num_agents": n, "horizon": cfg.horizon}
-    if cfg.env in ("cleanup", "harvest"):
-        options.update(zap=cfg.zap, private_weights=cfg.private_weights)
+    options = cfg.env_options()  # the run's rules: agents, horizon and each env's own options
     return AttackerView(
         attacker=attacker,
         victim=victim,

@@ -122,6 +122,11 @@ def test_every_scenario_is_valid_and_flags_override_it() -> None:
         (("--topology", "star"), "unknown topology 'star'"),
         (("--scenario", "nope"), "unknown scenario 'nope'; accepted:"),
         (("--zap",), "zap and private_weights are options of cleanup and harvest"),
+        (("--predation-actions", "toward-away"), "predation_actions is an option of predation"),
+        (
+            ("--env", "predation", "--predation-actions", "up-down"),
+            "predation_actions='up-down' is invalid; accepted: left-right, toward-away",
+        ),
         (("--engine", "local", "--workers", "0"), "workers=0 is invalid; accepted: an integer"),
         (("--engine", "local", "--workers", "999"), "workers=999 is more than the"),
         (("--workers", "2"), "--workers sets the local engine's processes"),

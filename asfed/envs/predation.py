@@ -26,7 +26,12 @@ counts as a pursuer, so every defector is in the "mixed" case and pays 0.
 Observation (float32, the same for every agent), in order: (x_k - x_prey) / 30 for each predator
 [N] (the paper's state), holding flags [N], x_prey / 30 [1] (where the walls are), t / horizon [1].
 
-Actions: left, right (move -1, +1). `reward_features` = one-hot of the agent's case
+Actions: left, right (move -1, +1), the paper's section 5 ("A = {-1, +1} represents left and
+right movements"). With `actions="toward-away"`: away, toward (move 1 away from or toward the
+prey), as the paper words the 2-agent task of Fig. 7 ("moving towards the target" and "moving
+away from the target"). The frames differ in what a fixed action means: a left-right policy that
+ignores the state always goes one way (it pursues only when the prey lies on that side), a
+toward-away one always pursues or always defects. `reward_features` = one-hot of the agent's case
 [all pursue, none pursue, mixed pursuer, mixed defector, holding], public (one feature candidate,
 `{}`); `reward_weights[i]` = [-1, -3, -4, 0, 0] for every agent, public too.
 """
@@ -41,11 +46,14 @@ import numpy as np
 from asfed.envs.base import EnvState, VecEnv
 from asfed.envs.registry import ENVS
 from asfed.envs.rng import uniform
+from asfed.errors import AsfedError, accepted
 
 LENGTH = 30.0
 CATCH = 1.0
 TABLE = np.array([-1.0, -3.0, -4.0, 0.0, 0.0])
 S_START = 0
+# action frame -> action names (index 1 moves right / toward the prey)
+ACTION_FRAMES = {"left-right": ("left", "right"), "toward-away": ("away", "toward")}
 
 
 @dataclasses.dataclass
@@ -66,8 +74,24 @@ class Predation(VecEnv):
     default_agents = 8
     default_horizon = 30
     obs_bounds = (-1.0, 1.0)
-    action_names = ("left", "right")
+    action_names = ACTION_FRAMES["left-right"]
     feature_names = ("all_pursue", "none_pursue", "mixed_pursuer", "mixed_defector", "holding")
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        seed: int | None = None,
+        num_agents: int | None = None,
+        horizon: int | None = None,
+        actions: str = "left-right",
+    ) -> None:
+        if actions not in ACTION_FRAMES:
+            raise AsfedError(
+                f"predation actions={actions!r} is unknown; accepted: {accepted(ACTION_FRAMES)}"
+            )
+        self.actions = actions
+        self.action_names = ACTION_FRAMES[actions]
+        super().__init__(num_envs, seed, num_agents, horizon)
 
     @property
     def obs_dim(self) -> int:
@@ -88,10 +112,16 @@ class Predation(VecEnv):
     def agent_positions(self, state: PredationState) -> np.ndarray:
         return state.x
 
+    def toward_action(self, state: PredationState) -> np.ndarray:
+        """The action that moves each predator toward the prey, int `[B, N]`: right (1) where
+        the prey lies right of it in the left-right frame, always 1 in the toward-away frame."""
+        if self.actions == "toward-away":
+            return np.ones_like(state.x, dtype=np.int64)
+        return (state.prey[:, None] > state.x).astype(np.int64)
+
     def pursuing(self, state: PredationState, actions: np.ndarray) -> np.ndarray:
         """Which predators pursue under `actions` `[B, N]` (holders always do). bool `[B, N]`."""
-        toward = np.where(state.prey[:, None] > state.x, 1, 0)  # right (1) is toward if prey > x
-        return state.holding | (actions == toward)
+        return state.holding | (actions == self.toward_action(state))
 
     def _transition(
         self, state: PredationState, actions: np.ndarray, private: dict[str, Any]
@@ -113,6 +143,8 @@ class Predation(VecEnv):
             axis=-1,
         ).astype(np.float64)
         step = np.where(actions == 1, 1.0, -1.0)
+        if self.actions == "toward-away":  # +1 toward the prey, which is where the sign points
+            step = step * np.where(state.prey[:, None] > state.x, 1.0, -1.0)
         s.x = np.where(hunting, np.clip(s.x + step, 0.0, LENGTH), s.x)
         s.holding = state.holding | (np.abs(s.x - s.prey[:, None]) <= CATCH)
         s.done = s.holding.all(1)

@@ -85,7 +85,7 @@ def stay_still(env: VecEnv, state) -> np.ndarray:
 
 def predation_profile(env: VecEnv, state, pursuers: np.ndarray) -> np.ndarray:
     """Agents flagged in `pursuers` `[N]` move toward the prey, the others away (predation)."""
-    toward = (state.prey[:, None] > state.x).astype(np.int64)  # 1 = right
+    toward = env.toward_action(state)  # actions are 0/1: the other one moves away
     return np.where(pursuers[None, :], toward, 1 - toward)
 
 

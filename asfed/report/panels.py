@@ -34,6 +34,7 @@ IGNORED = ("seed", "rounds", "log_every", "checkpoint_every", "engine")
 # weights are options of cleanup and harvest only.
 ENV_OPTIONS = {"agents": "num_agents", "horizon": "horizon"}
 SSD_OPTIONS = ("zap", "private_weights")
+PREDATION_OPTIONS = {"predation_actions": "actions"}
 
 
 @dataclasses.dataclass
@@ -77,6 +78,10 @@ class Panel:
         options = {opt: self.config[k] for k, opt in ENV_OPTIONS.items() if k in self.config}
         if self.env in ("cleanup", "harvest"):
             options.update({k: self.config[k] for k in SSD_OPTIONS if k in self.config})
+        if self.env == "predation":
+            options.update(
+                {o: self.config[k] for k, o in PREDATION_OPTIONS.items() if k in self.config}
+            )
         return _references(self.env, tuple(sorted(options.items())))
 
     def best_scripted(self) -> Reference | None:

@@ -12,6 +12,7 @@ import asfed
 from asfed.envs import scripted
 from asfed.envs.exchange import CLOSED, EMPTY, OPEN
 from asfed.envs.harvest import REGROWTH
+from asfed.errors import AsfedError
 
 
 def episode_rewards(env, policy) -> list[np.ndarray]:
@@ -243,6 +244,37 @@ def test_predation_holders_count_as_pursuers_and_get_zero() -> None:
     actions = scripted.predation_profile(env, env.state, np.array([False, True, True]))
     _, r, *_ = env.step(actions)
     np.testing.assert_array_equal(r[0], [0, -1, -1])  # all pursue (holder included)
+
+
+def test_predation_toward_away_moves_relative_to_the_prey() -> None:
+    env = asfed.make_vec_env("predation", 1, seed=0, num_agents=3, actions="toward-away")
+    assert env.action_names == ("away", "toward")
+    env.reset()
+    s = env.get_state()
+    s.x[0], s.prey[0] = np.array([5.0, 25.0, 0.0]), 15.0
+    s.holding[0], s.done[0] = False, False
+    env.set_state(s)
+    _, r, *_ = env.step(np.array([[1, 1, 0]]))  # the left one and the right one pursue
+    np.testing.assert_array_equal(env.state.x[0], [6.0, 24.0, 0.0])  # away from 15 at the wall
+    np.testing.assert_array_equal(r[0], [-4, -4, 0])
+
+
+def test_predation_always_toward_is_left_right_all_pursue_step_for_step() -> None:
+    """The frames share every draw: the same seed's episodes under "always toward" and under
+    left-right's scripted all-pursue are the same episodes."""
+    lr = asfed.make_vec_env("predation", 256, seed=3, num_agents=4)
+    ta = asfed.make_vec_env("predation", 256, seed=3, num_agents=4, actions="toward-away")
+    pursue = episode_rewards(lr, lambda e, s: scripted.predation_profile(e, s, np.ones(4, bool)))
+    toward = episode_rewards(ta, lambda e, s: np.ones((e.num_envs, e.num_agents), np.int64))
+    assert len(pursue) == len(toward)
+    for a, b in zip(pursue, toward, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.sum(pursue) < 0
+
+
+def test_predation_rejects_an_unknown_action_frame() -> None:
+    with pytest.raises(AsfedError, match="accepted: left-right, toward-away"):
+        asfed.make_vec_env("predation", 1, actions="up-down")
 
 
 def test_predation_episode_ends_when_all_hold() -> None:
