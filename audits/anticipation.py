@@ -17,6 +17,12 @@ of the round; an AS run's anticipation pi^ij and j's own pi^jj on the same state
                     (i, j) in order: an MSE near 0 says little while both sides are still
                     uniform (log A), which this column tells apart (exchange-diagnosis)
 
+`python -m audits.anticipation RUN [--round R]` prints, for predation, each shared distribution's
+agreement with the actions the rollout took (`action_agreement`): how often each predator's own
+policy points toward the prey, how often its sampled action did, the mean probability it gave
+the action it took, and the same probability under each anticipation of it. It is how the README
+reads a collapsed (deterministic) pair, and it checks that payload rows and public rows line up.
+
 `anticipation.csv` in the run folder holds, per logged round: `round`, `mse`, `toward` and
 `entropy` (the means over pairs, and over agents) and every pair's and agent's column. Rounds
 the log did not keep (see `log_every`) have no row.
@@ -24,6 +30,7 @@ the log did not keep (see `log_every`) have no row.
 
 from __future__ import annotations
 
+import argparse
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -32,8 +39,9 @@ import numpy as np
 
 from asfed.comm.log import INDEX, read_log
 from asfed.comm.messages import Message
-from asfed.comm.record import read_public
+from asfed.comm.record import PublicRecord, read_public
 from asfed.csvfile import write_rows
+from asfed.errors import AsfedError
 from asfed.runs import RunFolder
 
 CSV = "anticipation.csv"
@@ -49,17 +57,29 @@ def _full(msg: Message, rows: int) -> tuple[np.ndarray, np.ndarray]:
     return dist, covered
 
 
-def _toward(obs: np.ndarray, j: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _toward(
+    obs: np.ndarray, j: int, n: int, frame: str = "left-right"
+) -> tuple[np.ndarray, np.ndarray]:
     """Predation: the action index toward the prey for agent j on each row of `obs` `[M, D]`
-    (right, 1, where x_j < x_prey), and whether j still hunts there."""
-    return (obs[:, j] < 0).astype(np.int64), obs[:, n + j] < 0.5
+    (left-right frame: right, 1, where x_j < x_prey; toward-away: always 1), and whether j
+    still hunts there."""
+    hunting = obs[:, n + j] < 0.5
+    if frame == "toward-away":
+        return np.ones(len(obs), np.int64), hunting
+    return (obs[:, j] < 0).astype(np.int64), hunting
 
 
 def round_metrics(
-    folder: Path | None, round_: int, messages: list[Message], env: str, n: int
+    folder: Path | None,
+    round_: int,
+    messages: list[Message],
+    env: str,
+    n: int,
+    frame: str = "left-right",
 ) -> dict:
     """One logged round's row of `anticipation.csv` (see the module docstring); `folder` (its
-    public record) is read only for predation or partial payloads."""
+    public record) is read only for predation or partial payloads; `frame` is predation's
+    action frame (`predation_actions`)."""
     last = max(m.step for m in messages)
     sent = {(m.sender, m.receiver, m.kind): m for m in messages if m.step == last}
     partial = any(m.rows is not None for m in sent.values())
@@ -85,7 +105,7 @@ def round_metrics(
             entropies[j] = float(-(q * np.log(q)).sum(-1).mean())
             row[f"entropy_{j}"] = entropies[j]
         if env == "predation":
-            toward, hunting = _toward(public.row_obs(), j, n)
+            toward, hunting = _toward(public.row_obs(), j, n, frame)
             keep = both & hunting
             if keep.any():
                 p = float(pij[keep, toward[keep]].mean())
@@ -111,7 +131,7 @@ def anticipation_rows(folder: Path) -> list[dict[str, Any]]:
         if msg.kind in ("anticipation", "policy_dist"):
             by_round[msg.round].append(msg)
     return [
-        round_metrics(folder, r, msgs, cfg.env, cfg.agents)
+        round_metrics(folder, r, msgs, cfg.env, cfg.agents, cfg.predation_actions)
         for r, msgs in sorted(by_round.items())
         if any(m.kind == "anticipation" for m in msgs)
     ]
@@ -125,3 +145,82 @@ def write_csv(folder: Path) -> Path:
     path = Path(folder) / CSV
     write_rows(path, [{k: r.get(k, "") for k in fields} for r in rows])
     return path
+
+
+def action_agreement(
+    messages: list[Message], public: PublicRecord, n: int, frame: str = "left-right"
+) -> list[dict[str, Any]]:
+    """Predation: one row per shared distribution of a round (`messages`), ordered by step,
+    kind and pair, on the states where the distribution's subject j still hunts and the message
+    covers: `step`, `kind`, `sender`, `subject` (j: the sender for `policy_dist`, the receiver
+    for `anticipation`), `states`, `toward` (mean probability of j's action toward the prey),
+    `p_taken` (mean probability of the action j took in the rollout) and, for `policy_dist`,
+    `taken_toward` (the fraction of those actions that went toward the prey); `frame` is the
+    run's `predation_actions`."""
+    obs, acts = public.row_obs(), public.row_actions()
+    m = public.num_rows
+    out = []
+    for msg in sorted(messages, key=lambda x: (x.step, x.kind, x.sender, x.receiver)):
+        if msg.kind not in ("policy_dist", "anticipation"):
+            continue
+        j = msg.sender if msg.kind == "policy_dist" else msg.receiver
+        dist, seen = _full(msg, m)
+        toward, hunting = _toward(obs, j, n, frame)
+        keep = seen & hunting
+        row: dict[str, Any] = {
+            "step": msg.step,
+            "kind": msg.kind,
+            "sender": msg.sender,
+            "subject": j,
+            "states": int(keep.sum()),
+            "toward": float(dist[keep, toward[keep]].mean()) if keep.any() else float("nan"),
+            "p_taken": float(dist[keep, acts[keep, j]].mean()) if keep.any() else float("nan"),
+        }
+        if msg.kind == "policy_dist":
+            hit = acts[keep, j] == toward[keep]
+            row["taken_toward"] = float(hit.mean()) if keep.any() else float("nan")
+        out.append(row)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print `action_agreement` for a predation run's logged rounds (or one of them)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m audits.anticipation", description=action_agreement.__doc__.split("\n")[0]
+    )
+    parser.add_argument("run", type=Path, help="a finished predation run folder (AS, logged)")
+    parser.add_argument("--round", type=int, help="one logged round (default: every one)")
+    args = parser.parse_args(argv)
+    try:
+        if not (args.run / INDEX).exists():
+            raise AsfedError(f"{args.run} has no message log ({INDEX}); accepted: a run folder")
+        cfg = RunFolder.open(args.run)[1].resolved()
+        if cfg.env != "predation":
+            raise AsfedError(f"env {cfg.env!r} has no 'toward the prey'; accepted: predation")
+        by_round: dict[int, list[Message]] = defaultdict(list)
+        for msg in read_log(args.run):
+            by_round[msg.round].append(msg)
+        rounds = sorted(by_round) if args.round is None else [args.round]
+        if args.round is not None and args.round not in by_round:
+            logged = ", ".join(map(str, sorted(by_round)))
+            raise AsfedError(f"round {args.round} was not logged; accepted: {logged}")
+    except AsfedError as err:
+        parser.exit(2, f"error: {err}\n")
+    for r in rounds:
+        print(f"round {r}")
+        public = read_public(args.run, r)
+        for row in action_agreement(by_round[r], public, cfg.agents, cfg.predation_actions):
+            who = (
+                f"pi^{row['subject']}{row['subject']}"
+                if row["kind"] == "policy_dist"
+                else (f"pi^{row['sender']}{row['subject']}")
+            )
+            extra = f" taken toward {row['taken_toward']:.3f}" if "taken_toward" in row else ""
+            print(
+                f"  step {row['step']} {who}: toward {row['toward']:.3f}{extra} "
+                f"p(taken) {row['p_taken']:.3f} on {row['states']} states"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from asfed.comm.messages import Message
-from audits.anticipation import round_metrics
+from asfed.comm.record import PublicRecord
+from audits.anticipation import action_agreement, main, round_metrics
 
 
 def _msg(step: int, sender: int, receiver: int, kind: str, rows: list[list[float]]) -> Message:
@@ -35,3 +36,58 @@ def test_mse_and_entropy_come_from_the_last_sharing_step() -> None:
     assert row["entropy_1"] == pytest.approx(math.log(2))  # uniform over 2 actions
     assert row["entropy_0"] == pytest.approx(0.0, abs=1e-9)  # deterministic
     assert row["entropy"] == pytest.approx(math.log(2) / 2)
+
+
+def _predation_record(rel: list[list[float]], actions: list[list[int]]) -> PublicRecord:
+    """One episode of 2-agent predation: `rel` the predators' (x - x_prey) / 30 per step `[T, 2]`,
+    `actions` `[T, 2]`; nobody holds."""
+    t = len(rel)
+    obs = np.zeros((1, t + 1, 6), np.float32)
+    obs[0, :t, :2] = rel
+    return PublicRecord(
+        round=4,
+        obs=obs,
+        actions=np.array([actions]),
+        terminated=np.zeros((1, t), bool),
+        valid=np.ones((1, t), bool),
+        states={},
+    )
+
+
+def test_action_agreement_reads_each_row_against_the_state_and_action_it_belongs_to() -> None:
+    # agent 0 is left of the prey on steps 0 and 2 (toward = right = 1), right of it on step 1
+    public = _predation_record([[-0.2, 0.2], [0.3, 0.2], [-0.1, -0.4]], [[1, 0], [1, 0], [1, 1]])
+    right, left, even = [0.0, 1.0], [1.0, 0.0], [0.5, 0.5]
+    messages = [
+        _msg(0, 0, 1, "policy_dist", [right, right, right]),  # 0 always goes right, as it did
+        _msg(0, 1, 0, "anticipation", [even, even, even]),  # 1 does not know
+        Message(4, 0, 1, 0, "policy_dist", np.array([left, right], np.float32), rows=[1, 2]),
+    ]
+    rows = {(r["kind"], r["sender"]): r for r in action_agreement(messages, public, 2)}
+    own = rows[("policy_dist", 0)]
+    assert (own["subject"], own["states"]) == (0, 3)
+    assert own["toward"] == pytest.approx(2 / 3) and own["taken_toward"] == pytest.approx(2 / 3)
+    assert own["p_taken"] == pytest.approx(1.0)
+    ant = rows[("anticipation", 1)]
+    assert ant["subject"] == 0 and ant["toward"] == pytest.approx(0.5)
+    assert ant["p_taken"] == pytest.approx(0.5)
+    # agent 1's message covers rows 1 and 2 only: right of the prey, then left of it
+    part = rows[("policy_dist", 1)]
+    assert part["states"] == 2 and part["toward"] == pytest.approx(1.0)
+    assert part["taken_toward"] == pytest.approx(1.0) and part["p_taken"] == pytest.approx(1.0)
+
+
+def test_the_agreement_command_refuses_a_folder_without_a_message_log(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path)])
+    assert stop.value.code == 2
+    assert f"{tmp_path} has no message log" in capsys.readouterr().err
+
+
+def test_in_the_toward_away_frame_toward_is_action_one_wherever_the_prey_is() -> None:
+    public = _predation_record([[-0.2, 0.2], [0.3, 0.2]], [[1, 0], [0, 0]])
+    messages = [_msg(0, 0, 1, "policy_dist", [[0.0, 1.0], [0.25, 0.75]])]
+    (row,) = action_agreement(messages, public, 2, "toward-away")
+    assert row["toward"] == pytest.approx(0.875) and row["taken_toward"] == pytest.approx(0.5)
+    (row,) = action_agreement(messages, public, 2)  # left-right: right is toward on step 0 only
+    assert row["toward"] == pytest.approx((1.0 + 0.25) / 2)

@@ -3,8 +3,8 @@
 Learning curves: per series, each seed's team return smoothed by a trailing moving mean (a tenth
 of the rounds, 1 to 10), then the mean over seeds with its 95% t-band, beside the panel's
 reference lines. Bars: normalised final team return (0 = random policy, 1 = best scripted) and
-bytes sent per round, per panel and series. Anticipation (Fig. 7): the toward-the-prey fraction
-and the policy/anticipation MSE by logged round.
+bytes sent per round, per panel and series. Anticipation (Fig. 7): the toward-the-prey fraction,
+the policy/anticipation MSE and the shared policies' entropy by logged round.
 """
 
 from __future__ import annotations
@@ -159,13 +159,16 @@ def _by_round(series: Series, column: str) -> tuple[np.ndarray, np.ndarray]:
 
 def anticipation(panel: Panel) -> bytes | None:
     """Fig. 7: the fraction of anticipated actions toward the prey, and the MSE between each
-    agent's policy and the other's anticipation of it, by logged round (None: no such data)."""
+    agent's policy and the other's anticipation of it, by logged round, beside the entropy of the
+    shared policies: an MSE near 0 means agreement only while the policies still explore
+    (None: no such data)."""
     series = [s for s in panel.series if any(r.anticipation for r in s.runs)]
     if not series:
         return None
     columns = [
         ("toward", "anticipated actions toward the prey (fraction)"),
         ("mse", "MSE, policy vs anticipation"),
+        ("entropy", "entropy of the shared policies (nats; log A = uniform)"),
     ]
     columns = [
         c
