@@ -17,11 +17,13 @@ of the round; an AS run's anticipation pi^ij and j's own pi^jj on the same state
                     (i, j) in order: an MSE near 0 says little while both sides are still
                     uniform (log A), which this column tells apart (exchange-diagnosis)
 
-`python -m audits.anticipation RUN [--round R]` prints, for predation, each shared distribution's
-agreement with the actions the rollout took (`action_agreement`): how often each predator's own
-policy points toward the prey, how often its sampled action did, the mean probability it gave
-the action it took, and the same probability under each anticipation of it. It is how the README
-reads a collapsed (deterministic) pair, and it checks that payload rows and public rows line up.
+`python -m audits.anticipation RUN [--round R]` prints, for predation, how often each predator
+moved toward the prey with the prey on either side of it (`toward_by_side`, any method), and
+each shared distribution's agreement with the actions the rollout took (`action_agreement`): how
+often each predator's own policy points toward the prey, how often its sampled action did, the
+mean probability it gave the action it took, and the same probability under each anticipation of
+it. It is how the README reads a collapsed pair, and it checks that payload rows and public rows
+line up.
 
 `anticipation.csv` in the run folder holds, per logged round: `round`, `mse`, `toward` and
 `entropy` (the means over pairs, and over agents) and every pair's and agent's column. Rounds
@@ -39,7 +41,7 @@ import numpy as np
 
 from asfed.comm.log import INDEX, read_log
 from asfed.comm.messages import Message
-from asfed.comm.record import PublicRecord, read_public
+from asfed.comm.record import PublicRecord, logged_rounds, read_public
 from asfed.csvfile import write_rows
 from asfed.errors import AsfedError
 from asfed.runs import RunFolder
@@ -183,6 +185,25 @@ def action_agreement(
     return out
 
 
+def toward_by_side(public: PublicRecord, n: int, frame: str = "left-right") -> list[dict[str, Any]]:
+    """Predation, any method (the public record only): per agent j, the fraction of j's actions
+    that went toward the prey on the states where j hunts, apart for the prey lying right of j
+    (`prey_right`, over `n_right` states) and left of it (`prey_left`, `n_left`). A left-right
+    policy blind to the state shows as 1 and 0 (or 0 and 1): it pursues on one side only."""
+    obs, acts = public.row_obs(), public.row_actions()
+    out = []
+    for j in range(n):
+        toward, hunting = _toward(obs, j, n, frame)
+        hit = acts[:, j] == toward
+        row: dict[str, Any] = {"agent": j}
+        for side, where in (("right", obs[:, j] < 0), ("left", obs[:, j] > 0)):
+            keep = hunting & where
+            row[f"prey_{side}"] = float(hit[keep].mean()) if keep.any() else float("nan")
+            row[f"n_{side}"] = int(keep.sum())
+        out.append(row)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print `action_agreement` for a predation run's logged rounds (or one of them)."""
     parser = argparse.ArgumentParser(
@@ -198,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
         if cfg.env != "predation":
             raise AsfedError(f"env {cfg.env!r} has no 'toward the prey'; accepted: predation")
         by_round: dict[int, list[Message]] = defaultdict(list)
+        for r in logged_rounds(args.run):  # IPPO sends nothing but its rollouts are recorded
+            by_round[r] = []
         for msg in read_log(args.run):
             by_round[msg.round].append(msg)
         rounds = sorted(by_round) if args.round is None else [args.round]
@@ -209,6 +232,12 @@ def main(argv: list[str] | None = None) -> None:
     for r in rounds:
         print(f"round {r}")
         public = read_public(args.run, r)
+        for side in toward_by_side(public, cfg.agents, cfg.predation_actions):
+            print(
+                f"  agent {side['agent']} moved toward the prey on {side['prey_right']:.3f} of "
+                f"{side['n_right']} states with the prey on its right, {side['prey_left']:.3f} of "
+                f"{side['n_left']} with it on its left"
+            )
         for row in action_agreement(by_round[r], public, cfg.agents, cfg.predation_actions):
             who = (
                 f"pi^{row['subject']}{row['subject']}"

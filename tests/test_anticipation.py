@@ -10,7 +10,7 @@ import pytest
 
 from asfed.comm.messages import Message
 from asfed.comm.record import PublicRecord
-from audits.anticipation import action_agreement, main, round_metrics
+from audits.anticipation import action_agreement, main, round_metrics, toward_by_side
 
 
 def _msg(step: int, sender: int, receiver: int, kind: str, rows: list[list[float]]) -> Message:
@@ -91,3 +91,14 @@ def test_in_the_toward_away_frame_toward_is_action_one_wherever_the_prey_is() ->
     assert row["toward"] == pytest.approx(0.875) and row["taken_toward"] == pytest.approx(0.5)
     (row,) = action_agreement(messages, public, 2)  # left-right: right is toward on step 0 only
     assert row["toward"] == pytest.approx((1.0 + 0.25) / 2)
+
+
+def test_a_state_blind_left_right_policy_shows_as_one_side_only() -> None:
+    # agent 0 always goes right: toward with the prey on its right, away with it on its left
+    public = _predation_record([[-0.2, 0.2], [0.3, 0.2], [-0.1, -0.4]], [[1, 0], [1, 0], [1, 1]])
+    first, second = toward_by_side(public, 2)
+    assert (first["prey_right"], first["n_right"]) == (1.0, 2)
+    assert (first["prey_left"], first["n_left"]) == (0.0, 1)
+    assert (second["prey_left"], second["n_left"], second["prey_right"]) == (1.0, 2, 1.0)
+    (row, _) = toward_by_side(public, 2, "toward-away")  # action 1 is toward wherever the prey is
+    assert (row["prey_right"], row["prey_left"]) == (1.0, 1.0)
