@@ -366,12 +366,23 @@ def load_sweep(
 # ---- the manifest -----------------------------------------------------------------------------
 
 
+def _value(config: dict[str, Any], key: str) -> Any:
+    """`config[key]`, or RunConfig's default where the config lacks it: a run folder written
+    before the key existed ran with the default, and TOML leaves out None."""
+    if key in config:
+        return config[key]
+    default = FIELDS[key].default
+    return None if default is dataclasses.MISSING else default
+
+
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """Config keys whose values differ (keys one side lacks, and MAY_DIFFER, do not count)."""
+    """RunConfig keys whose values differ, a missing key read as its default (MAY_DIFFER keys
+    do not count)."""
     skip = set(MAY_DIFFER)
     if a.get("dp_epsilon") is not None:
         skip.add("dp_sigma")  # calibrated to the rounds, which may differ
-    return sorted(k for k in a.keys() & b.keys() if k not in skip and a[k] != b[k])
+    keys = (a.keys() | b.keys()) & FIELDS.keys()
+    return sorted(k for k in keys if k not in skip and _value(a, k) != _value(b, k))
 
 
 def _check_folder(point: Point, path: Path) -> None:
@@ -386,7 +397,8 @@ def _check_folder(point: Point, path: Path) -> None:
     if diff:
         k = diff[0]
         raise AsfedError(
-            f"{path} holds a run with {k}={held[k]!r}, the sweep asks {k}={want[k]!r}"
+            f"{path} holds a run with {k}={_value(held, k)!r}, the sweep asks "
+            f"{k}={_value(want, k)!r}"
             f"{' (and ' + ', '.join(diff[1:]) + ')' if diff[1:] else ''}; choose another --out"
         )
 
@@ -409,7 +421,8 @@ def check_folder(sweep: Sweep, folder: Path) -> dict[str, Any]:
             diff = _differences(want, held)
             if diff:
                 raise AsfedError(
-                    f"{folder / MANIFEST} lists run {p.name} with {diff[0]}={held[diff[0]]!r}, "
+                    f"{folder / MANIFEST} lists run {p.name} with "
+                    f"{diff[0]}={_value(held, diff[0])!r}, "
                     f"the sweep asks {want[diff[0]]!r}; choose another --out"
                 )
     return old

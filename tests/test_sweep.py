@@ -22,7 +22,15 @@ from asfed.engine.flower.localnet import descendants, stop
 from asfed.errors import AsfedError
 from asfed.report.collect import collect
 from asfed.sweeps import MANIFEST, read_manifest
-from audits.sweep import _ray_task, _unpack, load_sweep, rounds_done, run_sweep, train_run
+from audits.sweep import (
+    _differences,
+    _ray_task,
+    _unpack,
+    load_sweep,
+    rounds_done,
+    run_sweep,
+    train_run,
+)
 from tests.test_simulate_cli import CLI, CLI_ENV, asfed, metrics
 
 TINY = """
@@ -254,3 +262,11 @@ def test_sigterm_stops_a_pooled_sweep_its_workers_and_records_the_session(tmp_pa
         time.sleep(0.1)
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
     assert all(rounds_done(r) < 400 for r in runs)  # stopped, not finished
+
+
+def test_a_key_a_run_folder_lacks_is_its_default_when_folders_are_compared() -> None:
+    older = {"env": "predation", "method": "as"}  # written before predation_actions existed
+    assert _differences({**older, "predation_actions": "left-right"}, older) == []
+    assert _differences({**older, "predation_actions": "toward-away"}, older) == [
+        "predation_actions"
+    ]
