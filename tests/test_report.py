@@ -171,3 +171,11 @@ def test_a_final_return_is_placed_against_the_random_policy() -> None:
     assert against_random(2.4, 8.0, 4.21) == "indistinguishable from random (4.21)"
     assert against_random(4.5, 5.9, 4.21) == ""
     assert against_random(float("nan"), float("nan"), 4.21) == ""  # one seed: no interval
+
+
+def test_a_run_written_before_a_setting_existed_joins_the_panel_of_its_default(sweep) -> None:
+    (source,) = collect([sweep])
+    del source.runs[0].config["predation_actions"]  # as in a run folder from before the option
+    (panel,) = panels(source)
+    assert panel.title == "predation, 2 agents"
+    assert sum(len(s.runs) for s in panel.series) == len(source.runs)
