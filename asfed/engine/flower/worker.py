@@ -276,16 +276,22 @@ def pull_task_input(client: RuntimeHttpClient) -> tuple[Message, Context, Run]:
 
 
 def once_more_if_dropped(call: Callable[[Any], Any], request: Any) -> Any:
-    """`call(request)`, tried a second time if the server closed the connection as the request
-    went out. A task's first call reuses the task connection after the round's compute, which
+    """`call(request)`, sent a second time if the server closed the connection without a
+    response. A task's first call reuses the task connection after the round's compute, which
     can outlast uvicorn's 5 s keep-alive: if the SuperNode closes it in the instant httpx reuses
-    it, the request fails (`RemoteProtocolError`, or `ReadError` on a reset) and the server did
-    nothing. Only for reads (`PullTaskInput` is one): a write might have arrived."""
+    it, the request fails with `RemoteProtocolError` and the server never saw it. Only that error
+    is retried (a reset while reading the reply, `ReadError`, may follow a request the server
+    carried out: `PullTaskInput` moves the task to RUNNING, and a second one would be refused).
+    If the second try fails too, the first error is logged beside it."""
     try:
         return call(request)
-    except (httpx.RemoteProtocolError, httpx.ReadError) as err:
-        log.info("the SuperNode closed the task connection as it was reused (%s): once more", err)
-        return call(request)
+    except httpx.RemoteProtocolError as first:
+        log.info("the SuperNode closed the task connection as it was reused (%s): once more", first)
+        try:
+            return call(request)
+        except Exception:
+            log.warning("the second try failed too; the first error was: %s", first)
+            raise
 
 
 def _task_heartbeat(client: RuntimeHttpClient) -> Callable[[], bool]:
