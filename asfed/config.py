@@ -168,8 +168,8 @@ class RunConfig:
         opts: dict[str, Any] = {"num_agents": self.agents, "horizon": self.horizon}
         if "zap" in options_of(self.env):
             opts.update(zap=self.zap, private_weights=self.private_weights)
-        if "actions" in options_of(self.env):
-            opts["actions"] = self.predation_actions
+        if "action_frame" in options_of(self.env):
+            opts["action_frame"] = self.predation_actions
         return {k: v for k, v in opts.items() if v is not None}
 
     def resolved(self) -> RunConfig:

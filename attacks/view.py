@@ -29,7 +29,8 @@ ATTACKERS_HELP = "relay, or agent:K (a curious neighbour K)"
 class AttackerView:
     """What attacker `attacker` saw of victim `victim` in one run.
 
-    env: the env's name; options: its public options (agents, horizon, zap, private_weights);
+    env: the env's name; options: its public options (`RunConfig.env_options`: agents, horizon,
+    zap and private_weights, predation's action_frame);
     method: the run's method; hidden: the actor and critic hidden sizes (public: the config);
     messages: what the attacker received from the victim, in log order;
     records: round -> that round's `PublicRecord`.

@@ -3,7 +3,8 @@
 `make_vec_env(name, num_envs, seed, **options)` builds a core that steps B copies at once;
 `make_env(name, **options)` wraps one copy as a PettingZoo `ParallelEnv`; `names()` lists what is
 registered. Options are each env's constructor keywords (num_agents, horizon, and zap /
-private_weights for cleanup and harvest); an unknown option is an error naming what is accepted.
+private_weights for cleanup and harvest, action_frame for predation); an unknown option is an
+error naming what is accepted.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ Observation (float32, the same for every agent), in order: (x_k - x_prey) / 30 f
 [N] (the paper's state), holding flags [N], x_prey / 30 [1] (where the walls are), t / horizon [1].
 
 Actions: left, right (move -1, +1), the paper's section 5 ("A = {-1, +1} represents left and
-right movements"). With `actions="toward-away"`: away, toward (move 1 away from or toward the
+right movements"). With `action_frame="toward-away"`: away, toward (move 1 away from or toward the
 prey), as the paper words the 2-agent task of Fig. 7 ("moving towards the target" and "moving
 away from the target"). The frames differ in what a fixed action means: a left-right policy that
 ignores the state always goes one way (it pursues only when the prey lies on that side), a
@@ -83,14 +83,15 @@ class Predation(VecEnv):
         seed: int | None = None,
         num_agents: int | None = None,
         horizon: int | None = None,
-        actions: str = "left-right",
+        action_frame: str = "left-right",
     ) -> None:
-        if actions not in ACTION_FRAMES:
+        if action_frame not in ACTION_FRAMES:
             raise AsfedError(
-                f"predation actions={actions!r} is unknown; accepted: {accepted(ACTION_FRAMES)}"
+                f"predation action_frame={action_frame!r} is unknown; "
+                f"accepted: {accepted(ACTION_FRAMES)}"
             )
-        self.actions = actions
-        self.action_names = ACTION_FRAMES[actions]
+        self.action_frame = action_frame
+        self.action_names = ACTION_FRAMES[action_frame]
         super().__init__(num_envs, seed, num_agents, horizon)
 
     @property
@@ -115,7 +116,7 @@ class Predation(VecEnv):
     def toward_action(self, state: PredationState) -> np.ndarray:
         """The action that moves each predator toward the prey, int `[B, N]`: right (1) where
         the prey lies right of it in the left-right frame, always 1 in the toward-away frame."""
-        if self.actions == "toward-away":
+        if self.action_frame == "toward-away":
             return np.ones_like(state.x, dtype=np.int64)
         return (state.prey[:, None] > state.x).astype(np.int64)
 
@@ -143,7 +144,7 @@ class Predation(VecEnv):
             axis=-1,
         ).astype(np.float64)
         step = np.where(actions == 1, 1.0, -1.0)
-        if self.actions == "toward-away":  # +1 toward the prey, which is where the sign points
+        if self.action_frame == "toward-away":  # +1 toward the prey, which is where the sign points
             step = step * np.where(state.prey[:, None] > state.x, 1.0, -1.0)
         s.x = np.where(hunting, np.clip(s.x + step, 0.0, LENGTH), s.x)
         s.holding = state.holding | (np.abs(s.x - s.prey[:, None]) <= CATCH)

@@ -247,7 +247,7 @@ def test_predation_holders_count_as_pursuers_and_get_zero() -> None:
 
 
 def test_predation_toward_away_moves_relative_to_the_prey() -> None:
-    env = asfed.make_vec_env("predation", 1, seed=0, num_agents=3, actions="toward-away")
+    env = asfed.make_vec_env("predation", 1, seed=0, num_agents=3, action_frame="toward-away")
     assert env.action_names == ("away", "toward")
     env.reset()
     s = env.get_state()
@@ -263,7 +263,7 @@ def test_predation_always_toward_is_left_right_all_pursue_step_for_step() -> Non
     """The frames share every draw: the same seed's episodes under "always toward" and under
     left-right's scripted all-pursue are the same episodes."""
     lr = asfed.make_vec_env("predation", 256, seed=3, num_agents=4)
-    ta = asfed.make_vec_env("predation", 256, seed=3, num_agents=4, actions="toward-away")
+    ta = asfed.make_vec_env("predation", 256, seed=3, num_agents=4, action_frame="toward-away")
     pursue = episode_rewards(lr, lambda e, s: scripted.predation_profile(e, s, np.ones(4, bool)))
     toward = episode_rewards(ta, lambda e, s: np.ones((e.num_envs, e.num_agents), np.int64))
     assert len(pursue) == len(toward)
@@ -274,7 +274,7 @@ def test_predation_always_toward_is_left_right_all_pursue_step_for_step() -> Non
 
 def test_predation_rejects_an_unknown_action_frame() -> None:
     with pytest.raises(AsfedError, match="accepted: left-right, toward-away"):
-        asfed.make_vec_env("predation", 1, actions="up-down")
+        asfed.make_vec_env("predation", 1, action_frame="up-down")
 
 
 def test_predation_episode_ends_when_all_hold() -> None:
