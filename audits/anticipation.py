@@ -22,8 +22,8 @@ moved toward the prey with the prey on either side of it (`toward_by_side`, any 
 each shared distribution's agreement with the actions the rollout took (`action_agreement`): how
 often each predator's own policy points toward the prey, how often its sampled action did, the
 mean probability it gave the action it took, and the same probability under each anticipation of
-it. It is how the README reads a collapsed pair, and it checks that payload rows and public rows
-line up.
+it. It is how the README reads a collapsed pair; a payload that does not fit its round's public
+record is an error naming the round and sender.
 
 `anticipation.csv` in the run folder holds, per logged round: `round`, `mse`, `toward` and
 `entropy` (the means over pairs, and over agents) and every pair's and agent's column. Rounds
@@ -50,9 +50,20 @@ CSV = "anticipation.csv"
 
 
 def _full(msg: Message, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """A message's payload spread over the round's `rows` states: (dist `[M, A]`, covered `[M]`)."""
+    """A message's payload spread over the round's `rows` states: (dist `[M, A]`, covered `[M]`).
+    A payload that does not fit the round's public record is an error, not a misread."""
     if msg.rows is None:
+        if len(msg.payload) != rows:
+            raise AsfedError(
+                f"round {msg.round}: a {msg.kind} from agent {msg.sender} covers "
+                f"{len(msg.payload)} states, its public record {rows}"
+            )
         return msg.payload, np.ones(len(msg.payload), bool)
+    if len(msg.rows) and (int(msg.rows.max()) >= rows or int(msg.rows.min()) < 0):
+        raise AsfedError(
+            f"round {msg.round}: a {msg.kind} from agent {msg.sender} points past its public "
+            f"record's {rows} states"
+        )
     dist = np.zeros((rows, msg.payload.shape[1]), np.float32)
     covered = np.zeros(rows, bool)
     dist[msg.rows], covered[msg.rows] = msg.payload, True
@@ -68,6 +79,8 @@ def _toward(
     hunting = obs[:, n + j] < 0.5
     if frame == "toward-away":
         return np.ones(len(obs), np.int64), hunting
+    if frame != "left-right":
+        raise AsfedError(f"unknown predation frame {frame!r}; accepted: left-right, toward-away")
     return (obs[:, j] < 0).astype(np.int64), hunting
 
 
@@ -205,11 +218,16 @@ def toward_by_side(public: PublicRecord, n: int, frame: str = "left-right") -> l
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Print `action_agreement` for a predation run's logged rounds (or one of them)."""
+    """Print `toward_by_side` (any method) and `action_agreement` (AS: its shared
+    distributions) for a predation run's logged rounds, or one of them."""
     parser = argparse.ArgumentParser(
-        prog="python -m audits.anticipation", description=action_agreement.__doc__.split("\n")[0]
+        prog="python -m audits.anticipation",
+        description="Predation: how often each predator moved toward the prey, by the side the "
+        "prey lies on, and how each shared distribution agrees with the actions taken.",
     )
-    parser.add_argument("run", type=Path, help="a finished predation run folder (AS, logged)")
+    parser.add_argument(
+        "run", type=Path, help="a predation run folder (any method; AS adds its messages)"
+    )
     parser.add_argument("--round", type=int, help="one logged round (default: every one)")
     args = parser.parse_args(argv)
     try:

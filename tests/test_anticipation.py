@@ -10,6 +10,7 @@ import pytest
 
 from asfed.comm.messages import Message
 from asfed.comm.record import PublicRecord
+from asfed.errors import AsfedError
 from audits.anticipation import action_agreement, main, round_metrics, toward_by_side
 
 
@@ -102,3 +103,13 @@ def test_a_state_blind_left_right_policy_shows_as_one_side_only() -> None:
     assert (second["prey_left"], second["n_left"], second["prey_right"]) == (1.0, 2, 1.0)
     (row, _) = toward_by_side(public, 2, "toward-away")  # action 1 is toward wherever the prey is
     assert (row["prey_right"], row["prey_left"]) == (1.0, 1.0)
+
+
+def test_a_payload_that_does_not_fit_its_public_record_is_an_error() -> None:
+    public = _predation_record([[-0.2, 0.2], [0.3, 0.2], [-0.1, -0.4]], [[1, 0], [1, 0], [1, 1]])
+    short = [_msg(0, 0, 1, "policy_dist", [[0.5, 0.5], [0.5, 0.5]])]
+    with pytest.raises(AsfedError, match="covers 2 states, its public record 3"):
+        action_agreement(short, public, 2)
+    past = [Message(4, 0, 1, 0, "policy_dist", np.full((1, 2), 0.5, np.float32), rows=[3])]
+    with pytest.raises(AsfedError, match="points past its public record's 3 states"):
+        action_agreement(past, public, 2)
