@@ -194,6 +194,20 @@ class RunConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+
+
+def config_value(values: dict[str, Any], key: str) -> Any:
+    """`values[key]` of a config as written (config.toml), or the field's default where it is
+    missing: a run folder written before the key existed ran with the default, and TOML leaves
+    out None. Keys that are not RunConfig fields read as None."""
+    if key in values:
+        return values[key]
+    field = FIELDS.get(key)
+    if field is None or field.default is dataclasses.MISSING:
+        return None
+    return field.default
+
+
 # Each field's accepted types, from its annotation: `int | None` -> (int, NoneType).
 KINDS = {
     name: typing.get_args(hint) or (hint,)

@@ -70,6 +70,7 @@ from asfed.config import (
     RunConfig,
     build_config,
     check_types,
+    config_value,
     load_scenario,
     read_toml,
     scenario_names,
@@ -366,15 +367,6 @@ def load_sweep(
 # ---- the manifest -----------------------------------------------------------------------------
 
 
-def _value(config: dict[str, Any], key: str) -> Any:
-    """`config[key]`, or RunConfig's default where the config lacks it: a run folder written
-    before the key existed ran with the default, and TOML leaves out None."""
-    if key in config:
-        return config[key]
-    default = FIELDS[key].default
-    return None if default is dataclasses.MISSING else default
-
-
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """RunConfig keys whose values differ, a missing key read as its default (MAY_DIFFER keys
     do not count)."""
@@ -382,7 +374,7 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     if a.get("dp_epsilon") is not None:
         skip.add("dp_sigma")  # calibrated to the rounds, which may differ
     keys = (a.keys() | b.keys()) & FIELDS.keys()
-    return sorted(k for k in keys if k not in skip and _value(a, k) != _value(b, k))
+    return sorted(k for k in keys if k not in skip and config_value(a, k) != config_value(b, k))
 
 
 def _check_folder(point: Point, path: Path) -> None:
@@ -397,8 +389,8 @@ def _check_folder(point: Point, path: Path) -> None:
     if diff:
         k = diff[0]
         raise AsfedError(
-            f"{path} holds a run with {k}={_value(held, k)!r}, the sweep asks "
-            f"{k}={_value(want, k)!r}"
+            f"{path} holds a run with {k}={config_value(held, k)!r}, the sweep asks "
+            f"{k}={config_value(want, k)!r}"
             f"{' (and ' + ', '.join(diff[1:]) + ')' if diff[1:] else ''}; choose another --out"
         )
 
@@ -422,7 +414,7 @@ def check_folder(sweep: Sweep, folder: Path) -> dict[str, Any]:
             if diff:
                 raise AsfedError(
                     f"{folder / MANIFEST} lists run {p.name} with "
-                    f"{diff[0]}={_value(held, diff[0])!r}, "
+                    f"{diff[0]}={config_value(held, diff[0])!r}, "
                     f"the sweep asks {want[diff[0]]!r}; choose another --out"
                 )
     return old

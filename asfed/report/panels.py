@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from asfed.config import FIELDS
+from asfed.config import config_value
 from asfed.envs.references import Reference, reference_returns
 from asfed.report import stats
 from asfed.report.collect import Run, Source
@@ -108,16 +108,8 @@ def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _value(config: dict[str, Any], key: str) -> Any:
-    """A run's setting `key`: RunConfig's default where its config.toml lacks the key (a run
-    written before the key existed ran with the default)."""
-    if key not in config and key in FIELDS and FIELDS[key].default is not dataclasses.MISSING:
-        return FIELDS[key].default
-    return config.get(key)
-
-
 def _setting(config: dict[str, Any], key: str) -> str:
-    return repr(_value(config, key))
+    return repr(config_value(config, key))
 
 
 def _varying(configs: list[dict[str, Any]], keys: list[str]) -> list[str]:
@@ -142,10 +134,10 @@ def panels(source: Source) -> list[Panel]:
             learner.remove("dp_sigma")  # calibrated from epsilon: it says nothing more
         by_series: dict[str, list[Run]] = {}
         for run in runs:
-            extra = " ".join(f"{k}={_fmt(_value(run.config, k))}" for k in learner)
+            extra = " ".join(f"{k}={_fmt(config_value(run.config, k))}" for k in learner)
             by_series.setdefault(f"{run.config['method']} {extra}".strip(), []).append(run)
         series = [Series(label, rs[0].config["method"], rs) for label, rs in by_series.items()]
-        setting = ", ".join(f"{k}={_fmt(_value(cfg, k))}" for k in shown if k != "agents")
+        setting = ", ".join(f"{k}={_fmt(config_value(cfg, k))}" for k in shown if k != "agents")
         title = f"{cfg['env']}, {cfg.get('agents', '?')} agents" + (
             f", {setting}" if setting else ""
         )
