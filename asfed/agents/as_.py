@@ -56,83 +56,90 @@ class ASAgent(Agent):
             own += list(torso.parameters())
         return [own, *(list(net.parameters()) for net in self.policy.anticipations.values())]
 
-    def round_logits(self) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-        """pi^ii's and every pi^ij's logits on the round's M states, `[M, A]` each, memoised
-        until the policy changes: what step k shares is what update k + 1 starts from."""
+    def round_logits(self, peers: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """pi^ii's logits `[M, A]` and pi^ij's for j in `peers` `[P, M, A]` on the round's M
+        states, memoised until the policy changes: what step k shares is what update k + 1
+        starts from."""
 
-        def compute() -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        def compute() -> tuple[torch.Tensor, torch.Tensor]:
             with torch.no_grad():
-                return self.policy(self._obs_all)
+                return self.policy.logits(self._obs_all, peers)
 
-        return self.memo("round_logits", compute)
+        return self.memo(f"round_logits{tuple(peers)}", compute)
 
     def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
         peers = sorted(neighbours[self.id])
         if not peers:
             return []
-        own, ants = self.round_logits()
+        own, ants = self.round_logits(peers)
         own_p = torch.softmax(own, -1).cpu().numpy()
+        ants_p = torch.softmax(ants, -1).cpu().numpy()
         out = []
-        for j in peers:
-            ant_p = torch.softmax(ants[j], -1).cpu().numpy()
+        for pos, j in enumerate(peers):
             rows = neighbours.rows_of(self.id, j)
-            for kind, dist in (("policy_dist", own_p), ("anticipation", ant_p)):
+            for kind, dist in (("policy_dist", own_p), ("anticipation", ants_p[pos])):
                 if rows is None:
                     out.append(Message(round_, step, self.id, j, kind, dist))
                 else:
                     out.append(Message(round_, step, self.id, j, kind, dist[rows], rows))
         return out
 
-    def _shared(self, inbox: list[Message], peers: list[int]) -> dict[tuple[int, str], Any]:
-        """What each neighbour shared, spread over the round's M states: `(j, kind)` ->
-        `[M, A]` (uniform off the rows j sent), and `(j, "mask")` -> bool `[M]` or None."""
-        m = self._obs_all.shape[0]
-        out: dict[tuple[int, str], Any] = {}
+    def _shared(self, inbox: list[Message], peers: list[int]) -> dict[str, torch.Tensor | None]:
+        """What the neighbours shared, spread over the round's M states and stacked in `peers`'
+        order: "policy_dist" `[P, M, A]` (pi^jj), "anticipation" `[P, M, A]` (pi^ji), both
+        uniform off the rows j sent, and "mask" bool `[P, M]` (None when every j sent every row)."""
+        m, a = self._obs_all.shape[0], self.spec.num_actions
+        pos = {j: p for p, j in enumerate(peers)}
+        shared = {
+            kind: torch.full((len(peers), m, a), 1.0 / a, device=self.device)
+            for kind in ("policy_dist", "anticipation")
+        }
+        mask = torch.ones(len(peers), m, dtype=torch.bool, device=self.device)
+        got, partial = set(), False
         for msg in inbox:
+            p = pos[msg.sender]
             payload = self.tensor(msg.payload)
             if msg.rows is None:
-                out[(msg.sender, msg.kind)] = payload
-                out[(msg.sender, "mask")] = None
-                continue
-            rows = self.tensor(msg.rows, torch.long)
-            full = torch.full((m, payload.shape[1]), 1.0 / payload.shape[1], device=self.device)
-            full[rows] = payload
-            mask = torch.zeros(m, dtype=torch.bool, device=self.device)
-            mask[rows] = True
-            out[(msg.sender, msg.kind)] = full
-            out[(msg.sender, "mask")] = mask
-        missing = [j for j in peers if (j, "policy_dist") not in out]
+                shared[msg.kind][p] = payload
+            else:
+                rows = self.tensor(msg.rows, torch.long)
+                shared[msg.kind][p, rows] = payload
+                mask[p] = False
+                mask[p, rows] = True
+                partial = True
+            got.add(msg.sender)
+        missing = [j for j in peers if j not in got]
         if missing:
             raise RuntimeError(f"agent {self.id}: no shares from neighbours {missing}")
-        return out
+        return {**shared, "mask": mask if partial else None}
 
     def update(self, k: int, inbox: list[Message], neighbours: Graph) -> None:
         peers = sorted(neighbours[self.id])
         shared = self._shared(inbox, peers)
         acts = self._actions
         me = self.id
-        own_old, ants_old = self.round_logits()
+        peer_acts = acts[:, peers].T  # [P, M]
+        own_old, ants_old = self.round_logits(peers)
         with torch.no_grad():
             logp_old = torch.log_softmax(own_old, -1).gather(1, acts[:, me : me + 1])[:, 0]
-            ant_logp_old = {
-                j: torch.log_softmax(ants_old[j], -1).gather(1, acts[:, j : j + 1])[:, 0]
-                for j in peers
-            }
+            ant_logp_old = torch.log_softmax(ants_old, -1).gather(-1, peer_acts[..., None])[..., 0]
         adv = self.advantages(self.values())
         groups = self.clip_groups()
+        mask = shared["mask"]
         for idx in self.minibatches():
-            own_logits, ants = self.policy(self._obs_all[idx])
-            terms = [
-                NeighbourTerms(
-                    ant_logits=ants[j],
-                    ant_logp_old=ant_logp_old[j][idx],
-                    actions=acts[idx, j],
-                    shared_policy=shared[(j, "policy_dist")][idx],
-                    shared_anticipation=shared[(j, "anticipation")][idx],
-                    mask=None if shared[(j, "mask")] is None else shared[(j, "mask")][idx],
+            own_logits, ants = self.policy.logits(self._obs_all[idx], peers)
+            terms = []
+            if peers:  # all neighbours as one block `[P, T, ...]`
+                terms.append(
+                    NeighbourTerms(
+                        ant_logits=ants,
+                        ant_logp_old=ant_logp_old[:, idx],
+                        actions=peer_acts[:, idx],
+                        shared_policy=shared["policy_dist"][:, idx],
+                        shared_anticipation=shared["anticipation"][:, idx],
+                        mask=None if mask is None else mask[:, idx],
+                    )
                 )
-                for j in peers
-            ]
             parts = as_loss(
                 own_logits,
                 acts[idx, me],

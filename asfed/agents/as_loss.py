@@ -24,7 +24,9 @@ import torch
 
 @dataclasses.dataclass
 class NeighbourTerms:
-    """What agent i needs about neighbour j, over T samples.
+    """What agent i needs about neighbour j, over T samples; or about a block of J neighbours
+    with the same action count, each field then with a leading `[J]` (what the AS agent passes:
+    one block, so a minibatch step is a few batched operators, not a few per neighbour).
 
     ant_logits: i's anticipation pi^ij logits `[T, A_j]` (trainable);
     ant_logp_old: log pi^ij_old(a_j|s) `[T]`;
@@ -75,7 +77,7 @@ def as_loss(
     """Agent i's AS loss.
 
     own_logits `[T, A_i]` (pi^ii, trainable), own_actions `[T]`, own_logp_old `[T]`, adv `[T]`
-    (A_i from GAE), neighbours: one `NeighbourTerms` per j in N_i this round.
+    (A_i from GAE), neighbours: one `NeighbourTerms` per j in N_i this round, or blocks of them.
     """
     adv = adv.detach()
     own_logp_all = torch.log_softmax(own_logits, -1)
@@ -86,23 +88,25 @@ def as_loss(
     log_xi_n = torch.zeros_like(xi_i)
     penalty = torch.zeros_like(xi_i)
     x_ij, x_ii = [], []
-    for nb in neighbours:
+    for nb in neighbours:  # a neighbour `[T, ...]` or a block `[J, T, ...]`, alike
         ant_logp_all = torch.log_softmax(nb.ant_logits, -1)
         ant_probs = ant_logp_all.exp()
-        ant_logp = ant_logp_all.gather(1, nb.actions[:, None])[:, 0]
+        ant_logp = ant_logp_all.gather(-1, nb.actions[..., None])[..., 0]
         log_ratio = ant_logp - nb.ant_logp_old.detach()
         pjj = nb.shared_policy.detach()
         pji = nb.shared_anticipation.detach()
-        in_ij = indicator_sets(ant_logp.exp(), pjj.gather(1, nb.actions[:, None])[:, 0], adv)
-        in_ii = indicator_sets(own_logp.exp(), pji.gather(1, own_actions[:, None])[:, 0], adv)
+        own_a = own_actions.expand(pji.shape[:-1])[..., None]
+        in_ij = indicator_sets(ant_logp.exp(), pjj.gather(-1, nb.actions[..., None])[..., 0], adv)
+        in_ii = indicator_sets(own_logp.exp(), pji.gather(-1, own_a)[..., 0], adv)
         if nb.mask is not None:
             log_ratio = log_ratio * nb.mask
             in_ij, in_ii = in_ij & nb.mask, in_ii & nb.mask
-        log_xi_n = log_xi_n + log_ratio
-        penalty = penalty + in_ij * ((ant_probs - pjj) ** 2).sum(-1)
-        penalty = penalty + in_ii * ((own_probs - pji) ** 2).sum(-1)
-        x_ij.append(in_ij.float().mean())
-        x_ii.append(in_ii.float().mean())
+        term = in_ij * ((ant_probs - pjj) ** 2).sum(-1) + in_ii * ((own_probs - pji) ** 2).sum(-1)
+        block = log_ratio.dim() == 2  # [J, T]: sum the block's neighbours
+        log_xi_n = log_xi_n + (log_ratio.sum(0) if block else log_ratio)
+        penalty = penalty + (term.sum(0) if block else term)
+        x_ij.append(in_ij.float().mean(-1).reshape(-1))
+        x_ii.append(in_ii.float().mean(-1).reshape(-1))
     xi_n = torch.exp(log_xi_n)
 
     surrogate = torch.min(xi_i * xi_n * adv, xi_i.clamp(1 - clip, 1 + clip) * xi_n * adv)
@@ -114,6 +118,6 @@ def as_loss(
         surrogate=surrogate.mean(),
         penalty=penalty.mean(),
         kappa=kappa,
-        frac_x_ij=torch.stack(x_ij).mean() if x_ij else zero,
-        frac_x_ii=torch.stack(x_ii).mean() if x_ii else zero,
+        frac_x_ij=torch.cat(x_ij).mean() if x_ij else zero,
+        frac_x_ii=torch.cat(x_ii).mean() if x_ii else zero,
     )

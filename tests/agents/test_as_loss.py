@@ -8,8 +8,13 @@ import torch
 from asfed.agents.as_loss import NeighbourTerms, as_loss, indicator_sets
 from asfed.agents.ppo import clipped_surrogate
 
-torch.manual_seed(0)
 T, A = 64, 4
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Each test draws its inputs from its own seed, whatever ran before it."""
+    torch.manual_seed(0)
 
 
 def _own():
@@ -154,3 +159,32 @@ def test_a_neighbour_counts_only_on_the_states_where_it_is_one() -> None:
     parts.loss.backward()
     grad = nb.ant_logits.grad
     assert grad[1::2].abs().sum() == 0 and grad[::2].abs().sum() > 0  # pi^ij learns only there
+
+
+def test_a_block_of_neighbours_is_the_list_of_them() -> None:
+    """The AS agent passes its J neighbours as one `[J, T, ...]` block: same loss, diagnostics
+    and gradients as J separate terms (masks included)."""
+    logits, actions, logp_old = _own()
+    adv = torch.randn(T)
+    nbs = [_neighbour(), _neighbour(), _neighbour()]
+    nbs[1].mask = torch.arange(T) % 3 == 0
+    kw = {"clip": 0.2, "rho": 5.0}
+    ref = as_loss(logits, actions, logp_old, adv, nbs, **kw)
+    ref_grads = torch.autograd.grad(ref.loss, [logits, *(nb.ant_logits for nb in nbs)])
+    block = NeighbourTerms(
+        ant_logits=torch.stack([nb.ant_logits for nb in nbs]),
+        ant_logp_old=torch.stack([nb.ant_logp_old for nb in nbs]),
+        actions=torch.stack([nb.actions for nb in nbs]),
+        shared_policy=torch.stack([nb.shared_policy for nb in nbs]),
+        shared_anticipation=torch.stack([nb.shared_anticipation for nb in nbs]),
+        mask=torch.stack(
+            [torch.ones(T, dtype=torch.bool) if nb.mask is None else nb.mask for nb in nbs]
+        ),
+    )
+    got = as_loss(logits, actions, logp_old, adv, [block], **kw)
+    got_grads = torch.autograd.grad(got.loss, [logits, *(nb.ant_logits for nb in nbs)])
+    for field in ("loss", "surrogate", "penalty", "kappa", "frac_x_ij", "frac_x_ii"):
+        torch.testing.assert_close(getattr(got, field), getattr(ref, field))
+    for g, r in zip(got_grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r)
+    assert ref.penalty.item() > 0 and 0 < ref.frac_x_ij.item() < 1

@@ -103,6 +103,51 @@ def test_policy_layouts_give_own_and_anticipation_logits(layout) -> None:
     assert torch.equal(net.own_logits(torch.ones(2, 10)), net(torch.ones(2, 10))[0])
 
 
+@pytest.mark.parametrize("layout", [SeparatePolicies, MultiHeadPolicy, "one by one"])
+@pytest.mark.parametrize("peers", [[1, 2, 3], [2], [], [3, 1]])
+def test_stacked_logits_equal_each_network_on_its_own(layout, peers) -> None:
+    """Training's pass (stacked for small networks, one by one for large) computes exactly the
+    separate networks' logits and gradients."""
+    torch.manual_seed(3)
+    net = (SeparatePolicies if layout == "one by one" else layout)(
+        10, (32, 16), 4, {1: 4, 2: 4, 3: 4}
+    )
+    if layout == "one by one":
+        net.stacked = False
+    obs = torch.randn(9, 10)
+    own, ants = net.logits(obs, peers)
+    ref_own, ref_ants = net(obs)
+    assert ants.shape == (len(peers), 9, 4)
+    torch.testing.assert_close(own, ref_own)
+    for pos, j in enumerate(peers):
+        torch.testing.assert_close(ants[pos], ref_ants[j])
+    weights = torch.randn(len(peers) + 1, 9, 4)
+    stacked = torch.autograd.grad(
+        (torch.cat([own[None], ants]) * weights).sum(), list(net.parameters()), allow_unused=True
+    )
+    separate = (ref_own * weights[0]).sum() + sum(
+        (ref_ants[j] * weights[p + 1]).sum() for p, j in enumerate(peers)
+    )
+    reference = torch.autograd.grad(separate, list(net.parameters()), allow_unused=True)
+    for got, want in zip(stacked, reference, strict=True):
+        if want is None:  # an anticipation not in `peers` gets no gradient either way
+            assert got is None
+        else:
+            torch.testing.assert_close(got, want)
+
+
+def test_only_small_networks_are_stacked() -> None:
+    """Table 2's 128-64 MLPs run stacked; its 1024-256 ones (cleanup, harvest) one by one."""
+    assert SeparatePolicies(18, (128, 64), 2, {1: 2}).stacked
+    assert not SeparatePolicies(236, (1024, 256), 6, {1: 6}).stacked
+
+
+def test_stacked_logits_take_neighbours_with_other_action_counts() -> None:
+    net = SeparatePolicies(10, (32, 16), 4, {1: 3, 2: 3})
+    own, ants = net.logits(torch.randn(5, 10), [1, 2])
+    assert own.shape == (5, 4) and ants.shape == (2, 5, 3)
+
+
 def test_multihead_is_smaller_than_separate_networks() -> None:
     others = {j: 5 for j in range(1, 8)}
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
