@@ -25,6 +25,11 @@ mean probability it gave the action it took, and the same probability under each
 it. It is how the README reads a collapsed pair; a payload that does not fit its round's public
 record is an error naming the round and sender.
 
+`python -m audits.anticipation RUN RUN ... --across [--round R]` summarises several runs (the
+seeds of one setting): per logged round, `toward`, `mse` and `entropy` as the mean and 95%
+Student-t interval over the runs, and each run's value (`across`). The README's cross-seed Fig. 7
+numbers come from it.
+
 `anticipation.csv` in the run folder holds, per logged round: `round`, `mse`, `toward` and
 `entropy` (the means over pairs, and over agents) and every pair's and agent's column. Rounds
 the log did not keep (see `log_every`) have no row.
@@ -44,6 +49,7 @@ from asfed.comm.messages import Message
 from asfed.comm.record import PublicRecord, logged_rounds, read_public
 from asfed.csvfile import write_rows
 from asfed.errors import AsfedError
+from asfed.report.stats import mean_ci
 from asfed.runs import RunFolder
 
 CSV = "anticipation.csv"
@@ -152,6 +158,34 @@ def anticipation_rows(folder: Path) -> list[dict[str, Any]]:
     ]
 
 
+ACROSS = ("toward", "mse", "entropy")
+
+
+def across(folders: list[Path]) -> list[dict[str, Any]]:
+    """Per round logged in every run: for each of `ACROSS` the mean and 95% t-interval over the
+    runs (`<metric>`, `<metric>_low`, `<metric>_high`, NaN where a run lacks it) and each run's
+    value in `folders`' order (`<metric>_runs`). A run that sent no anticipations is an error
+    naming it (the summary would otherwise quietly cover fewer seeds)."""
+    tables = []
+    for folder in folders:
+        rows = anticipation_rows(folder)
+        if not rows:
+            raise AsfedError(
+                f"{folder} has no anticipations in its message log; accepted: AS run folders"
+            )
+        tables.append({r["round"]: r for r in rows})
+    common = sorted(set.intersection(*(set(t) for t in tables)))
+    out = []
+    for r in common:
+        row: dict[str, Any] = {"round": r, "runs": len(tables)}
+        for key in ACROSS:
+            values = [float(t[r].get(key, np.nan)) for t in tables]
+            row[key], row[f"{key}_low"], row[f"{key}_high"] = mean_ci(values)
+            row[f"{key}_runs"] = values
+        out.append(row)
+    return out
+
+
 def write_csv(folder: Path) -> Path:
     """Write `anticipation.csv` into the run folder (atomically; empty where the run sent no
     anticipations, so that a sweep knows it was looked at)."""
@@ -226,10 +260,25 @@ def main(argv: list[str] | None = None) -> None:
         "prey lies on, and how each shared distribution agrees with the actions taken.",
     )
     parser.add_argument(
-        "run", type=Path, help="a predation run folder (any method; AS adds its messages)"
+        "run",
+        type=Path,
+        nargs="+",
+        help="a predation run folder (any method; AS adds its messages); several with --across",
     )
     parser.add_argument("--round", type=int, help="one logged round (default: every one)")
+    parser.add_argument(
+        "--across",
+        action="store_true",
+        help="summarise the runs (seeds of one setting; AS, any env): toward, MSE and entropy "
+        "per round as mean [95%% t-interval] over the runs, then each run's value",
+    )
     args = parser.parse_args(argv)
+    if args.across:
+        _print_across(parser, args.run, args.round)
+        return
+    if len(args.run) > 1:
+        parser.exit(2, "error: several run folders need --across (a summary over them)\n")
+    args.run = args.run[0]
     try:
         if not (args.run / INDEX).exists():
             raise AsfedError(f"{args.run} has no message log ({INDEX}); accepted: a run folder")
@@ -267,6 +316,32 @@ def main(argv: list[str] | None = None) -> None:
                 f"  step {row['step']} {who}: toward {row['toward']:.3f}{extra} "
                 f"p(taken) {row['p_taken']:.3f} on {row['states']} states"
             )
+
+
+def _print_across(parser: argparse.ArgumentParser, runs: list[Path], round_: int | None) -> None:
+    try:
+        for run in runs:
+            if not (run / INDEX).exists():
+                raise AsfedError(f"{run} has no message log ({INDEX}); accepted: a run folder")
+        rows = across(runs)
+        if round_ is not None:
+            logged = ", ".join(str(r["round"]) for r in rows)
+            rows = [r for r in rows if r["round"] == round_]
+            if not rows:
+                raise AsfedError(f"round {round_} is not logged in every run; accepted: {logged}")
+    except AsfedError as err:
+        parser.exit(2, f"error: {err}\n")
+    print(f"{len(runs)} runs: " + ", ".join(str(r) for r in runs))
+    for row in rows:
+        parts = []
+        for key in ACROSS:
+            if np.isnan(row[key]):
+                continue
+            each = " ".join(f"{v:.3f}" for v in row[f"{key}_runs"])
+            parts.append(
+                f"{key} {row[key]:.3f} [{row[key + '_low']:.3f}, {row[key + '_high']:.3f}] ({each})"
+            )
+        print(f"round {row['round']}: " + "; ".join(parts))
 
 
 if __name__ == "__main__":

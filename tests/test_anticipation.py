@@ -113,3 +113,42 @@ def test_a_payload_that_does_not_fit_its_public_record_is_an_error() -> None:
     past = [Message(4, 0, 1, 0, "policy_dist", np.full((1, 2), 0.5, np.float32), rows=[3])]
     with pytest.raises(AsfedError, match="points past its public record's 3 states"):
         action_agreement(past, public, 2)
+
+
+def test_across_summarises_the_rounds_every_run_logged(monkeypatch, tmp_path) -> None:
+    """The cross-seed summary: mean and 95% t-interval per round over the runs, each run's value
+    kept; a round one run lacks is left out; a run without anticipations is an error."""
+    from audits import anticipation
+
+    tables = {
+        "a": [{"round": 0, "toward": 0.5, "mse": 0.1, "entropy": 0.7},
+              {"round": 5, "toward": 0.9, "mse": 0.3, "entropy": 0.2}],
+        "b": [{"round": 0, "toward": 0.7, "mse": 0.3, "entropy": 0.6},
+              {"round": 5, "toward": 0.7, "mse": 0.1, "entropy": 0.4}],
+        "c": [{"round": 0, "toward": 0.6, "mse": 0.2, "entropy": 0.65}],
+        "empty": [],
+    }  # fmt: skip
+    monkeypatch.setattr(anticipation, "anticipation_rows", lambda folder: tables[folder.name])
+    rows = anticipation.across([tmp_path / "a", tmp_path / "b", tmp_path / "c"])
+    assert [r["round"] for r in rows] == [0]  # run c logged no round 5
+    row = rows[0]
+    assert row["runs"] == 3 and row["toward_runs"] == [0.5, 0.7, 0.6]
+    half = 4.302653 * 0.1 / math.sqrt(3)  # t_{0.975, 2} s / sqrt(n), s = 0.1
+    assert row["toward"] == pytest.approx(0.6)
+    assert (row["toward_low"], row["toward_high"]) == pytest.approx((0.6 - half, 0.6 + half))
+    assert row["mse"] == pytest.approx(0.2) and row["entropy"] == pytest.approx(0.65)
+    two = anticipation.across([tmp_path / "a", tmp_path / "b"])
+    assert [r["round"] for r in two] == [0, 5] and two[1]["toward"] == pytest.approx(0.8)
+    with pytest.raises(AsfedError, match="empty has no anticipations"):
+        anticipation.across([tmp_path / "a", tmp_path / "empty"])
+
+
+def test_several_runs_need_across(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path), str(tmp_path)])
+    assert stop.value.code == 2
+    assert "several run folders need --across" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path), "--across"])
+    assert stop.value.code == 2
+    assert f"{tmp_path} has no message log" in capsys.readouterr().err
