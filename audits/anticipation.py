@@ -163,9 +163,10 @@ ACROSS = ("toward", "mse", "entropy")
 
 def across(folders: list[Path]) -> list[dict[str, Any]]:
     """Per round logged in every run: for each of `ACROSS` the mean and 95% t-interval over the
-    runs (`<metric>`, `<metric>_low`, `<metric>_high`, NaN where a run lacks it) and each run's
-    value in `folders`' order (`<metric>_runs`). A run that sent no anticipations is an error
-    naming it (the summary would otherwise quietly cover fewer seeds)."""
+    runs that have a value (`<metric>`, `<metric>_low`, `<metric>_high`; `<metric>_n` of them:
+    `toward` is NaN in a round where no anticipated predator still hunted) and each run's value
+    in `folders`' order (`<metric>_runs`, NaN kept). A run that sent no anticipations is an
+    error naming it (the summary would otherwise quietly cover fewer seeds)."""
     tables = []
     for folder in folders:
         rows = anticipation_rows(folder)
@@ -182,6 +183,7 @@ def across(folders: list[Path]) -> list[dict[str, Any]]:
             values = [float(t[r].get(key, np.nan)) for t in tables]
             row[key], row[f"{key}_low"], row[f"{key}_high"] = mean_ci(values)
             row[f"{key}_runs"] = values
+            row[f"{key}_n"] = int(np.isfinite(values).sum())
         out.append(row)
     return out
 
@@ -325,7 +327,7 @@ def _print_across(parser: argparse.ArgumentParser, runs: list[Path], round_: int
                 raise AsfedError(f"{run} has no message log ({INDEX}); accepted: a run folder")
         rows = across(runs)
         if round_ is not None:
-            logged = ", ".join(str(r["round"]) for r in rows)
+            logged = ", ".join(str(r["round"]) for r in rows) or "none (no round is in all)"
             rows = [r for r in rows if r["round"] == round_]
             if not rows:
                 raise AsfedError(f"round {round_} is not logged in every run; accepted: {logged}")
@@ -338,9 +340,9 @@ def _print_across(parser: argparse.ArgumentParser, runs: list[Path], round_: int
             if np.isnan(row[key]):
                 continue
             each = " ".join(f"{v:.3f}" for v in row[f"{key}_runs"])
-            parts.append(
-                f"{key} {row[key]:.3f} [{row[key + '_low']:.3f}, {row[key + '_high']:.3f}] ({each})"
-            )
+            low, high, n = row[f"{key}_low"], row[f"{key}_high"], row[f"{key}_n"]
+            over = "" if n == row["runs"] else f" over {n} runs"
+            parts.append(f"{key} {row[key]:.3f} [{low:.3f}, {high:.3f}]{over} ({each})")
         print(f"round {row['round']}: " + "; ".join(parts))
 
 

@@ -132,7 +132,7 @@ def test_across_summarises_the_rounds_every_run_logged(monkeypatch, tmp_path) ->
     rows = anticipation.across([tmp_path / "a", tmp_path / "b", tmp_path / "c"])
     assert [r["round"] for r in rows] == [0]  # run c logged no round 5
     row = rows[0]
-    assert row["runs"] == 3 and row["toward_runs"] == [0.5, 0.7, 0.6]
+    assert row["runs"] == 3 and row["toward_runs"] == [0.5, 0.7, 0.6] and row["toward_n"] == 3
     half = 4.302653 * 0.1 / math.sqrt(3)  # t_{0.975, 2} s / sqrt(n), s = 0.1
     assert row["toward"] == pytest.approx(0.6)
     assert (row["toward_low"], row["toward_high"]) == pytest.approx((0.6 - half, 0.6 + half))

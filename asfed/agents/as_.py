@@ -87,31 +87,34 @@ class ASAgent(Agent):
     def _shared(self, inbox: list[Message], peers: list[int]) -> dict[str, torch.Tensor | None]:
         """What the neighbours shared, spread over the round's M states and stacked in `peers`'
         order: "policy_dist" `[P, M, A]` (pi^jj), "anticipation" `[P, M, A]` (pi^ji), both
-        uniform off the rows j sent, and "mask" bool `[P, M]` (None when every j sent every row)."""
+        uniform off the rows j sent, and "mask" bool `[P, M]`, the states where j sent both
+        (None when every j sent both on every state). Every peer must have sent both kinds."""
         m, a = self._obs_all.shape[0], self.spec.num_actions
         pos = {j: p for p, j in enumerate(peers)}
+        kinds = ("policy_dist", "anticipation")
         shared = {
-            kind: torch.full((len(peers), m, a), 1.0 / a, device=self.device)
-            for kind in ("policy_dist", "anticipation")
+            kind: torch.full((len(peers), m, a), 1.0 / a, device=self.device) for kind in kinds
         }
-        mask = torch.ones(len(peers), m, dtype=torch.bool, device=self.device)
-        got, partial = set(), False
+        seen = {
+            kind: torch.zeros(len(peers), m, dtype=torch.bool, device=self.device) for kind in kinds
+        }
+        got: set[tuple[int, str]] = set()
         for msg in inbox:
-            p = pos[msg.sender]
-            payload = self.tensor(msg.payload)
-            if msg.rows is None:
-                shared[msg.kind][p] = payload
-            else:
-                rows = self.tensor(msg.rows, torch.long)
-                shared[msg.kind][p, rows] = payload
-                mask[p] = False
-                mask[p, rows] = True
-                partial = True
-            got.add(msg.sender)
-        missing = [j for j in peers if j not in got]
+            if msg.sender not in pos or msg.kind not in shared:
+                raise RuntimeError(
+                    f"agent {self.id}: a {msg.kind!r} message from {msg.sender}, who is not a "
+                    f"neighbour this round ({peers}) or not an AS kind"
+                )
+            p, payload = pos[msg.sender], self.tensor(msg.payload)
+            rows = slice(None) if msg.rows is None else self.tensor(msg.rows, torch.long)
+            shared[msg.kind][p, rows] = payload
+            seen[msg.kind][p, rows] = True
+            got.add((msg.sender, msg.kind))
+        missing = [(j, kind) for kind in kinds for j in peers if (j, kind) not in got]
         if missing:
-            raise RuntimeError(f"agent {self.id}: no shares from neighbours {missing}")
-        return {**shared, "mask": mask if partial else None}
+            raise RuntimeError(f"agent {self.id}: no shares from neighbours (j, kind): {missing}")
+        mask = seen["policy_dist"] & seen["anticipation"]
+        return {**shared, "mask": None if bool(mask.all()) else mask}
 
     def update(self, k: int, inbox: list[Message], neighbours: Graph) -> None:
         peers = sorted(neighbours[self.id])

@@ -13,7 +13,8 @@ J neighbours then calls 3 matrix products instead of 3 (J + 1), and at 30 rows a
 a step per episode) those calls, not their arithmetic, are the cost. The parameters stay separate
 modules, so checkpoints, clip groups and the acting policy are unchanged. Large networks (the
 1024-256 MLPs of cleanup and harvest) run one by one: copying their weights into a stack every
-step costs more than the calls it saves (measured: cleanup AS 12% slower stacked).
+step costs more than the calls it saves (measured: cleanup AS 12% slower stacked). The multi-head
+layout always stacks its heads (single Linear layers of a few thousand weights: cheap to copy).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def stacked_mlp(layers: Sequence[Sequence[nn.Linear]], x: torch.Tensor) -> torch
 
 STACK_LIMIT = 100_000
 """Networks with at most this many parameters each are evaluated stacked (see the module's
-docstring): Table 2's 128-64 MLPs have about 11k-25k, its 1024-256 ones about 500k."""
+docstring): Table 2's 128-64 MLPs have about 11k-18k, its 1024-256 ones about 500k."""
 
 
 def _shape(layers: Sequence[nn.Linear]) -> tuple[tuple[int, int], ...]:

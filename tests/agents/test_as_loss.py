@@ -161,13 +161,15 @@ def test_a_neighbour_counts_only_on_the_states_where_it_is_one() -> None:
     assert grad[1::2].abs().sum() == 0 and grad[::2].abs().sum() > 0  # pi^ij learns only there
 
 
-def test_a_block_of_neighbours_is_the_list_of_them() -> None:
+@pytest.mark.parametrize("masked", [True, False])
+def test_a_block_of_neighbours_is_the_list_of_them(masked: bool) -> None:
     """The AS agent passes its J neighbours as one `[J, T, ...]` block: same loss, diagnostics
-    and gradients as J separate terms (masks included)."""
+    and gradients as J separate terms (with and without a mask)."""
     logits, actions, logp_old = _own()
     adv = torch.randn(T)
     nbs = [_neighbour(), _neighbour(), _neighbour()]
-    nbs[1].mask = torch.arange(T) % 3 == 0
+    if masked:
+        nbs[1].mask = torch.arange(T) % 3 == 0
     kw = {"clip": 0.2, "rho": 5.0}
     ref = as_loss(logits, actions, logp_old, adv, nbs, **kw)
     ref_grads = torch.autograd.grad(ref.loss, [logits, *(nb.ant_logits for nb in nbs)])
@@ -179,7 +181,9 @@ def test_a_block_of_neighbours_is_the_list_of_them() -> None:
         shared_anticipation=torch.stack([nb.shared_anticipation for nb in nbs]),
         mask=torch.stack(
             [torch.ones(T, dtype=torch.bool) if nb.mask is None else nb.mask for nb in nbs]
-        ),
+        )
+        if masked
+        else None,
     )
     got = as_loss(logits, actions, logp_old, adv, [block], **kw)
     got_grads = torch.autograd.grad(got.loss, [logits, *(nb.ant_logits for nb in nbs)])

@@ -174,3 +174,36 @@ def test_gradient_clipping_is_off_by_default_and_per_network_when_on() -> None:
     own_c, ant_c = grads(0.5)
     assert ant_c == pytest.approx(0.5, rel=1e-4)
     assert own_c == pytest.approx(own_raw, rel=1e-6)  # untouched by its neighbour's norm
+
+
+def test_as_stacks_what_its_neighbours_shared_in_peer_order() -> None:
+    """AS's inbox becomes `[P, M, A]` blocks in sorted-peer order, uniform off the rows a
+    neighbour sent, with a mask only where some neighbour sent part of the states; a neighbour
+    that sent one kind only, or a sender that is not a neighbour, is an error."""
+    from asfed.comm.messages import Message
+
+    slices, _ = box_example()
+    agent = make("as", 0)
+    agent.begin_round(slices[0])  # M = 4 states, A = 6
+    rng = np.random.default_rng(0)
+    dist = lambda m: rng.dirichlet(np.ones(6), m).astype(np.float32)  # noqa: E731
+    p1, a1, p2, a2 = dist(4), dist(4), dist(2), dist(2)
+    inbox = [
+        Message(0, 1, 2, 0, "anticipation", a2, rows=[1, 3]),  # agent 2: two states only
+        Message(0, 1, 2, 0, "policy_dist", p2, rows=[1, 3]),
+        Message(0, 1, 1, 0, "policy_dist", p1),  # agent 1: every state
+        Message(0, 1, 1, 0, "anticipation", a1),
+    ]
+    shared = agent._shared(inbox, [1, 2])
+    assert shared["policy_dist"].shape == (2, 4, 6)
+    torch.testing.assert_close(shared["policy_dist"][0], torch.as_tensor(p1))
+    torch.testing.assert_close(shared["anticipation"][0], torch.as_tensor(a1))
+    torch.testing.assert_close(shared["policy_dist"][1, [1, 3]], torch.as_tensor(p2))
+    torch.testing.assert_close(shared["anticipation"][1, [1, 3]], torch.as_tensor(a2))
+    assert torch.all(shared["policy_dist"][1, [0, 2]] == 1 / 6)
+    assert shared["mask"].tolist() == [[True] * 4, [False, True, False, True]]
+    assert agent._shared(inbox[2:], [1])["mask"] is None  # full rows: no mask at all
+    with pytest.raises(RuntimeError, match=r"\(2, 'policy_dist'\)"):
+        agent._shared([inbox[0], *inbox[2:]], [1, 2])
+    with pytest.raises(RuntimeError, match="not a neighbour"):
+        agent._shared(inbox, [1])
