@@ -15,7 +15,8 @@ the speed a core reaches on them alone.
     PYTHONPATH=<checkout of an older asfed> python benchmarks/train_speed.py   # "before"
 
 `--ablate` also times, on one worker, the loop with each saving turned off again: memoised
-forward passes (shares reused as pi_old, V once per update) and the fused Adam kernel.
+forward passes (shares reused as pi_old, V once per update), the fused Adam kernel, and AS's
+stacked small networks (`asfed.agents.networks.STACK_LIMIT`; the loss keeps its neighbour block).
 `--profile` shows where one in-process round's time goes (rollout, shares, the updates' matmuls,
 backward passes, Adam, everything else).
 """
@@ -33,6 +34,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from asfed.agents import base as agent_base
+from asfed.agents import networks
 from asfed.agents.hparams import paper_config
 from asfed.agents.networks import mlp
 from asfed.config import build_config
@@ -82,9 +84,12 @@ def round_flops(cfg) -> float:
 
 
 @contextlib.contextmanager
-def ablated(memo: bool = True, fused: bool = True) -> Iterator[None]:
+def ablated(memo: bool = True, fused: bool = True, stacked: bool = True) -> Iterator[None]:
     """Turn savings off again, in this process only (ablation rows run on one worker)."""
     saved_memo, saved_adam = getattr(agent_base.Agent, "memo", None), torch.optim.Adam.__init__
+    saved_limit = getattr(networks, "STACK_LIMIT", None)
+    if not stacked and saved_limit is not None:
+        networks.STACK_LIMIT = -1  # type: ignore[attr-defined]
     if not memo:
         agent_base.Agent.memo = lambda self, key, compute: compute()  # type: ignore[method-assign]
     if not fused:
@@ -99,6 +104,8 @@ def ablated(memo: bool = True, fused: bool = True) -> Iterator[None]:
         if saved_memo is not None:
             agent_base.Agent.memo = saved_memo  # type: ignore[method-assign]
         torch.optim.Adam.__init__ = saved_adam  # type: ignore[method-assign]
+        if saved_limit is not None:
+            networks.STACK_LIMIT = saved_limit  # type: ignore[attr-defined]
 
 
 def time_rounds(cfg, workers: int, rounds: int) -> float:
@@ -187,6 +194,7 @@ def main() -> None:
                         (1, {"memo": False}, "memo off"),
                         (1, {"fused": False}, "fused Adam off"),
                         (1, {"memo": False, "fused": False}, "both off"),
+                        (1, {"stacked": False}, "stacking off"),
                     ]
                 base = None
                 for w, off, note in variants:
