@@ -282,8 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, "error: several run folders need --across (a summary over them)\n")
     args.run = args.run[0]
     try:
-        if not (args.run / INDEX).exists():
-            raise AsfedError(f"{args.run} has no message log ({INDEX}); accepted: a run folder")
+        _require_log(args.run)
         cfg = RunFolder.open(args.run)[1].resolved()
         if cfg.env != "predation":
             raise AsfedError(f"env {cfg.env!r} has no 'toward the prey'; accepted: predation")
@@ -320,11 +319,15 @@ def main(argv: list[str] | None = None) -> None:
             )
 
 
+def _require_log(run: Path) -> None:
+    if not (run / INDEX).exists():
+        raise AsfedError(f"{run} has no message log ({INDEX}); accepted: a run folder")
+
+
 def _print_across(parser: argparse.ArgumentParser, runs: list[Path], round_: int | None) -> None:
     try:
         for run in runs:
-            if not (run / INDEX).exists():
-                raise AsfedError(f"{run} has no message log ({INDEX}); accepted: a run folder")
+            _require_log(run)
         rows = across(runs)
         if round_ is not None:
             logged = ", ".join(str(r["round"]) for r in rows) or "none (no round is in all)"

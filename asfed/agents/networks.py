@@ -88,6 +88,8 @@ class SeparatePolicies(nn.Module):
             for j, net in [(None, self.own), *((int(j), n) for j, n in self.anticipations.items())]
         }
         self.stacked = sum(p.numel() for p in self.own.parameters()) <= STACK_LIMIT
+        own_shape = _shape(self._layers[None])
+        self._own_stacks = all(_shape(layers) == own_shape for layers in self._layers.values())
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         return self.own(obs), {int(j): net(obs) for j, net in self.anticipations.items()}
@@ -104,10 +106,10 @@ class SeparatePolicies(nn.Module):
             ants = [self.anticipations[str(j)](obs) for j in peers]
             own = self.own(obs)
             return own, torch.stack(ants) if ants else own.new_zeros((0, *own.shape))
-        nets = [self._layers[None], *(self._layers[j] for j in peers)]
-        if any(_shape(n) != _shape(nets[0]) for n in nets):  # stack the anticipations alone
-            return self.own(obs), stacked_mlp(nets[1:], obs)
-        out = stacked_mlp(nets, obs)
+        ants = [self._layers[j] for j in peers]
+        if not self._own_stacks:  # other action counts than the own: stack the anticipations
+            return self.own(obs), stacked_mlp(ants, obs)
+        out = stacked_mlp([self._layers[None], *ants], obs)
         return out[0], out[1:]
 
 
@@ -124,6 +126,7 @@ class MultiHeadPolicy(nn.Module):
         self.anticipations = nn.ModuleDict(
             {str(j): nn.Linear(sizes[-1], a) for j, a in others.items()}
         )
+        self._own_stacks = all(a == num_actions for a in others.values())
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         h = self.torso(obs)
@@ -134,11 +137,11 @@ class MultiHeadPolicy(nn.Module):
 
     def logits(self, obs: torch.Tensor, peers: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """As `SeparatePolicies.logits`: the torso once, then the heads as one stacked layer."""
-        heads = [self.own, *(self.anticipations[str(j)] for j in peers)]
+        ants = [self.anticipations[str(j)] for j in peers]
         h = self.torso(obs)
-        if any(head.out_features != self.own.out_features for head in heads):
-            return self.own(h), stacked_linear(heads[1:], h)
-        out = stacked_linear(heads, h)
+        if not self._own_stacks:
+            return self.own(h), stacked_linear(ants, h)
+        out = stacked_linear([self.own, *ants], h)
         return out[0], out[1:]
 
 
