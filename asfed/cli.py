@@ -103,6 +103,37 @@ def _default_out(env: str, method: str, seed: int) -> Path:
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}_{env}_{method}_s{seed}"
 
 
+def _command() -> str:
+    """This command line as the manifest records it, with any private seed's value left out."""
+    args, hide = [], False
+    for arg in sys.argv[1:]:
+        if hide:
+            args.append("<private>")
+            hide = False
+        elif arg == "--private-seed":
+            args.append(arg)
+            hide = True
+        elif arg.startswith("--private-seed="):
+            args.append("--private-seed=<private>")
+        else:
+            args.append(arg)
+    return "asfed " + " ".join(args)
+
+
+def _private_seed(given: str | None, scenario: str | None) -> int | None:
+    """--private-seed as an integer (a 128-bit one does not fit an int option), else the
+    scenario's; one clear error for anything else."""
+    from asfed.config import private_seed_of
+    from asfed.dealer import check_private_seed
+
+    if given is None:
+        return private_seed_of(scenario)
+    text = given.strip()
+    if not text.isdigit():
+        raise AsfedError(f"--private-seed={given!r} is invalid; accepted: an integer 0..2**128-1")
+    return check_private_seed(int(text))
+
+
 @app.command()
 def simulate(
     env: Annotated[
@@ -114,7 +145,18 @@ def simulate(
     ] = None,
     rounds: Annotated[int | None, typer.Option(help="Training rounds." + _d("rounds"))] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Seed: the same seed gives the same numbers." + _d("seed"))
+        int | None,
+        typer.Option(
+            help="Public seed (episodes, acting, initialisation); with --private-seed, the same "
+            "seeds give the same numbers." + _d("seed")
+        ),
+    ] = None,
+    private_seed: Annotated[
+        str | None,
+        typer.Option(
+            help="Seed of the agents' secrets (private rewards, DP noise); default: fresh OS "
+            "entropy. Kept only in ground_truth/ and the agents' storage, never in config.toml."
+        ),
     ] = None,
     episodes: Annotated[
         int | None,
@@ -262,12 +304,14 @@ def simulate(
     )
     if resume is not None:
         extra = sorted(k for k, v in flags.items() if v is not None and k != "rounds")
+        extra += ["private_seed"] if private_seed is not None else []
         if extra or scenario or out:
             given = ", ".join(f"--{k.replace('_', '-')}" for k in extra) or "--scenario/--out"
             raise AsfedError(f"--resume continues a run with its own config; not allowed: {given}")
         cfg = resume_config(resume, rounds)[1]
     else:
         cfg = build_config(scenario, **flags)
+    secret_seed = _private_seed(private_seed, None if resume is not None else scenario)
     num_agents = prepare(cfg)[1].num_agents  # every check, before an engine starts
     device = resolve_device(device)
     if workers is not None and cfg.engine != "local":
@@ -282,7 +326,7 @@ def simulate(
         if resume is not None:
             sim, run, rows = resume_run(resume, rounds, federation, workers, device)
         else:
-            sim, run, rows = start(cfg, folder, federation, workers, device)
+            sim, run, rows = start(cfg, folder, federation, workers, device, secret_seed)
         where = f", {sim.workers} workers" if cfg.engine == "local" else ""
         where += f", {sim.device}" if sim.device != "cpu" else ""
         console.print(
@@ -562,6 +606,14 @@ def sweep(
         Path | None,
         typer.Option(help="The sweep folder (default: runs/sweep_<scenario>); rerun to continue."),
     ] = None,
+    private_seed: Annotated[
+        str | None,
+        typer.Option(
+            help="Seed of every new run's secrets (each run's own is derived from it by name); "
+            "default: the scenario's private_seed, else fresh entropy per run. Kept in "
+            "<out>/ground_truth/, not in the manifest."
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs and stop.")] = False,
     estimate: Annotated[
         bool,
@@ -588,6 +640,7 @@ def sweep(
 
     names_ = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     plan = load_sweep(scenario, names_, seeds, set_)
+    secret_seed = _private_seed(private_seed, scenario)
     cores = workers if workers is not None else os.cpu_count() or 1
     if cores < 1:
         raise AsfedError(f"workers={workers} is invalid; accepted: an integer >= 1")
@@ -625,9 +678,7 @@ def sweep(
 
         try:
             with _sigterm_interrupts():
-                done = run_sweep(
-                    plan, folder, cores, ray_address, show, "asfed " + " ".join(sys.argv[1:])
-                )
+                done = run_sweep(plan, folder, cores, ray_address, show, _command(), secret_seed)
         except KeyboardInterrupt as stop:
             console.print("interrupted: finished rounds are kept; the same command continues")
             sys.exit(143 if isinstance(stop, _Terminated) else 130)  # 128 + the signal

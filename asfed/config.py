@@ -39,6 +39,9 @@ ENGINES = ("flower", "local")
 STEPS_PER_ROUND = 9600
 # A scenario's optional `[sweep]` table (methods, seeds, grid): `audits.sweep` reads it.
 SWEEP_TABLE = "sweep"
+# A scenario key that is not a RunConfig field: the secrets' seed (`asfed.dealer`), never written
+# to config.toml. Read by `private_seed_of`.
+PRIVATE_SEED_KEY = "private_seed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,8 +263,24 @@ def load_scenario(name_or_path: str) -> dict[str, Any]:
             )
     values = read_toml(path)
     values.pop(SWEEP_TABLE, None)  # a sweep's grid, read and checked by `asfed sweep` alone
+    values.pop(PRIVATE_SEED_KEY, None)  # a secret's seed, not a setting (`private_seed_of`)
     check_types(values, str(path))
     return values
+
+
+def private_seed_of(scenario: str | None) -> int | None:
+    """A scenario's `private_seed` (None if it sets none), checked."""
+    if not scenario:
+        return None
+    path = Path(scenario)
+    if path.suffix != ".toml":
+        path = SCENARIO_DIR / f"{scenario}.toml"
+    value = read_toml(path).get(PRIVATE_SEED_KEY)
+    if value is None:
+        return None
+    from asfed.dealer import check_private_seed
+
+    return check_private_seed(value, f"{PRIVATE_SEED_KEY} in {path}")
 
 
 def build_config(scenario: str | None = None, **overrides: Any) -> RunConfig:

@@ -6,10 +6,12 @@
     messages.bin/.idx.npy  the message log (see `asfed.comm.log`)
     public/round_<r>.npz   each logged round's public record: states and joint actions, aligned
                            row for row with the payloads (see `asfed.comm.record`)
-    ground_truth/          private reward parameters, and each logged round's rewards and
-                           features: read by scoring only, never by an attack
+    ground_truth/          the private seed, the private reward parameters and weights, and
+                           each logged round's rewards and features: read by scoring only,
+                           never by an attack (see `asfed.dealer`)
     checkpoint.pt          the world's latest checkpoint (round, generators, env episode count)
-    agents/agent_<i>/      agent i's private storage: its checkpoints and diagnostics
+    agents/agent_<i>/      agent i's private storage: its secret (`secret.json`: its reward
+                           weights and DP noise seed), checkpoints and diagnostics
                            (`asfed.agents.storage`; the world never reads it)
     learning_curve.png     team and per-agent returns, and bytes sent, by round
 

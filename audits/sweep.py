@@ -50,6 +50,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import sys
@@ -351,7 +352,7 @@ def load_sweep(
     return Sweep(
         scenario=path.stem,
         scenario_path=path,
-        scenario_text=path.read_text(),
+        scenario_text=_public_text(path.read_text()),
         title=str(spec.get("title", path.stem)),
         claim=str(spec.get("claim", "")),
         claims=claims,
@@ -361,6 +362,13 @@ def load_sweep(
         observe=tuple(observe),
         points=tuple(_expand(base, grid, cases, method_list, n_seeds, path.name)),
         sets=tuple(sets or ()),
+    )
+
+
+def _public_text(text: str) -> str:
+    """A scenario's text for the manifest, without its private seed's value (a secret)."""
+    return re.sub(
+        r"(?m)^\s*private_seed\s*=.*$", "# private_seed: kept in the sweep's ground_truth/", text
     )
 
 
@@ -467,10 +475,15 @@ def finished(path: Path, cfg: RunConfig, observe: tuple[str, ...]) -> bool:
 
 
 def train_run(
-    cfg: RunConfig, path: Path, observe: tuple[str, ...] = (), on_round: OnRound | None = None
+    cfg: RunConfig,
+    path: Path,
+    observe: tuple[str, ...] = (),
+    on_round: OnRound | None = None,
+    private_seed: int | None = None,
 ) -> float:
     """Train one run to its rounds (resuming what is on disk), then write its observed metrics;
-    returns the seconds it took. Runs in a worker process (or in this one, with one worker)."""
+    returns the seconds it took. Runs in a worker process (or in this one, with one worker).
+    private_seed: a new run's secrets' seed (None: fresh entropy; a resumed run keeps its own)."""
     import torch
 
     from asfed.engine.driver import resume, start, train
@@ -483,7 +496,7 @@ def train_run(
         if (path / CONFIG).exists():
             sim, run, rows = resume(path, cfg.rounds)
         else:
-            sim, run, rows = start(cfg, path)
+            sim, run, rows = start(cfg, path, private_seed=private_seed)
         try:
             train(sim, run, rows, on_round)
         finally:
@@ -499,7 +512,11 @@ def _init_worker() -> None:
 
 
 def _ray_task(
-    cfg: RunConfig, path: str, observe: tuple[str, ...], sweep_id: str
+    cfg: RunConfig,
+    path: str,
+    observe: tuple[str, ...],
+    sweep_id: str,
+    private_seed: int | None = None,
 ) -> tuple[float, bytes]:
     """A run as a Ray task: in place where this node sees the sweep folder (its manifest has
     this sweep's id), else in a temporary folder returned as a tar archive (b"": in place)."""
@@ -509,10 +526,10 @@ def _ray_task(
     except (OSError, ValueError):
         in_place = False
     if in_place:
-        return train_run(cfg, folder, observe), b""
+        return train_run(cfg, folder, observe, None, private_seed), b""
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / folder.name
-        seconds = train_run(cfg, run, observe)
+        seconds = train_run(cfg, run, observe, None, private_seed)
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as tar:
             tar.add(run, arcname=folder.name)
@@ -546,10 +563,18 @@ def run_sweep(
     ray_address: str | None = None,
     on_status: Callable[[Status], None] | None = None,
     command: str = "",
+    private_seed: int | None = None,
 ) -> Outcome:
     """Train every point that is not finished; see the module docstring. A run that fails does
     not stop the others; its error comes back in `Outcome.failed`. The manifest records the
-    session (command, wall time) and each run's training time, also when interrupted."""
+    session (command, wall time) and each run's training time, also when interrupted.
+
+    Secrets: every new run draws its own. With `private_seed`, run NAME's is
+    `derive_private_seed(private_seed, NAME)`, and the sweep's seed is kept apart from the
+    manifest, in `<folder>/ground_truth/`, as a run folder keeps its own (each run's own
+    ground truth records its seed either way)."""
+    from asfed.dealer import derive_private_seed, write_private_seed
+
     if workers < 1:
         raise AsfedError(f"workers={workers} is invalid; accepted: an integer >= 1")
     folder = Path(folder)
@@ -561,8 +586,14 @@ def run_sweep(
         "where": f"ray:{ray_address}" if ray_address is not None else "processes",
     }
     manifest = plan_manifest(sweep, folder, session)
+    if private_seed is not None:
+        write_private_seed(folder / "ground_truth", private_seed)
     began = time.perf_counter()
     paths = {p.name: folder / p.name for p in sweep.points}
+    secret = {
+        p.name: None if private_seed is None else derive_private_seed(private_seed, p.name)
+        for p in sweep.points
+    }
     todo = [p for p in sweep.points if not finished(paths[p.name], p.config, sweep.observe)]
     reused = tuple(p.name for p in sweep.points if p not in todo)
     total = sum(p.config.rounds for p in sweep.points)
@@ -590,11 +621,13 @@ def run_sweep(
     status("starting")
     try:
         if ray_address is not None:
-            _run_ray(todo, paths, sweep.observe, manifest["id"], ray_address, workers, settle)
+            _run_ray(
+                todo, paths, secret, sweep.observe, manifest["id"], ray_address, workers, settle
+            )
         elif workers == 1:
-            _run_inline(todo, paths, sweep.observe, settle, status)
+            _run_inline(todo, paths, secret, sweep.observe, settle, status)
         else:
-            _run_pool(todo, paths, sweep.observe, workers, settle, status)
+            _run_pool(todo, paths, secret, sweep.observe, workers, settle, status)
     finally:
         session["wall_seconds"] = round(time.perf_counter() - began, 1)
         session["trained"] = sorted(n for n in seconds if n not in failed)
@@ -609,23 +642,26 @@ def run_sweep(
     return Outcome(folder, trained, reused, failed)
 
 
-def _run_inline(todo, paths, observe, settle: Settle, status) -> None:
+def _run_inline(todo, paths, secret, observe, settle: Settle, status) -> None:
     for p in todo:
         began = time.perf_counter()
         try:
-            train_run(p.config, paths[p.name], observe, lambda _m: status())
+            train_run(p.config, paths[p.name], observe, lambda _m: status(), secret[p.name])
         except Exception as err:  # the next run still trains; the error is reported
             settle(p, time.perf_counter() - began, err)
         else:
             settle(p, time.perf_counter() - began, None)
 
 
-def _run_pool(todo, paths, observe, workers: int, settle: Settle, status) -> None:
+def _run_pool(todo, paths, secret, observe, workers: int, settle: Settle, status) -> None:
     ctx = multiprocessing.get_context("spawn")
     others = set(multiprocessing.active_children())  # a caller's own children are not ours
     pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
     try:
-        futures = {pool.submit(train_run, p.config, paths[p.name], observe): p for p in todo}
+        futures = {
+            pool.submit(train_run, p.config, paths[p.name], observe, None, secret[p.name]): p
+            for p in todo
+        }
         submitted = time.perf_counter()
         pending = set(futures)
         while pending:
@@ -647,7 +683,9 @@ def _run_pool(todo, paths, observe, workers: int, settle: Settle, status) -> Non
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_ray(todo, paths, observe, sweep_id: str, address: str, workers: int, settle) -> None:
+def _run_ray(
+    todo, paths, secret, observe, sweep_id: str, address: str, workers: int, settle
+) -> None:
     import logging
     import warnings
 
@@ -664,7 +702,10 @@ def _run_ray(todo, paths, observe, sweep_id: str, address: str, workers: int, se
             signal.signal(signal.SIGTERM, sigterm)  # ray.init installs its own sys.exit
     try:
         task = ray.remote(num_cpus=1)(_ray_task)
-        refs = {task.remote(p.config, str(paths[p.name]), observe, sweep_id): p for p in todo}
+        refs = {
+            task.remote(p.config, str(paths[p.name]), observe, sweep_id, secret[p.name]): p
+            for p in todo
+        }
         submitted = time.perf_counter()
         pending = list(refs)
         while pending:

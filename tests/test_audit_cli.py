@@ -29,7 +29,7 @@ def trained(tmp_path, name: str, **cfg) -> str:
             **cfg,
         }
     )
-    sim, run, rows = start(cfg, tmp_path / name)
+    sim, run, rows = start(cfg, tmp_path / name, private_seed=11)
     train(sim, run, rows)
     return str(run.path)
 

@@ -77,7 +77,7 @@ def test_simulate_writes_a_complete_run_folder(tmp_path) -> None:
 
 def test_resume_after_an_interruption_gives_the_same_numbers(tmp_path) -> None:
     full, cut = tmp_path / "full", tmp_path / "cut"
-    common = (*SMALL, "--checkpoint-every", "2", "--log-every", "1")
+    common = (*SMALL, "--checkpoint-every", "2", "--log-every", "1", "--private-seed", "11")
     assert asfed("simulate", *common, "--rounds", "4", "--out", str(full)).returncode == 0
     # An interrupted run: 3 rounds done, the last checkpoint at round 2.
     assert asfed("simulate", *common, "--rounds", "3", "--out", str(cut)).returncode == 0

@@ -119,7 +119,7 @@ def test_a_tiny_sweep_in_a_pool_continues_where_it_stopped(tmp_path) -> None:
     scenario, out = tiny(tmp_path), tmp_path / "sweep"
     # An interrupted sweep: one run stopped at its round-1 checkpoint, the others not started.
     stopped = load_sweep(str(scenario), ["as"], 1, ["rounds=1"]).points[0]
-    train_run(stopped.config, out / stopped.name)
+    train_run(stopped.config, out / stopped.name, private_seed=5)
     res = asfed("sweep", str(scenario), "--workers", "2", "--out", str(out))
     assert res.returncode == 0, res.stderr
     assert "4 run(s) trained, 0 reused, 0 failed" in res.stdout
@@ -133,7 +133,7 @@ def test_a_tiny_sweep_in_a_pool_continues_where_it_stopped(tmp_path) -> None:
         assert len(metrics(out / run["name"])) == 2
     # The resumed run has the numbers of a run trained straight through.
     straight = tmp_path / "straight"
-    train_run(load_sweep(str(scenario)).points[0].config, straight)
+    train_run(load_sweep(str(scenario)).points[0].config, straight, private_seed=5)
     assert metrics(out / "exchange_as_s1") == metrics(straight)
     # Running it again redoes nothing.
     names = [r["name"] for r in manifest["runs"]]
@@ -172,9 +172,9 @@ def test_the_same_sweep_on_a_local_ray_instance_gives_the_same_numbers(tmp_path)
     scenario = tiny(tmp_path)
     pool, ray = tmp_path / "pool", tmp_path / "ray"
     plan = load_sweep(str(scenario), ["as"], 2)
-    run_sweep(plan, pool)
+    run_sweep(plan, pool, private_seed=7)
     res = asfed("sweep", str(scenario), "--methods", "as", "--seeds", "2", "--ray-address",
-                "local", "--workers", "2", "--out", str(ray))  # fmt: skip
+                "local", "--workers", "2", "--out", str(ray), "--private-seed", "7")  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "Ray at local" in res.stdout and "2 run(s) trained" in res.stdout
     assert read_manifest(ray)["sessions"][0]["where"] == "ray:local"
@@ -187,13 +187,13 @@ def test_a_ray_node_without_the_sweep_folder_ships_the_run_back(tmp_path) -> Non
     point, out = plan.points[0], tmp_path / "driver"
     out.mkdir()
     (out / MANIFEST).write_text(json.dumps({"id": "another sweep"}))  # not this node's folder
-    seconds, data = _ray_task(point.config, str(out / point.name), (), "this sweep")
+    seconds, data = _ray_task(point.config, str(out / point.name), (), "this sweep", 5)
     assert seconds > 0 and not (out / point.name).exists()
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         assert f"{point.name}/metrics.csv" in tar.getnames()
     _unpack(data, out)
     local = tmp_path / "local"
-    train_run(point.config, local)
+    train_run(point.config, local, private_seed=5)
     assert metrics(out / point.name) == metrics(local)
     assert sorted(p.name for p in out.iterdir()) == sorted([point.name, MANIFEST])
 

@@ -1,8 +1,12 @@
 """What every learner shares: its private slice of a round, its critic, PPO's minibatch loop.
 
-An agent holds only its own reward stream, networks and optimiser state. The engine hands it a
-`RoundBatch` (the public trajectory plus its own rewards), asks it for the messages it sends at
-each sharing step, and gives it the messages delivered to it before each of the K updates.
+An agent holds only its own secret (`asfed.dealer.AgentSecret`: its reward weights and its DP
+noise seed), networks and optimiser state. The engine hands it a `RoundBatch` (the public
+trajectory plus its own row of the reward features, from which it computes its own rewards with
+its own weights), asks it for the messages it sends at each sharing step, and gives it the
+messages delivered to it before each of the K updates. Its network initialisation and minibatch
+order come from the public seed (they hold no private fact); its DP noise comes from its secret,
+so nobody who knows the public seed can subtract it.
 
 Cadence (Algorithm 1). The paper runs, after every episode, K iterations of: share, compute
 advantages (Eq. 17), one update of the policy (Eq. 16) and of the critic (Eq. 18), pi_old <- pi.
@@ -52,6 +56,8 @@ from asfed.agents.storage import AgentStore
 from asfed.comm.dp import PARAM_KINDS, DPSettings, release, release_update
 from asfed.comm.messages import ROW_KINDS, Message
 from asfed.comm.topology import Neighbourhoods
+from asfed.dealer import AgentSecret
+from asfed.errors import AsfedError
 
 Graph = Neighbourhoods
 
@@ -82,17 +88,18 @@ class AgentSpec:
 
 @dataclasses.dataclass
 class RoundBatch:
-    """One agent's view of a round of B episodes of T steps.
+    """One agent's view of a round of B episodes of T steps, as the world hands it over.
 
     obs float32 `[B, T + 1, D]` (the common state, after each step), actions int `[B, T, N]` (the
-    public joint actions), rewards float `[B, T]` (this agent's own), terminated bool `[B, T]`
-    (the episode ended at step t: by the rules or at the horizon), valid bool `[B, T]` (the step
-    happened before the episode ended).
+    public joint actions), features float `[B, T, F]` (this agent's row of the reward features;
+    its reward is `features . w_i`, computed by the agent), terminated bool `[B, T]` (the episode
+    ended at step t: by the rules or at the horizon), valid bool `[B, T]` (the step happened
+    before the episode ended).
     """
 
     obs: np.ndarray
     actions: np.ndarray
-    rewards: np.ndarray
+    features: np.ndarray
     terminated: np.ndarray
     valid: np.ndarray
 
@@ -101,8 +108,10 @@ class Agent(ABC):
     """Base learner: critic V_i on its own rewards plus a method-specific policy."""
 
     def __init__(self, spec: AgentSpec) -> None:
+        """Without a secret (`hold`) the agent is an acting copy: it can act but not learn."""
         self.spec = spec
         self.id = spec.agent_id
+        self.secret: AgentSecret | None = None
         self.device = torch.device(spec.device)
         torch.manual_seed(spec.seed)  # network initialisation, reproducible per agent
         self.gen = torch.Generator().manual_seed(spec.seed + 1)  # minibatch order
@@ -111,10 +120,18 @@ class Agent(ABC):
         self.batch: RoundBatch | None = None
         self.store = AgentStore(spec.storage) if spec.storage else None
         self._stats: dict[str, list[float]] = {}
-        self.noise = np.random.default_rng(spec.seed + 2)  # the agent's own DP noise
+        self.noise: np.random.Generator | None = None  # from the secret (`hold`)
         self._dp_reference: dict[str, torch.Tensor] = {}  # last released parameters, per kind
         self._rounds_done = 0
         self._memo: dict[str, Any] = {}
+
+    def hold(self, secret: AgentSecret) -> None:
+        """Take the agent's own secret: its reward weights, and its DP noise stream, seeded from
+        the secret so that nothing public can replay it."""
+        if secret.agent_id != self.id:
+            raise AsfedError(f"agent {self.id} was handed agent {secret.agent_id}'s secret")
+        self.secret = secret
+        self.noise = np.random.default_rng(secret.noise_seed)
 
     def make_critic(self) -> nn.Module:
         """V_i(s): obs `[..., D]` -> `[..., 1]`."""
@@ -132,8 +149,17 @@ class Agent(ABC):
             return torch.softmax(self.acting_logits(obs.to(self.device)), -1).cpu()
 
     def begin_round(self, batch: RoundBatch) -> None:
-        """Take this round's slice and precompute what the K updates reuse."""
+        """Take this round's slice, compute its own rewards `[B, T]` from its features and its
+        own weights, and precompute what the K updates reuse."""
+        if self.secret is None:
+            raise AsfedError(f"agent {self.id} has no secret: an acting copy cannot learn")
+        if batch.features.shape[-1] != self.secret.weights.shape[0]:
+            raise AsfedError(
+                f"agent {self.id}: features have {batch.features.shape[-1]} columns, its reward "
+                f"weights {self.secret.weights.shape[0]}"
+            )
         self.batch = batch
+        self.rewards = batch.features @ self.secret.weights  # [B, T], float64
         self._obs_all = self.tensor(batch.obs[:, :-1][batch.valid])  # [M, D]
         self._actions = self.tensor(batch.actions[batch.valid])  # [M, N]
         self._obs_seq = self.tensor(batch.obs)  # [B, T + 1, D]
@@ -239,7 +265,7 @@ class Agent(ABC):
         """GAE (Eq. 17) of the valid samples under `values` `[B, T + 1]` (own rewards unless
         `rewards` `[B, T]` is given). Returns float32 `[M]`."""
         b = self.batch
-        r = b.rewards if rewards is None else rewards
+        r = self.rewards if rewards is None else rewards
         adv, _ = gae(r, values, b.terminated, self.spec.cfg.gamma, self.spec.cfg.gae_lambda)
         return self.tensor(adv[b.valid], torch.float32)
 
@@ -247,7 +273,7 @@ class Agent(ABC):
         """Eq. 18's targets: the discounted return to the episode's end of each valid sample
         (own rewards unless `rewards` `[B, T]` is given). Returns float32 `[M]`."""
         b = self.batch
-        r = b.rewards if rewards is None else rewards
+        r = self.rewards if rewards is None else rewards
         ret = discounted_returns(r, b.terminated, self.spec.cfg.gamma)
         return self.tensor(ret[b.valid], torch.float32)
 

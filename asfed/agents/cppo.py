@@ -40,7 +40,7 @@ class CentralLearner(Agent):
     def update(self, k: int, inbox: list[Message], neighbours: Graph) -> None:
         others = [m.payload.astype(np.float64) for m in inbox if m.kind == "reward"]
         if k == 1:
-            self.team = self.batch.rewards + sum(others)
+            self.team = self.rewards + sum(others)
         joint = self._actions[:, 0] * self.spec.num_actions + self._actions[:, 1]
         adv = self.advantages(self.values(), rewards=self.team)
         with torch.no_grad():
@@ -67,7 +67,7 @@ class RewardSender(Agent):
     def outgoing(self, step: int, round_: int, neighbours: Graph) -> list[Message]:
         if step:
             return []
-        return [Message(round_, step, self.id, 0, "reward", self.batch.rewards)]
+        return [Message(round_, step, self.id, 0, "reward", self.rewards)]
 
     def update(self, k: int, inbox: list[Message], neighbours: Graph) -> None:
         return None

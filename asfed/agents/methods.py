@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from asfed.agents.base import Agent, AgentSpec
+from asfed.dealer import AgentSecret
 from asfed.registry import Registry
 
 METHODS: Registry[type] = Registry("method")
@@ -28,10 +29,13 @@ class Method(ABC):
     def make_agent(self, spec: AgentSpec) -> Agent:
         """Build agent `spec.agent_id` (on the CPU; `build` places it)."""
 
-    def build(self, spec: AgentSpec) -> Agent:
-        """Agent `spec.agent_id`, on its device. Networks are initialised on the CPU and then
-        moved, so the same seed gives the same initial weights on any device."""
+    def build(self, spec: AgentSpec, secret: AgentSecret | None = None) -> Agent:
+        """Agent `spec.agent_id`, on its device, holding its own `secret` (None: an acting copy,
+        which acts but cannot learn). Networks are initialised on the CPU and then moved, so the
+        same seed gives the same initial weights on any device."""
         agent = self.make_agent(spec)
+        if secret is not None:
+            agent.hold(secret)
         agent.place()
         return agent
 

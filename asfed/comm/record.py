@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from asfed.atomic import atomic_write
+from asfed.errors import AsfedError
 
 PUBLIC, TRUTH = "public", "ground_truth"
 
@@ -116,6 +117,22 @@ def write_params(folder: Path, private: dict[str, np.ndarray], weights: np.ndarr
     path.mkdir(parents=True, exist_ok=True)
     arrays = {f"private.{k}": np.asarray(v) for k, v in private.items()}
     atomic_write(path / "params.npz", _npz({**arrays, "reward_weights": weights}))
+
+
+def read_params(folder: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The ground truth's private parameters and reward weights `[N, D]`."""
+    path = Path(folder) / TRUTH / "params.npz"
+    try:
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise AsfedError(f"{path} is missing") from None
+    except Exception as err:  # any failure to read means a damaged file
+        raise AsfedError(f"{path} is damaged ({err})") from None
+    if "reward_weights" not in arrays:
+        raise AsfedError(f"{path} is damaged (no reward_weights)")
+    params = {k.removeprefix("private."): v for k, v in arrays.items() if k != "reward_weights"}
+    return params, arrays["reward_weights"]
 
 
 def logged_rounds(folder: Path, kind: str = PUBLIC) -> list[int]:

@@ -1,16 +1,29 @@
-"""Drive a `Simulation` through its rounds, keeping the run folder complete and resumable."""
+"""Drive a `Simulation` through its rounds, keeping the run folder complete and resumable.
+
+A new run is dealt its secrets (`asfed.dealer`) once its folder exists: the ground truth records
+the private seed, parameters and weights, and each agent's own secret goes to its own storage,
+before any agent is built. A resumed run reads them back from there, and never draws new ones.
+"""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from asfed import dealer
 from asfed.comm import record
 from asfed.comm.record import PublicRecord
 from asfed.config import RunConfig
-from asfed.engine.loop import FederationFactory, Simulation
+from asfed.dealer import Deal
+from asfed.engine.loop import FederationFactory, Simulation, prepare
+from asfed.engine.placement import check_workers, resolve_device
+from asfed.engine.scorer import Scorer
 from asfed.engine.world import Trajectory
+from asfed.errors import AsfedError
 from asfed.plots import learning_curve
 from asfed.runs import CURVE, RunFolder
 
@@ -23,18 +36,110 @@ def start(
     federation: FederationFactory | None = None,
     workers: int = 1,
     device: str = "cpu",
+    private_seed: int | None = None,
 ) -> tuple[Simulation, RunFolder, list[dict[str, Any]]]:
-    """A fresh simulation and run folder (workers, device: see `Simulation`)."""
-    run = RunFolder(out)
-    # validates before anything is written
-    sim = Simulation(cfg, federation, run.agent_root, workers, device)
+    """A fresh simulation and run folder (workers, device: see `Simulation`). private_seed:
+    the run's secrets' seed (None: fresh OS entropy); recorded in the ground truth only."""
+    _, env, _ = prepare(cfg)  # validates before anything is written
+    workers = check_workers(workers, env.num_agents)
+    device = resolve_device(device)
+    if private_seed is not None:
+        dealer.check_private_seed(private_seed)
+    existed = Path(out).exists()
+    run, secrets = _create(cfg, out, env, private_seed, {"workers": workers, "device": device})
     try:
-        run = RunFolder.create(out, cfg, {"workers": sim.workers, "device": sim.device})
+        sim = Simulation(cfg, federation, run.agent_root, workers, device, secrets)
     except BaseException:
-        sim.close()
+        _unmake(run.path, existed)  # a run that never started leaves nothing behind
         raise
-    record.write_params(run.path, sim.env.private_params, sim.env.reward_weights)
     return sim, run, []
+
+
+def create(cfg: RunConfig, out: Path, private_seed: int | None = None) -> RunFolder:
+    """A new run folder, dealt its secrets, with no round played: `resume` starts it. What a
+    deployment does first, so each agent's `secret.json` can be moved to its own machine before
+    any ClientApp starts (docs/deploy.md)."""
+    _, env, _ = prepare(cfg)
+    if private_seed is not None:
+        dealer.check_private_seed(private_seed)
+    return _create(cfg, out, env, private_seed, {})[0]
+
+
+def _create(
+    cfg: RunConfig, out: Path, env: Any, private_seed: int | None, execution: dict[str, Any]
+) -> tuple[RunFolder, Deal]:
+    existed = Path(out).exists()
+    run = RunFolder.create(out, cfg, execution)
+    try:
+        secrets = dealer.deal(env, private_seed)
+        write_truth_params(run.path, secrets)
+        dealer.hand_out(secrets, run.agent_root)
+    except BaseException:
+        _unmake(run.path, existed)
+        raise
+    return run, secrets
+
+
+def _unmake(path: Path, existed: bool) -> None:
+    """Remove what `start` wrote into `path` (the folder too, if `start` made it)."""
+    if not existed:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for name in (record.TRUTH, "agents", "config.toml", "versions.json"):
+        target = path / name
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+
+
+def write_truth_params(folder: Path, secrets: Deal) -> None:
+    """The ground truth of a run's secrets: private seed, parameters and weights."""
+    record.write_params(folder, secrets.params, secrets.weights)
+    dealer.write_private_seed(folder / record.TRUTH, secrets.private_seed)
+
+
+def read_deal(run: RunFolder, cfg: RunConfig) -> Deal:
+    """A run's secrets, from its ground truth (checked against every agent secret kept on
+    this machine), or, where the ground truth was never written (a run killed as it started),
+    put back together from the agents' own secrets and the ground truth rewritten."""
+    _, env, _ = prepare(cfg)
+    truth = run.path / record.TRUTH
+    n = env.num_agents
+    if not (truth / dealer.PRIVATE_SEED).exists():
+        agents = [dealer.read_agent_secret(run.agent_root / f"agent_{i}", i) for i in range(n)]
+        secrets = dealer.from_agents(agents)
+        write_truth_params(run.path, secrets)
+        return secrets
+    seed = dealer.read_private_seed(truth)
+    params, weights = record.read_params(run.path)
+    if seed is None:
+        agents = [dealer.read_agent_secret(run.agent_root / f"agent_{i}", i) for i in range(n)]
+        secrets = dealer.from_agents(agents)
+    else:
+        secrets = dealer.deal(env, seed)
+    if not np.array_equal(secrets.weights, weights) or set(params) != set(secrets.params):
+        raise AsfedError(f"{truth} does not match the run's private seed; the run is damaged")
+    for secret in secrets.agents:
+        storage = run.agent_root / f"agent_{secret.agent_id}"
+        if storage.is_dir():  # kept on this machine (elsewhere, the agent checks its own)
+            kept = dealer.read_agent_secret(storage, secret.agent_id)
+            if not _same_secret(kept, secret):
+                raise AsfedError(
+                    f"{storage / dealer.SECRET} does not match the run's ground truth; "
+                    "the run is damaged"
+                )
+    return secrets
+
+
+def _same_secret(a: dealer.AgentSecret, b: dealer.AgentSecret) -> bool:
+    return (
+        a.agent_id == b.agent_id
+        and a.noise_seed == b.noise_seed
+        and np.array_equal(a.weights, b.weights)
+        and a.params.keys() == b.params.keys()
+        and all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+    )
 
 
 def resume_config(path: Path, rounds: int | None = None) -> tuple[RunFolder, RunConfig]:
@@ -53,9 +158,11 @@ def resume(
     device: str = "cpu",
 ) -> tuple[Simulation, RunFolder, list[dict]]:
     """Reopen a run folder at its last checkpoint (optionally extending it to `rounds`). The
-    worker count and device may differ from the first run's (they do not change the numbers)."""
+    worker count and device may differ from the first run's (they do not change the numbers).
+    The run keeps its secrets: each agent reads its own back from its storage."""
     run, cfg = resume_config(path, rounds)
-    sim = Simulation(cfg, federation, run.agent_root, workers, device)
+    secrets = read_deal(run, cfg)
+    sim = Simulation(cfg, federation, run.agent_root, workers, device, secrets)
     try:
         state = run.load_checkpoint()
         if state is not None:
@@ -71,13 +178,13 @@ def resume(
     return sim, run, rows
 
 
-def write_records(folder: Path, round_: int, traj: Trajectory) -> None:
+def write_records(folder: Path, round_: int, traj: Trajectory, scorer: Scorer) -> None:
     """A recorded round's public record and ground truth (rounds the message log keeps)."""
     if traj.states is None:
         return
     public = PublicRecord(round_, traj.obs, traj.actions, traj.terminated, traj.valid, traj.states)
     record.write_public(folder, public)
-    record.write_truth(folder, round_, traj.rewards, traj.features)
+    record.write_truth(folder, round_, scorer.rewards(traj.features), traj.features)
 
 
 def train(
@@ -98,7 +205,7 @@ def train(
                 )
                 raise
             log.write_round(int(metrics["round"]), messages)
-            write_records(run.path, int(metrics["round"]), sim.last_trajectory)
+            write_records(run.path, int(metrics["round"]), sim.last_trajectory, sim.scorer)
             run.append_metrics(metrics, header=not rows)
             rows.append(metrics)
             if sim.round % cfg.checkpoint_every == 0 or sim.round == cfg.rounds:

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from asfed.agents.base import Agent, AgentSpec, Graph, RoundBatch
 from asfed.agents.methods import Method
 from asfed.comm.messages import Message
+from asfed.dealer import AgentSecret, read_agent_secret
 
 
 class Federation(ABC):
@@ -47,11 +48,22 @@ class Federation(ABC):
         """Release what the federation holds (worker processes); default: nothing."""
 
 
-class LocalFederation(Federation):
-    """All agents in this process; the world acts with the agents themselves."""
+def own_secret(spec: AgentSpec, handed: list[AgentSecret] | None) -> AgentSecret:
+    """The agent's secret: read by the agent from its own storage, or, for an agent without
+    storage (in-memory runs), the one the dealer handed it."""
+    if handed is None:
+        return read_agent_secret(spec.storage, spec.agent_id)
+    return handed[spec.agent_id]
 
-    def __init__(self, method: Method, specs: list[AgentSpec]) -> None:
-        self.agents = [method.build(spec) for spec in specs]
+
+class LocalFederation(Federation):
+    """All agents in this process; the world acts with the agents themselves. secrets: for
+    agents without storage, each agent's own, handed over in memory (else each reads its own)."""
+
+    def __init__(
+        self, method: Method, specs: list[AgentSpec], secrets: list[AgentSecret] | None = None
+    ) -> None:
+        self.agents = [method.build(spec, own_secret(spec, secrets)) for spec in specs]
         self.acting = self.agents
 
     def begin(self, round_: int, slices: list[RoundBatch], graph: Graph) -> list[Message]:

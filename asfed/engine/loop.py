@@ -6,9 +6,12 @@ slice; (4) Algorithm 1's K sharing steps and K updates run (share, update; see
 `asfed.agents.base` for the cadence), every message passing through the relay, which refuses what
 the method may not send and records the rest.
 
-What the world knows and records (metrics.csv) is what nature knows: returns, the neighbourhood
-degree, and the bytes and messages the relay carried. Agents' private diagnostics and checkpoints
-stay in each agent's own storage (`asfed.agents.storage`).
+Who holds what (see `asfed.dealer`): the world (`env`) holds only the secrets its dynamics read
+and computes no reward; each agent holds its own secret and computes its own rewards; the relay
+holds none; the experimenter's `Scorer` holds the ground-truth weights and computes the returns
+that metrics.csv records, with the neighbourhood degree and the bytes and messages the relay
+carried. Agents' private diagnostics and checkpoints stay in each agent's own storage
+(`asfed.agents.storage`).
 
 Same seed, same numbers: torch runs on one intra-op thread, because the thread count changes the
 order of floating-point reductions (and so the numbers) and buys little on networks this small.
@@ -32,8 +35,10 @@ from asfed.comm.messages import Message
 from asfed.comm.relay import Relay
 from asfed.comm.topology import Topology, make_topology
 from asfed.config import RunConfig
+from asfed.dealer import Deal, deal, hand_out
 from asfed.engine.federation import Federation, LocalFederation
 from asfed.engine.placement import check_workers, resolve_device
+from asfed.engine.scorer import Scorer
 from asfed.engine.workers import WorkerFederation
 from asfed.engine.world import rollout
 from asfed.envs import ENVS, make_vec_env
@@ -69,14 +74,26 @@ class Simulation:
         agent_root: Path | None = None,
         workers: int = 1,
         device: str = "cpu",
+        secrets: Deal | None = None,
+        private_seed: int | None = None,
     ) -> None:
-        """agent_root: where each agent keeps its private folder (`agent_<i>/`); None: agents
-        write nothing (checkpoints then need a root). workers: processes the local engine
+        """agent_root: where each agent keeps its private folder (`agent_<i>/`), its secret
+        included, which each agent reads itself; None: agents write nothing (checkpoints then need
+        a root) and are handed their secrets in memory. workers: processes the local engine
         spreads the agents over (1: all in this process). device: where the learners compute
-        (`cpu`, `cuda[:N]`, `auto`); rollouts stay on the CPU's vectorised envs."""
+        (`cpu`, `cuda[:N]`, `auto`); rollouts stay on the CPU's vectorised envs. secrets: the
+        run's deal (None: dealt here from `private_seed`, or from OS entropy if that is None,
+        and handed out to the agents' storage)."""
         torch.set_num_threads(1)
         self.cfg = cfg
         self.method, self.env, self.topology = prepare(cfg)
+        if secrets is None:  # standalone (tests, estimates): deal afresh, as the driver would
+            secrets = deal(self.env, private_seed)
+            if agent_root is not None:
+                hand_out(secrets, agent_root)
+        self.env.set_private(secrets.world_part(self.env.dynamics_keys()))  # nature's part only
+        self.scorer = Scorer(secrets.weights)  # the experimenter's, apart from world and relay
+        in_memory = list(secrets.agents) if agent_root is None else None
         self.topology_name = cfg.topology_name()
         n = self.env.num_agents
         self.device = resolve_device(device)
@@ -107,11 +124,16 @@ class Simulation:
             for i in range(n)
         ]
         if federation is not None:
+            if agent_root is None:
+                raise AsfedError(
+                    "a federation of clients needs agent storage: each agent reads its secret "
+                    "from there"
+                )
             self.federation = federation(self.method, self.specs)
         elif self.workers > 1:
-            self.federation = WorkerFederation(self.method, self.specs, self.workers)
+            self.federation = WorkerFederation(self.method, self.specs, self.workers, in_memory)
         else:
-            self.federation = LocalFederation(self.method, self.specs)
+            self.federation = LocalFederation(self.method, self.specs, in_memory)
         self.relay = Relay(n, self.method.allowed_kinds, self.method.hub)
         self.round = 0
 
@@ -141,8 +163,8 @@ class Simulation:
         if outgoing:
             raise RuntimeError("a message after the round's last update would feed no update")
 
-        episodes = traj.rewards.shape[0]
-        returns = traj.rewards.sum(1).mean(0)  # [N], mean over episodes
+        episodes = traj.features.shape[0]
+        returns = self.scorer.returns(traj.features)  # [N], mean over episodes
         metrics: dict[str, float] = {"round": self.round, "team_return": float(returns.sum())}
         metrics.update({f"return_{i}": float(r) for i, r in enumerate(returns)})
         metrics.update({f"bytes_{i}": int(b) for i, b in enumerate(self.relay.bytes_sent)})

@@ -33,14 +33,22 @@ import torch
 from asfed.agents.base import Agent, AgentSpec, Graph, RoundBatch
 from asfed.agents.methods import Method
 from asfed.comm.messages import Message
-from asfed.engine.federation import Federation, step_agent
+from asfed.dealer import AgentSecret
+from asfed.engine.federation import Federation, own_secret, step_agent
 from asfed.errors import AsfedError
 
 
 class WorkerFederation(Federation):
-    """The run's agents in `workers` processes; the world acts with copies of their policies."""
+    """The run's agents in `workers` processes; the world acts with copies of their policies.
+    secrets: as `LocalFederation`'s (None: each agent reads its own in its worker)."""
 
-    def __init__(self, method: Method, specs: list[AgentSpec], workers: int) -> None:
+    def __init__(
+        self,
+        method: Method,
+        specs: list[AgentSpec],
+        workers: int,
+        secrets: list[AgentSecret] | None = None,
+    ) -> None:
         self.specs = specs
         self.workers = workers
         self.owner = [i % workers for i in range(len(specs))]
@@ -57,7 +65,11 @@ class WorkerFederation(Federation):
                     self.procs.append(subprocess.Popen(command, pass_fds=[fd], env=env))
                 self.pipes.append(Connection(here.detach()))
                 mine = [s for s in specs if self.owner[s.agent_id] == w]
-                self.pipes[w].send(("init", None, {"method": method, "specs": mine}))
+                handed = (
+                    None if secrets is None else {s.agent_id: secrets[s.agent_id] for s in mine}
+                )
+                init = {"method": method, "specs": mine, "secrets": handed}
+                self.pipes[w].send(("init", None, init))
             self._gather("init")
             self._load_acting(self._all("acting"))
         except BaseException:
@@ -158,7 +170,13 @@ def _serve(pipe: Connection) -> None:
         try:
             if command == "init":
                 specs: list[AgentSpec] = common["specs"]
-                agents = {s.agent_id: common["method"].build(s) for s in specs}
+                handed = common["secrets"]
+                agents = {
+                    s.agent_id: common["method"].build(
+                        s, own_secret(s, None) if handed is None else handed[s.agent_id]
+                    )
+                    for s in specs
+                }
                 pipe.send(("ok", {}))
             else:
                 pipe.send(("ok", _handle(agents, command, part, common)))

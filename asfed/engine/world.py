@@ -1,9 +1,11 @@
 """The world: the vectorised environment and the acting step, trusted like nature.
 
-The world computes every reward and runs every actuator; each agent hands it its acting policy
-(never routed to another agent, never a message). It rolls out B episodes at once and hands each
-agent only its own slice of the result (`slice_for`): the public states and joint actions, and
-that agent's own rewards.
+The world runs every actuator; each agent hands it its acting policy (never routed to another
+agent, never a message). It holds no reward weight and computes no reward: it holds only the
+secrets its dynamics read (exchange's box owners; see `asfed.dealer`). It rolls out B episodes at
+once and hands each agent its slice of the result (`slice_for`): the public states and joint
+actions, and that agent's own row of the reward features, from which the agent computes its own
+reward with its own weights.
 """
 
 from __future__ import annotations
@@ -20,32 +22,32 @@ from asfed.envs.base import VecEnv
 
 @dataclasses.dataclass
 class Trajectory:
-    """B episodes of up to T steps. obs `[B, T + 1, D]`, actions `[B, T, N]`, rewards `[B, T, N]`,
-    terminated `[B, T]` (the episode ended at step t, by the rules or at the horizon: the horizon
-    is terminal, Eq. 18), valid `[B, T]` (the copy was still running when step t was taken; a copy
-    can be over at reset, e.g. predators that all start on the prey), positions `[B, T + 1, N]`
-    (predation only, else None). Recorded rounds also keep `states` (the env's state before each
-    step, `{field: [T, B, ...]}`) and the true reward `features` `[B, T, N, D]`, for the audit."""
+    """B episodes of up to T steps. obs `[B, T + 1, D]`, actions `[B, T, N]`, the true reward
+    features `[B, T, N, F]` (zero once a copy is over), terminated `[B, T]` (the episode ended at
+    step t, by the rules or at the horizon: the horizon is terminal, Eq. 18), valid `[B, T]` (the
+    copy was still running when step t was taken; a copy can be over at reset, e.g. predators
+    that all start on the prey), positions `[B, T + 1, N]` (predation only, else None). Recorded
+    rounds also keep `states` (the env's state before each step, `{field: [T, B, ...]}`), for
+    the audit."""
 
     obs: np.ndarray
     actions: np.ndarray
-    rewards: np.ndarray
+    features: np.ndarray
     terminated: np.ndarray
     valid: np.ndarray
     positions: np.ndarray | None
     states: dict[str, np.ndarray] | None = None
-    features: np.ndarray | None = None
 
     def valid_positions(self) -> np.ndarray | None:
         """Positions on the round's M valid states (row-major over [B, T]), `[M, N]`."""
         return None if self.positions is None else self.positions[:, :-1][self.valid]
 
     def slice_for(self, i: int) -> RoundBatch:
-        """Agent i's view: everything public, and only its own rewards."""
+        """Agent i's view: everything public, and its own row of the features `[B, T, F]`."""
         return RoundBatch(
             obs=self.obs,
             actions=self.actions,
-            rewards=self.rewards[:, :, i].copy(),
+            features=self.features[:, :, i].copy(),
             terminated=self.terminated,
             valid=self.valid,
         )
@@ -59,11 +61,11 @@ def rollout(
     record: bool = False,
 ) -> Trajectory:
     """One episode in each of the env's B copies, acting with each agent's acting policy.
-    `record`: also keep the states and true features (rounds the message log records)."""
+    `record`: also keep the states (rounds the message log records)."""
     b, n, t_max = env.num_envs, env.num_agents, env.horizon
     obs = np.zeros((b, t_max + 1, env.obs_dim), np.float32)
     actions = np.zeros((b, t_max, n), np.int64)
-    rewards = np.zeros((b, t_max, n))
+    features = np.zeros((b, t_max, n, len(env.feature_names)))
     terminated = np.zeros((b, t_max), bool)
     valid = np.zeros((b, t_max), bool)
     obs[:, 0] = env.reset()[:, 0]
@@ -73,7 +75,6 @@ def rollout(
     if track:
         positions[:, 0] = first
     states: list = []
-    features = np.zeros((b, t_max, n, len(env.feature_names))) if record else None
     for t in range(t_max):
         alive = ~env.state.done  # copies already over (even at reset) take no more steps
         if record:
@@ -87,17 +88,13 @@ def rollout(
             break
         valid[:, t] = alive
         a = method.sample_actions(agents, obs[:, t], rng)
-        o, r, term, trunc, info = env.step(a)
-        if record:
-            features[:, t] = np.where(alive[:, None, None], info["features"], 0.0)
+        o, f, term, trunc, _ = env.advance(a)
+        features[:, t] = np.where(alive[:, None, None], f, 0.0)
         obs[:, t + 1] = o[:, 0]
         actions[:, t] = np.where(alive[:, None], a, 0)
-        rewards[:, t] = r
         terminated[:, t] = term | trunc
         if track:
             positions[:, t + 1] = env.agent_positions(env.state)
     if not record:
-        return Trajectory(obs, actions, rewards, terminated, valid, positions)
-    return Trajectory(
-        obs, actions, rewards, terminated, valid, positions, stack_states(states), features
-    )
+        return Trajectory(obs, actions, features, terminated, valid, positions)
+    return Trajectory(obs, actions, features, terminated, valid, positions, stack_states(states))

@@ -21,6 +21,12 @@ Randomness: the run key and the private reward parameters come from a seeded
 `numpy.random.Generator`; everything drawn during episodes comes from `asfed.envs.rng`, keyed per
 copy, so copy b is the same whatever B is. `reset(seed=s)` reseeds the whole run (key and private
 parameters), which is what PettingZoo's seeding contract asks of a `reset(seed=...)`.
+
+A training run never uses the seed-drawn private parameters: its dealer (`asfed.dealer`) draws
+them from a private seed and hands the world, through `set_private`, only the part its dynamics
+need (`dynamics_keys`: exchange's owners; nothing elsewhere). Such an env has no reward weights:
+it steps with `advance`, which gives the public features, and each agent turns its own row of
+them into its reward.
 """
 
 from __future__ import annotations
@@ -118,8 +124,20 @@ class VecEnv(ABC):
 
         actions: int `[B, N]`. Returns obs `[B, N, obs_dim]` (read-only view; the same state for
         every agent), rewards float64 `[B, N]`, terminated bool `[B]`, truncated bool `[B]`, info.
-        A copy that has terminated stays frozen with zero reward until the next reset.
+        A copy that has terminated stays frozen with zero reward until the next reset. Needs the
+        reward weights (an env holding only its dynamics' secrets steps with `advance`).
         """
+        weights = self.reward_weights
+        obs, feats, terminated, truncated, info = self.advance(actions)
+        rewards = np.einsum("bnd,nd->bn", feats, weights)
+        return obs, rewards, terminated, truncated, info
+
+    def advance(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """`step` without rewards: obs `[B, N, obs_dim]`, the true reward features float64
+        `[B, N, D]` (agent i's reward is `features[:, i] . w_i`), terminated `[B]`, truncated
+        `[B]`, info. What the world runs: it needs no reward weight."""
         if self.state is None:
             raise AsfedError(f"{self.name}: step() called before reset()")
         if self.state.t >= self.horizon or self.state.done.all():
@@ -129,12 +147,11 @@ class VecEnv(ABC):
             )
         a = self.check_actions(actions)
         nxt, feats = self._transition(self.state, a, self.private_params)
-        rewards = np.einsum("bnd,nd->bn", feats, self.reward_weights)
         self.state = nxt
         terminated = nxt.done.copy()
         truncated = np.full(self.num_envs, nxt.t >= self.horizon) & ~terminated
         info = {"t": nxt.t, "features": feats}  # the true features, for the audit's ground truth
-        return self._broadcast(self._observe(nxt)), rewards, terminated, truncated, info
+        return self._broadcast(self._observe(nxt)), feats, terminated, truncated, info
 
     def reward_features(
         self, state: EnvState, joint_action: np.ndarray, private: dict[str, Any] | None = None
@@ -204,7 +221,41 @@ class VecEnv(ABC):
     @property
     def reward_weights(self) -> np.ndarray:
         """Each agent's private reward weights over `feature_names`. float64 `[N, D]`."""
+        missing = sorted(set(self._private_keys) - set(self.private_params))
+        if missing:
+            raise AsfedError(
+                f"{self.name}: this env holds only the private parameters its dynamics need "
+                f"({sorted(self.private_params) or 'none'}), not {missing}; each agent's reward "
+                "weights live with that agent"
+            )
         return self._weights(self.private_params)
+
+    # ---- private parameters, as the dealer sets them ------------------------------------------
+
+    def draw_private(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Every agent's private reward parameters, drawn from `rng`: `{name: [N, ...]}`."""
+        return self._draw_private(rng)
+
+    def weights_of(self, private: dict[str, Any]) -> np.ndarray:
+        """The reward weights `[N, D]` that private parameters `private` imply."""
+        return np.asarray(self._weights(private), np.float64)
+
+    def dynamics_keys(self) -> list[str]:
+        """The private parameters the transition reads (those the feature candidates fix):
+        the part of the secrets the world must hold, as nature would."""
+        return sorted(set().union(*self.feature_candidates()))
+
+    def set_private(self, private: dict[str, np.ndarray]) -> None:
+        """Replace the private parameters with `private`, which must hold at least
+        `dynamics_keys` (a subset leaves the env without reward weights)."""
+        missing = sorted(set(self.dynamics_keys()) - set(private))
+        unknown = sorted(set(private) - set(self._private_keys))
+        if missing or unknown:
+            raise AsfedError(
+                f"{self.name}: private parameters {sorted(private)} lack {missing} or hold "
+                f"unknown {unknown}; accepted keys: {sorted(self._private_keys)}"
+            )
+        self.private_params = {k: np.asarray(v).copy() for k, v in private.items()}
 
     def check_actions(self, actions: Any) -> np.ndarray:
         """Validate a joint action `[B, N]` of integers in range; returns it as int64."""
@@ -275,6 +326,7 @@ class VecEnv(ABC):
         rng = np.random.default_rng(seed)
         self._run_key = int(rng.integers(0, 2**63))
         self.private_params: dict[str, np.ndarray] = self._draw_private(rng)
+        self._private_keys = tuple(self.private_params)
         # Episodes started since seeding: it keys the next episodes, so checkpoints keep it.
         self.reset_count = 0
 

@@ -14,6 +14,7 @@ from asfed.agents.methods import METHODS
 from asfed.agents.ps import factor_surrogate
 from asfed.agents.vps import VPSAgent
 from asfed.comm.topology import Neighbourhoods, make_topology
+from asfed.dealer import AgentSecret
 
 GAMMA = 0.99
 OPEN, STAY = 4, 5  # exchange's action indices
@@ -42,7 +43,7 @@ def box_example() -> tuple[list[RoundBatch], list[np.ndarray]]:
         v = np.zeros((2, 3))
         v[:, 0] = 0.5 * g_open  # episode B returns 0
         v[0, 1] = rewards[j, 0, 1]
-        slices.append(RoundBatch(obs, actions, rewards[j], terminated, valid))
+        slices.append(RoundBatch(obs, actions, rewards[j][..., None], terminated, valid))
         values.append(v)
     return slices, values
 
@@ -58,7 +59,9 @@ def make(method: str, i: int) -> object:
         minibatches=1,
         seed=i,
     )
-    return METHODS.get(method)().make_agent(spec)
+    agent = METHODS.get(method)().make_agent(spec)
+    agent.hold(AgentSecret(i, {}, np.ones(1), noise_seed=i))  # reward = the one feature
+    return agent
 
 
 class TeamQ(nn.Module):

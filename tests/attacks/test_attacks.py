@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
+from asfed import dealer
 from asfed.comm.messages import Message
 from asfed.comm.record import PublicRecord
 from asfed.config import build_config
@@ -25,7 +26,10 @@ HIDDEN = {"actor": (128, 64), "critic": (128, 64)}
 
 def records(episodes: int = 32, rounds: int = 2, seed: int = 3):
     """Public records of `rounds` rounds of a navigation run, and the env (ground truth)."""
-    sim = Simulation(build_config(env="navigation", method="ippo", episodes=episodes, seed=seed))
+    sim = Simulation(
+        build_config(env="navigation", method="ippo", episodes=episodes, seed=seed), private_seed=11
+    )
+    sim.env.set_private(dealer.deal(sim.env, 11).params)  # the ground truth, for scoring
     rng = np.random.default_rng(seed)
     out = {}
     for r in range(rounds):
@@ -109,7 +113,7 @@ def test_attacks_see_only_the_view_and_say_when_there_is_no_channel(tmp_path) ->
     }
     for method in ("as", "ippo"):
         cfg = build_config(env="navigation", method=method, rounds=2, episodes=2, log_every=1)
-        sim, run, rows = start(cfg, tmp_path / method)
+        sim, run, rows = start(cfg, tmp_path / method, private_seed=11)
         train(sim, run, rows)
         for private in ("ground_truth", "agents"):
             shutil.rmtree(run.path / private)

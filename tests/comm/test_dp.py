@@ -127,13 +127,13 @@ def test_a_dp_run_logs_what_was_released_and_resumes_its_accountant(tmp_path) ->
         "checkpoint_every": 1,
     }
     full_cfg = build_config(rounds=3, **common)
-    sim, run, rows = start(full_cfg, tmp_path / "full")
+    sim, run, rows = start(full_cfg, tmp_path / "full", private_seed=11)
     train(sim, run, rows)
     full = run.read_metrics()
     assert float(full[-1]["epsilon"]) == pytest.approx(2.0, rel=1e-6)  # the bound is reached
     eps = [float(r["epsilon"]) for r in full]
     assert eps == sorted(eps) and eps[0] < eps[-1]
-    sim, run, rows = start(full_cfg, tmp_path / "cut")
+    sim, run, rows = start(full_cfg, tmp_path / "cut", private_seed=11)
 
     def stop(m):
         if m["round"] == 1:

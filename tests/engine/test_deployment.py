@@ -26,7 +26,7 @@ from asfed.config import build_config
 from asfed.engine.flower.localnet import BIN, REPO, LocalNet, descendants, free_port
 from asfed.engine.loop import Simulation
 
-SETTINGS = "episodes=2 seed=9 checkpoint-every=1"
+SETTINGS = "episodes=2 seed=9 private-seed=11 checkpoint-every=1"
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def pinned(net: LocalNet, count: int = 3) -> str:
 
 
 def local_returns(rounds: int) -> list[tuple[float, int]]:
-    sim = Simulation(build_config(env="exchange", method="as", episodes=2, seed=9))
+    sim = Simulation(build_config(env="exchange", method="as", episodes=2, seed=9), private_seed=11)
     return [
         (m["team_return"], m["bytes_total"]) for m, _ in (sim.run_round() for _ in range(rounds))
     ]
@@ -187,7 +187,7 @@ def test_flwr_run_on_the_managed_local_superlink(tmp_path) -> None:
                 "--federation-config",
                 "num-supernodes=3",
                 "--run-config",
-                f'rounds=2 episodes=2 seed=9 out="{out}"',
+                f'rounds=2 episodes=2 seed=9 private-seed=11 out="{out}"',
             ],
             cwd=REPO,
             env=env,

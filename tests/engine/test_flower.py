@@ -16,10 +16,11 @@ from asfed.engine.flower import client_app, codec
 from asfed.engine.flower.federation import ClientFailure, flower_federation
 from asfed.engine.loop import Simulation
 from tests.engine.inprocess_grid import InProcessGrid
+from tests.scratch import scratch
 
 
 def rounds_with(cfg, federation=None, rounds: int = 2):
-    sim = Simulation(cfg, federation)
+    sim = Simulation(cfg, federation, private_seed=11, agent_root=scratch())
     out = [sim.run_round() for _ in range(rounds)]
     return [m for m, _ in out], [r for _, r in out]
 
@@ -72,7 +73,7 @@ def test_the_server_app_receives_only_logged_messages_and_the_acting_policy(tmp_
         env="exchange", method=method, seed=2, episodes=2, rounds=2, log_every=1, checkpoint_every=1
     )
     grid = RecordingGrid(3)
-    sim, run, rows = start(cfg, tmp_path / "run", flower_federation(grid))
+    sim, run, rows = start(cfg, tmp_path / "run", flower_federation(grid), private_seed=11)
     train(sim, run, rows)
     logged = list(read_log(run.path))
     relayed = []
@@ -107,7 +108,9 @@ def test_a_failing_client_names_agent_and_round_and_the_run_resumes(tmp_path) ->
         head = msg.content.get("round", None)
         return node == 102 and head is not None and int(head["round"]) == 2 and "k" in head
 
-    sim, run, rows = start(cfg, tmp_path / "run", flower_federation(InProcessGrid(3, fail)))
+    sim, run, rows = start(
+        cfg, tmp_path / "run", flower_federation(InProcessGrid(3, fail)), private_seed=11
+    )
     with pytest.raises(
         ClientFailure, match=r"agent 1 \(node 102\) failed in round 2, update 1: injected failure"
     ) as failure:
@@ -145,6 +148,8 @@ def test_flower_simulation_engine_matches_local_end_to_end(tmp_path) -> None:
         "2",
         "--seed",
         "9",
+        "--private-seed",
+        "11",
         "--log-every",
         "1",
     )

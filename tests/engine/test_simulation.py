@@ -17,7 +17,7 @@ FAST = {"actor_lr": 1e-3, "critic_lr": 1e-3}
 
 def run_rounds(rounds: int, **cfg) -> list[dict]:
     cfg.setdefault("episodes", 8)
-    sim = Simulation(build_config(rounds=rounds, **cfg))
+    sim = Simulation(build_config(rounds=rounds, **cfg), private_seed=11)
     return [sim.run_round()[0] for _ in range(rounds)]
 
 
@@ -31,7 +31,7 @@ def test_same_seed_same_metrics_and_another_seed_differs() -> None:
 
 def logged(tmp_path, **cfg):
     cfg = build_config(rounds=2, episodes=2, log_every=1, **cfg)
-    sim, run, rows = start(cfg, tmp_path / "run")
+    sim, run, rows = start(cfg, tmp_path / "run", private_seed=11)
     train(sim, run, rows)
     return sim, rows, list(read_log(run.path))
 
@@ -73,7 +73,7 @@ def test_baselines_send_only_their_kind(tmp_path, method, kind, agents) -> None:
 
 
 def test_relay_stops_a_method_that_oversteps() -> None:
-    sim = Simulation(build_config(env="exchange", method="ippo", episodes=1))
+    sim = Simulation(build_config(env="exchange", method="ippo", episodes=1), private_seed=11)
     assert sim.relay.allowed_kinds == frozenset()  # IPPO may send nothing; make agent 0 try
     sim.federation.agents[0].outgoing = lambda step, round_, graph: [  # type: ignore[method-assign]
         Message(round_, step, 0, 1, "values", np.zeros(3))
@@ -108,12 +108,12 @@ def test_as_sustains_cooperation_where_ippo_and_the_ablation_defect() -> None:
 
 def test_cppo_refuses_more_than_two_agents() -> None:
     with pytest.raises(AsfedError, match=r"cppo needs exactly 2 agents .* got 3 for navigation"):
-        Simulation(build_config(env="navigation", method="cppo"))
+        Simulation(build_config(env="navigation", method="cppo"), private_seed=11)
 
 
 def test_distance_topology_needs_positions() -> None:
     with pytest.raises(AsfedError, match="needs agent positions, which 'exchange' lacks"):
-        Simulation(build_config(env="exchange", method="as", topology="distance"))
+        Simulation(build_config(env="exchange", method="as", topology="distance"), private_seed=11)
 
 
 def test_distance_messages_carry_only_the_rows_where_pairs_were_neighbours(tmp_path) -> None:

@@ -6,6 +6,7 @@ is tests/engine/test_deployment.py."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -20,12 +21,13 @@ from asfed.engine.flower.server_app import federation_options, run_config_to_opt
 from asfed.engine.loop import Simulation
 from asfed.errors import AsfedError
 from tests.engine.inprocess_grid import InProcessGrid
+from tests.scratch import scratch
 
 CFG = build_config(env="exchange", method="as", seed=3, episodes=2)
 
 
 def returns(federation=None, rounds: int = 2) -> list[float]:
-    sim = Simulation(CFG, federation)
+    sim = Simulation(CFG, federation, private_seed=11, agent_root=scratch())
     return [sim.run_round()[0]["team_return"] for _ in range(rounds)]
 
 
@@ -56,18 +58,35 @@ def test_packed_round_trips_give_the_same_numbers_and_replies_stay_packed() -> N
 
 def test_agents_pinned_to_node_ids_in_any_order_give_the_same_numbers() -> None:
     grid = InProcessGrid(3)
-    sim = Simulation(CFG, flower_federation(grid, nodes=[103, 101, 102]))
+    sim = Simulation(
+        CFG, flower_federation(grid, nodes=[103, 101, 102]), private_seed=11, agent_root=scratch()
+    )
     assert sim.federation.nodes == [103, 101, 102]
     assert [sim.run_round()[0]["team_return"] for _ in range(2)] == returns()
 
 
 def test_a_pinned_node_that_is_not_connected_fails_naming_the_agent() -> None:
     with pytest.raises(AsfedError, match=r"agent 2 \(node 999\) not connected within 0.3 s"):
-        Simulation(CFG, flower_federation(InProcessGrid(3), nodes=[101, 102, 999], node_wait=0.3))
+        Simulation(
+            CFG,
+            flower_federation(InProcessGrid(3), nodes=[101, 102, 999], node_wait=0.3),
+            private_seed=11,
+            agent_root=scratch(),
+        )
     with pytest.raises(AsfedError, match="2 node ids for 3 agents"):
-        Simulation(CFG, flower_federation(InProcessGrid(3), nodes=[101, 102]))
+        Simulation(
+            CFG,
+            flower_federation(InProcessGrid(3), nodes=[101, 102]),
+            private_seed=11,
+            agent_root=scratch(),
+        )
     with pytest.raises(AsfedError, match="names a node twice"):
-        Simulation(CFG, flower_federation(InProcessGrid(3), nodes=[101, 101, 102]))
+        Simulation(
+            CFG,
+            flower_federation(InProcessGrid(3), nodes=[101, 101, 102]),
+            private_seed=11,
+            agent_root=scratch(),
+        )
 
 
 def test_a_silent_node_fails_the_round_trip_after_the_reply_timeout() -> None:
@@ -79,7 +98,12 @@ def test_a_silent_node_fails_the_round_trip_after_the_reply_timeout() -> None:
                 if r.metadata.src_node_id != 102 or r.metadata.message_type == "train.init"
             ]
 
-    sim = Simulation(CFG, flower_federation(Silent(3), reply_timeout=0.3, node_wait=0.3))
+    sim = Simulation(
+        CFG,
+        flower_federation(Silent(3), reply_timeout=0.3, node_wait=0.3),
+        private_seed=11,
+        agent_root=scratch(),
+    )
     with pytest.raises(
         ClientFailure, match=r"agent 1 \(node 102\) did not reply to round 0, sharing step 0 "
     ):
@@ -92,7 +116,7 @@ def test_a_superlink_that_stops_answering_is_one_link_failure() -> None:
             raise ConnectionError("connection refused")
 
     with pytest.raises(LinkFailure, match="stopped answering during set-up"):
-        Simulation(CFG, flower_federation(Gone(3)))
+        Simulation(CFG, flower_federation(Gone(3)), private_seed=11, agent_root=scratch())
 
 
 def test_deployment_keys_are_parsed_apart_from_the_run_config() -> None:
@@ -178,7 +202,7 @@ def test_an_in_memory_agent_whose_process_was_replaced_fails_clearly(monkeypatch
             return ids
 
     monkeypatch.setattr(client_app, "IN_MEMORY", True)
-    sim = Simulation(CFG, flower_federation(Replying(3)))
+    sim = Simulation(CFG, flower_federation(Replying(3)), private_seed=11, agent_root=scratch())
     first = sim.run_round()[0]["team_return"]
     assert first == returns(rounds=1)[0]  # same numbers while the process lives
     client_app._CACHE.clear()
@@ -191,12 +215,15 @@ def test_an_in_memory_agent_whose_process_was_replaced_fails_clearly(monkeypatch
 def test_a_node_keeps_its_agents_folder_where_its_node_config_says(tmp_path) -> None:
     """`--node-config 'agent-storage="DIR"'`: on its own machine an agent's checkpoints go to
     DIR/<run folder name>/agent_<i>, and a resumed run finds them there."""
-    from asfed.engine.driver import resume, start, train
+    from asfed.engine.driver import create, resume, train
 
     cfg = build_config(env="exchange", method="as", seed=3, episodes=2, rounds=2)
     grid = InProcessGrid(3)
     grid.contexts[102].node_config["agent-storage"] = str(tmp_path / "node102")
-    sim, run, rows = start(cfg, tmp_path / "run", flower_federation(grid))
+    create(cfg, tmp_path / "run", private_seed=11)  # dealt; agent 1's secret goes to its node
+    (tmp_path / "node102" / "run").mkdir(parents=True)
+    shutil.move(tmp_path / "run" / "agents" / "agent_1", tmp_path / "node102" / "run" / "agent_1")
+    sim, run, rows = resume(tmp_path / "run", None, flower_federation(grid))
     train(sim, run, rows)
     assert sorted(p.name for p in (tmp_path / "node102" / "run" / "agent_1").iterdir())
     assert not (tmp_path / "run" / "agents" / "agent_1").exists()

@@ -43,6 +43,7 @@ def test_one_and_two_workers_write_identical_runs(tmp_path, method) -> None:
     common = (
         "--env", "navigation", "--method", method, "--episodes", "2", "--rounds", "3",
         "--horizon", "20", "--engine", "local", "--log-every", "1", "--checkpoint-every", "2",
+        "--private-seed", "11",
     )  # fmt: skip
     one, two = tmp_path / "one", tmp_path / "two"
     simulate(one, *common, "--workers", "1")
@@ -63,7 +64,7 @@ def test_one_and_two_workers_write_identical_runs(tmp_path, method) -> None:
 @pytest.mark.skipif(os.cpu_count() == 1, reason="two workers need two cores")
 def test_a_dead_worker_is_an_error_not_a_hang() -> None:
     cfg = build_config(env="navigation", method="as", episodes=1, horizon=10, engine="local")
-    sim = Simulation(cfg, workers=2)
+    sim = Simulation(cfg, workers=2, private_seed=11)
     try:
         sim.run_round()
         sim.federation.procs[1].kill()
@@ -105,9 +106,10 @@ def test_agents_live_on_their_device() -> None:
     CPU, so a network or round tensor left behind fails here): every network, the round's
     tensors and the minibatch indices sit on the spec's device."""
     cfg = build_config(env="navigation", method="as", episodes=1, horizon=10, engine="local")
-    sim = Simulation(cfg)
+    sim = Simulation(cfg, private_seed=11)
     sim.run_round()
-    agent = sim.method.build(dataclasses.replace(sim.specs[0], device="meta"))
+    secret = sim.federation.agents[0].secret
+    agent = sim.method.build(dataclasses.replace(sim.specs[0], device="meta"), secret)
     assert {p.device.type for m in (agent.policy, agent.critic) for p in m.parameters()} == {"meta"}
     agent.begin_round(sim.last_trajectory.slice_for(0))
     assert agent._obs_all.device.type == agent._actions.device.type == "meta"

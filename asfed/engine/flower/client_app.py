@@ -1,10 +1,11 @@
-"""The ClientApp: one agent, its private rewards, networks and optimiser state.
+"""The ClientApp: one agent, its secret, networks and optimiser state.
 
 Message types, one per kind of round trip:
 - `train.init`: build the agent from its spec (on resume, from its own checkpoint of the given
   round, in its private storage); reply with its acting policy for the world.
-- `train.share`: take this round's slice (public states and joint actions, own rewards only);
-  reply with sharing step 0's messages.
+- `train.share`: take this round's slice (public states and joint actions, its own row of the
+  reward features, from which it computes its own rewards); reply with sharing step 0's
+  messages.
 - `train.update`: take the messages the relay routed here; run update k; reply with sharing step
   k's messages or, after the round's last update, the new acting policy.
 - `train.checkpoint`: save the agent's state to its private storage; reply with nothing.
@@ -16,7 +17,9 @@ then `DIR/<run folder's name>/agent_<i>` on that machine, and resuming the run f
 
 What a reply carries is only the messages the relay logs and the acting policy (pi^ii): private
 statistics go to the agent's diagnostics file and its state to its own checkpoints, never to the
-ServerApp.
+ServerApp. The agent's secret (its reward weights and DP noise seed, `asfed.dealer`) is read from
+its own storage (`secret.json`), never sent by the ServerApp, which does not hold it: the agent
+computes its own rewards from the features the world sends.
 
 The agent lives in `Context.state` between messages (its full state as bytes, and the round's
 slice), so it survives whichever process serves the next message, on the simulation and the
@@ -45,6 +48,7 @@ from flwr.clientapp import ClientApp
 
 from asfed.agents.base import Agent, AgentSpec
 from asfed.agents.methods import METHODS
+from asfed.dealer import read_agent_secret
 from asfed.engine.federation import step_agent
 from asfed.engine.flower import codec
 
@@ -66,7 +70,10 @@ def _agent(context: Context) -> Agent:
             "this agent lived in the memory of a ClientApp process that has been replaced "
             "mid-run; resume the run from its last checkpoint"
         )
-    agent = METHODS.get(str(meta["method"]))().build(codec.spec_from_json(str(meta["spec"])))
+    spec = codec.spec_from_json(str(meta["spec"]))
+    agent = METHODS.get(str(meta["method"]))().build(
+        spec, read_agent_secret(spec.storage, spec.agent_id)
+    )
     agent.load_state_dict(codec.state_from_bytes(bytes(meta["state"])))
     if "asfed_batch" in context.state:
         agent.begin_round(codec.batch_from_record(context.state["asfed_batch"]))
@@ -100,7 +107,9 @@ def init(msg: Message, context: Context) -> Message:
     torch.set_num_threads(1)
     cfg = msg.content["init"]
     spec = _own_storage(codec.spec_from_json(str(cfg["spec"])), context)
-    agent = METHODS.get(str(cfg["method"]))().build(spec)
+    agent = METHODS.get(str(cfg["method"]))().build(
+        spec, read_agent_secret(spec.storage, spec.agent_id)
+    )
     if "resume_round" in cfg:
         agent.load_private(int(cfg["resume_round"]))
     context.state["asfed_agent"] = ConfigRecord(

@@ -20,7 +20,7 @@ from asfed.comm.dp import DPSettings
 from asfed.comm.messages import Message
 from asfed.comm.topology import Neighbourhoods
 
-BATCH_FIELDS = ("obs", "actions", "rewards", "terminated", "valid")
+BATCH_FIELDS = ("obs", "actions", "features", "terminated", "valid")
 
 
 def spec_to_json(spec: AgentSpec) -> str:

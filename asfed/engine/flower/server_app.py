@@ -20,6 +20,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.supercore import log
 
 from asfed.config import RunConfig, check_types
+from asfed.dealer import check_private_seed
 from asfed.engine.driver import resume, start, train
 from asfed.engine.flower import rpclog
 from asfed.engine.flower.federation import (
@@ -67,14 +68,28 @@ DEPLOYMENT_KEYS = ("nodes", "node_wait", "reply_timeout")  # FlowerFederation's,
 
 def run_config_to_options(run_config: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
     """Flower run config -> (RunConfig fields, out folder, resume folder). Dashes become
-    underscores; an empty string means unset (TOML has no null)."""
+    underscores; an empty string means unset (TOML has no null). `private-seed` is not a
+    RunConfig field: `private_seed_option` reads it."""
     values = {k.replace("-", "_"): v for k, v in run_config.items()}
+    values.pop("private_seed", None)
     out, resume_from = str(values.pop("out", "") or ""), str(values.pop("resume", "") or "")
     fields = {k: v for k, v in values.items() if v != "" and k not in DEPLOYMENT_KEYS}
     check_types(fields, "the Flower run config")
     if fields.get("dp_epsilon") is not None and fields.get("dp_sigma") is not None:
         raise AsfedError("give dp_epsilon or dp_sigma, not both (sigma is calibrated from epsilon)")
     return {**fields, "engine": "flower"}, out, resume_from
+
+
+def private_seed_option(run_config: dict[str, Any]) -> int | None:
+    """The run config's `private-seed` (None: fresh entropy). The ServerApp that starts a run
+    deals its secrets (docs/privacy.md says what its operator then held)."""
+    value = run_config.get("private-seed", "")
+    if value in ("", None):
+        return None
+    text = str(value).strip()
+    if not text.isdigit():
+        raise AsfedError(f"private-seed={value!r} in the Flower run config should be an integer")
+    return check_private_seed(int(text), "private-seed")
 
 
 def federation_options(run_config: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +124,8 @@ def main(grid: Grid, context: Context) -> None:
         if resume_from:
             sim, run, rows = resume(folder, fields.get("rounds"), factory)
         else:
-            sim, run, rows = start(RunConfig(**fields), folder, factory)
+            seed = private_seed_option(dict(context.run_config))
+            sim, run, rows = start(RunConfig(**fields), folder, factory, private_seed=seed)
     except (ClientFailure, LinkFailure) as err:
         raise DeploymentFailure(f"{err}{_how_to_resume(folder, None)}") from None
     try:
