@@ -10,6 +10,7 @@ for predation, `full` elsewhere).
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import typing
 from pathlib import Path
@@ -37,6 +38,12 @@ ENGINES = ("flower", "local")
 # episode (see `asfed.agents.base`). Rounds this size amortise the Flower engine's fixed cost
 # per round trip; `episodes = 1` is Algorithm 1's order exactly.
 STEPS_PER_ROUND = 9600
+# Integers a config may hold: TOML stores signed 64-bit integers; counts stay far below that.
+MAX_SEED = 2**63 - 1
+MAX_INT = 2**31 - 1
+FLOAT_FIELDS = (
+    "rho", "actor_lr", "critic_lr", "max_grad_norm", "dp_epsilon", "dp_sigma", "dp_delta", "dp_clip"
+)  # fmt: skip
 # A scenario's optional `[sweep]` table (methods, seeds, grid): `audits.sweep` reads it.
 SWEEP_TABLE = "sweep"
 # A scenario key that is not a RunConfig field: the secrets' seed (`asfed.dealer`), never written
@@ -91,8 +98,25 @@ class RunConfig:
             value = getattr(self, name)
             if name in ("episodes", "minibatches") and value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise AsfedError(f"{name}={value!r} is invalid; accepted: an integer >= 1")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INT:
+                raise AsfedError(f"{name}={value!r} is invalid; accepted: an integer 1..{MAX_INT}")
+        for name in ("agents", "horizon"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not 1 <= value <= MAX_INT):
+                raise AsfedError(f"{name}={value!r} is invalid; accepted: an integer 1..{MAX_INT}")
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or not (0 <= self.seed <= MAX_SEED)
+        ):
+            raise AsfedError(f"seed={self.seed!r} is invalid; accepted: an integer 0..{MAX_SEED}")
+        for name in FLOAT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise AsfedError(
+                    f"{name}={value} is invalid; accepted: a finite number"
+                    + (" (leave dp_epsilon unset for no noise)" if name == "dp_epsilon" else "")
+                )
         if (self.zap or self.private_weights) and "zap" not in options_of(self.env):
             raise AsfedError(
                 f"zap and private_weights are options of cleanup and harvest, not {self.env!r}"

@@ -115,8 +115,8 @@ def test_every_scenario_is_valid_and_flags_override_it() -> None:
     [
         (("--method", "foo"), "unknown method 'foo'; accepted: as, cppo, ippo, ps, vps, vs"),
         (("--env", "chess"), "unknown env 'chess'; accepted: cleanup"),
-        (("--rho", "-1"), "rho=-1.0 is invalid; accepted: a number >= 0"),
-        (("--rounds", "0"), "rounds=0 is invalid; accepted: an integer >= 1"),
+        (("--rho", "-1"), "rho=-1.0 is invalid; accepted: a finite number >= 0"),
+        (("--rounds", "0"), "rounds=0 is invalid; accepted: an integer 1..2147483647"),
         (("--method", "cppo"), "cppo needs exactly 2 agents"),
         (("--agents", "4"), "num_agents=4 is outside exchange's range; accepted: 3..3"),
         (("--topology", "star"), "unknown topology 'star'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from asfed.errors import AsfedError, accepted
 
@@ -23,13 +24,24 @@ class PPOConfig:
     max_grad_norm: float | None = None  # the paper clips no gradients; set to clip per group
 
     def __post_init__(self) -> None:
-        if self.rho < 0:
-            raise AsfedError(f"rho={self.rho} is invalid; accepted: a number >= 0")
+        if not (math.isfinite(self.rho) and self.rho >= 0):
+            raise AsfedError(f"rho={self.rho} is invalid; accepted: a finite number >= 0")
+        for name in ("actor_lr", "critic_lr"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise AsfedError(f"{name}={value} is invalid; accepted: a finite number > 0")
+        if not (0 <= self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
+            raise AsfedError(
+                f"gamma={self.gamma}, gae_lambda={self.gae_lambda}; accepted: numbers in [0, 1]"
+            )
         if not 0 < self.clip < 1:
             raise AsfedError(f"clip={self.clip} is invalid; accepted: 0 < clip < 1")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+        if self.max_grad_norm is not None and not (
+            math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0
+        ):
             raise AsfedError(
-                f"max_grad_norm={self.max_grad_norm} is invalid; accepted: a number > 0 (or unset)"
+                f"max_grad_norm={self.max_grad_norm} is invalid; accepted: a finite number > 0 "
+                "(or unset)"
             )
         if self.epochs < 1:
             raise AsfedError(f"epochs={self.epochs} is invalid; accepted: an integer >= 1")

@@ -86,7 +86,7 @@ def test_paper_hyperparameters_per_env() -> None:
 
 
 def test_bad_ppo_settings_are_clear_errors() -> None:
-    with pytest.raises(AsfedError, match=r"rho=-1.0 is invalid; accepted: a number >= 0"):
+    with pytest.raises(AsfedError, match=r"rho=-1.0 is invalid; accepted: a finite number >= 0"):
         paper_config("exchange", rho=-1.0)
     with pytest.raises(AsfedError, match="unknown PPO setting 'lr'"):
         paper_config("exchange", lr=1.0)
