@@ -260,6 +260,15 @@ def simulate(
         ),
     ] = "cpu",
     verbose: Annotated[bool, typer.Option(help="Show Flower's and Ray's own logs.")] = False,
+    deal_only: Annotated[
+        bool,
+        typer.Option(
+            "--deal-only",
+            help="Create the run folder and deal its secrets, then stop: a deployment moves each "
+            "agents/agent_<i>/secret.json to agent i's machine, then resumes the run "
+            "(docs/deploy.md).",
+        ),
+    ] = False,
 ) -> None:
     """Train a method on an environment and write a run folder.
 
@@ -321,6 +330,17 @@ def simulate(
         )
     workers = check_workers(available_cores() if workers is None else workers, num_agents)
     folder = resume or out or _default_out(cfg.env, cfg.method, cfg.seed)
+    if deal_only:
+        from asfed.engine.driver import create
+
+        if resume is not None:
+            raise AsfedError("--deal-only makes a new run folder; it cannot --resume one")
+        run = create(cfg, folder, secret_seed)
+        console.print(
+            f"dealt {num_agents} agents' secrets into {run.agent_root}/agent_<i>/secret.json; "
+            f"no round played (continue with: asfed simulate --resume {run.path})"
+        )
+        return
 
     def run_engine(federation=None) -> list[dict]:
         if resume is not None:
@@ -801,6 +821,11 @@ def main() -> None:
         code = app(standalone_mode=False)
     except AsfedError as err:
         Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as err:  # the environment's faults: a full disk, an unwritable place
+        what = err.strerror or str(err)
+        where = f": {err.filename}" if err.filename else ""
+        Console(stderr=True).print(f"[bold red]error:[/] {what}{where}", highlight=False)
         sys.exit(2)
     except RuntimeError as err:
         if type(err).__name__ != "ClientFailure":  # avoid importing flwr for every command

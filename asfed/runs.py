@@ -38,6 +38,7 @@ from asfed.comm.log import MessageLogWriter
 from asfed.config import RunConfig, check_types, read_toml, to_toml
 from asfed.csvfile import append_row, read_rows, write_rows
 from asfed.errors import AsfedError
+from asfed.folders import FolderLock, make_folder
 
 CONFIG, VERSIONS, METRICS, CHECKPOINT, CURVE, AGENTS = (
     "config.toml",
@@ -48,6 +49,14 @@ CONFIG, VERSIONS, METRICS, CHECKPOINT, CURVE, AGENTS = (
     "agents",
 )
 PACKAGES = ("asfed", "numpy", "scipy", "torch", "flwr", "opacus", "pettingzoo", "gymnasium")
+
+
+def unreadable(err: Exception) -> str:
+    """Why a file could not be loaded, in a few words (never an empty reason)."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if not text or isinstance(err, (IndexError, KeyError, EOFError)):
+        return f"not a readable checkpoint ({type(err).__name__}{': ' + text if text else ''})"
+    return text
 
 
 def versions() -> dict[str, str]:
@@ -65,6 +74,15 @@ class RunFolder:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._lock = FolderLock(self.path, "run")
+
+    def lock(self) -> None:
+        """Become the folder's one writer (an OS lock, released by `unlock` or by the end of
+        this process); a clear error naming the holder if another process writes it."""
+        self._lock.acquire()
+
+    def unlock(self) -> None:
+        self._lock.release()
 
     @classmethod
     def create(
@@ -78,8 +96,12 @@ class RunFolder:
                 f"{path} already holds a run; continue it with --resume {path} "
                 "or choose another --out"
             )
-        path.mkdir(parents=True, exist_ok=True)
+        make_folder(path, "--out")
         run = cls(path)
+        run.lock()
+        if (path / CONFIG).exists():  # another writer created it while we waited
+            run.unlock()
+            raise AsfedError(f"{path} already holds a run; choose another --out")
         run.write_config(cfg)
         info = {**versions(), **(execution or {})}
         atomic_write(path / VERSIONS, json.dumps(info, indent=2).encode())
@@ -123,10 +145,15 @@ class RunFolder:
         p = self.path / CHECKPOINT
         if not p.exists():
             return None
+        if p.stat().st_size == 0:
+            raise AsfedError(f"cannot read checkpoint {p}: the file is empty")
         try:
-            return torch.load(p, weights_only=True)  # tensors and plain data only: no code
+            state = torch.load(p, weights_only=True)  # tensors and plain data only: no code
         except Exception as err:  # any failure to unpickle means an unusable file
-            raise AsfedError(f"cannot read checkpoint {p}: {err}") from None
+            raise AsfedError(f"cannot read checkpoint {p}: {unreadable(err)}") from None
+        if not isinstance(state, dict) or not isinstance(state.get("round"), int):
+            raise AsfedError(f"cannot read checkpoint {p}: not an asfed checkpoint")
+        return state
 
     @property
     def agent_root(self) -> Path:

@@ -10,8 +10,10 @@ reported and reproduced as one thing.
                       expect          [low, high] ranges the paper's numbers imply, same keys
                       observe         post-run metrics written into each run folder
                       changes         the `--set` changes to the scenario (KEY=VALUE[,VALUE])
-                      sessions        each invocation: command, started (ISO time), wall_seconds,
-                                      workers, where (processes, or a Ray address)
+                      sessions        each invocation: command, started (ISO time), wall_seconds
+                                      (updated as runs finish; null: unknown, for a session
+                                      killed before its first run finished), workers, where
+                                      (processes, or a Ray address)
                       runs            each run: name (its folder), point (the grid values that
                                       define it), config (resolved), train_seconds (summed)
     <name>/         one run folder per run (`asfed.runs`)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from asfed.comm import record
-from asfed.comm.log import INDEX, read_log
+from asfed.comm.log import INDEX, read_index, read_log
 from asfed.comm.messages import Message
 from asfed.comm.record import PublicRecord
 from asfed.config import RunConfig, check_types, read_toml
@@ -89,6 +89,14 @@ def load_view(path: Path, attacker: str, victim: int) -> AttackerView:
             "logged); re-run it to audit it"
         )
     try:
+        logged = {int(r) for r in read_index(path)["round"]}
+        missing = sorted(logged - set(rounds))
+        if missing:
+            raise AsfedError(
+                f"{path}: round {missing[0]} is in the message log but its public record "
+                f"{record.PUBLIC}/{record.round_file(missing[0])} is missing; the run folder is "
+                "damaged (an audit never skips a logged round)"
+            )
         records = {r: record.read_public(path, r) for r in rounds}
         messages = tuple(
             m

@@ -77,6 +77,7 @@ from asfed.config import (
     scenario_names,
 )
 from asfed.errors import AsfedError, accepted
+from asfed.folders import FolderLock, make_folder
 from asfed.registry import Registry
 from asfed.sweeps import FORMAT, MANIFEST, read_manifest, write_manifest
 from audits import anticipation
@@ -251,8 +252,14 @@ def _axes(
         for key in case:
             _check_key(key, source)
         check_types(case, source)
+    given: set[str] = set()
     for text in sets:
         key, values = parse_set(text)
+        if key in given:
+            raise AsfedError(
+                f"--set {key} is given twice; give it once, with every value: --set {key}=a,b"
+            )
+        given.add(key)
         base.pop(key, None)
         cases = [{k: v for k, v in c.items() if k != key} for c in cases]
         grid.pop(key, None)
@@ -506,7 +513,11 @@ def train_run(
     return time.perf_counter() - began
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int | None = None) -> None:
+    """A pool worker: one thread, and killed by the kernel if the sweep's process dies."""
+    from asfed.lifetime import die_with_parent
+
+    die_with_parent(parent)
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["MKL_NUM_THREADS"] = "1"
 
@@ -573,7 +584,6 @@ def run_sweep(
     `derive_private_seed(private_seed, NAME)`, and the sweep's seed is kept apart from the
     manifest, in `<folder>/ground_truth/`, as a run folder keeps its own (each run's own
     ground truth records its seed either way)."""
-    from asfed.dealer import derive_private_seed, write_private_seed
 
     if workers < 1:
         raise AsfedError(f"workers={workers} is invalid; accepted: an integer >= 1")
@@ -581,10 +591,22 @@ def run_sweep(
     session = {
         "command": command or " ".join(sys.argv),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "wall_seconds": 0.0,
+        "wall_seconds": None,  # unknown until it ends (a killed session keeps its last update)
         "workers": workers,
         "where": f"ray:{ray_address}" if ray_address is not None else "processes",
     }
+    check_folder(sweep, folder)  # refuse a wrong folder before taking it
+    make_folder(folder, "--out")
+    lock = FolderLock(folder, "sweep").acquire()
+    try:
+        return _run_locked(sweep, folder, workers, ray_address, on_status, session, private_seed)
+    finally:
+        lock.release()
+
+
+def _run_locked(sweep, folder, workers, ray_address, on_status, session, private_seed) -> Outcome:
+    from asfed.dealer import derive_private_seed, write_private_seed
+
     manifest = plan_manifest(sweep, folder, session)
     if private_seed is not None:
         write_private_seed(folder / "ground_truth", private_seed)
@@ -611,6 +633,8 @@ def run_sweep(
 
     def settle(point: Point, took: float, error: BaseException | None) -> None:
         seconds[point.name] = seconds.get(point.name, 0.0) + took
+        session["wall_seconds"] = round(time.perf_counter() - began, 1)  # so far
+        write_manifest(folder, manifest)
         if error is None:
             done_runs.add(point.name)
             status(f"finished {point.name}")
@@ -656,7 +680,9 @@ def _run_inline(todo, paths, secret, observe, settle: Settle, status) -> None:
 def _run_pool(todo, paths, secret, observe, workers: int, settle: Settle, status) -> None:
     ctx = multiprocessing.get_context("spawn")
     others = set(multiprocessing.active_children())  # a caller's own children are not ours
-    pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+    pool = cf.ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
+    )
     try:
         futures = {
             pool.submit(train_run, p.config, paths[p.name], observe, None, secret[p.name]): p

@@ -16,6 +16,7 @@ import csv
 import io
 import math
 import multiprocessing
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import numpy as np
 from asfed.atomic import atomic_write
 from asfed.config import RunConfig, build_config
 from asfed.csvfile import read_rows
+from asfed.lifetime import die_with_parent
 from audits import scoring
 from audits.empirical import accuracy_ceiling, epsilon_lower_bound
 
@@ -132,7 +134,9 @@ def run_tradeoff(
     paths = [point_folder(out, c) for c in configs]
     Path(out).mkdir(parents=True, exist_ok=True)
     ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with cf.ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         for done in cf.as_completed(
             [pool.submit(_train, c, p) for c, p in zip(configs, paths, strict=True)]
         ):

@@ -296,3 +296,33 @@ def test_resume_refuses_a_run_whose_agent_secret_is_missing_or_damaged(tmp_path)
     _, err = res.communicate()
     assert res.returncode == 2 and "missing" in err, err
     assert len(RunFolder(run.path).read_metrics()) == 1  # nothing trained, nothing redrawn
+
+
+def test_deal_only_makes_a_run_whose_resume_plays_it(tmp_path) -> None:
+    out = tmp_path / "run"
+    flags = ("--env", "exchange", "--method", "ippo", "--episodes", "2", "--engine", "local")
+    res = _asfed("simulate", *flags, "--rounds", "2", "--out", str(out), "--deal-only")
+    assert res.wait() == 0, res.communicate()
+    assert (out / "agents" / "agent_2" / dealer.SECRET).exists()
+    assert not (out / "metrics.csv").exists()
+    res = _asfed("simulate", "--resume", str(out))
+    assert res.wait() == 0, res.communicate()
+    assert len(RunFolder(out).read_metrics()) == 2
+
+
+def test_a_sweep_manifest_never_holds_the_scenarios_private_seed(tmp_path) -> None:
+    from audits.sweep import load_sweep, run_sweep
+
+    scenario = tmp_path / "tiny.toml"
+    scenario.write_text(
+        'env = "exchange"\nmethod = "ippo"\nrounds = 1\nepisodes = 1\nprivate_seed = 987654321\n'
+        "[sweep]\nseeds = 1\n"
+    )
+    out = tmp_path / "sweep"
+    run_sweep(load_sweep(str(scenario)), out, private_seed=987654321)
+    assert "987654321" not in (out / "sweep.json").read_text()
+    assert dealer.read_private_seed(out / "ground_truth") == 987654321
+    run = next(p for p in out.iterdir() if p.name.startswith("exchange_"))
+    assert dealer.read_private_seed(run / record.TRUTH) == dealer.derive_private_seed(
+        987654321, run.name
+    )

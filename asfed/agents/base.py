@@ -62,6 +62,10 @@ from asfed.errors import AsfedError
 Graph = Neighbourhoods
 
 
+class Diverged(AsfedError):
+    """A loss became NaN or infinite: the run stops, its last checkpoint intact."""
+
+
 @dataclasses.dataclass(frozen=True)
 class AgentSpec:
     """Everything an agent is built from (nothing about other agents' rewards).
@@ -307,7 +311,14 @@ class Agent(ABC):
         self, opt: torch.optim.Optimizer, groups: list[list[nn.Parameter]], loss: torch.Tensor
     ) -> None:
         """One optimiser step; with `max_grad_norm` set, each group's gradient is clipped to
-        that norm on its own."""
+        that norm on its own. A loss that is not finite stops the run (a `Diverged` error naming
+        the round, the agent and the loss) before it can reach any parameter."""
+        if not bool(torch.isfinite(loss)):
+            what = "value loss" if opt is self.critic_opt else "policy loss"
+            raise Diverged(
+                f"round {self._rounds_done}: agent {self.id}'s {what} is {loss.item()}: training "
+                "diverged (try smaller learning rates or rho); the last checkpoint is intact"
+            )
         opt.zero_grad()
         loss.backward()
         limit = self.spec.cfg.max_grad_norm

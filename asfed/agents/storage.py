@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from asfed.atomic import atomic_write
-from asfed.csvfile import append_row, read_rows, write_rows
+from asfed.csvfile import append_row, checked_rows, read_rows, write_rows
 from asfed.errors import AsfedError
 
 DIAGNOSTICS = "diagnostics.csv"
@@ -72,7 +72,20 @@ class AgentStore:
         return read_rows(self.path / DIAGNOSTICS)
 
     def truncate_diagnostics(self, below_round: int) -> None:
-        """Drop rows of rounds >= `below_round` (resuming from a checkpoint there)."""
-        if (self.path / DIAGNOSTICS).exists():
-            rows = [r for r in self.read_diagnostics() if int(r["round"]) < below_round]
-            write_rows(self.path / DIAGNOSTICS, rows)
+        """Drop rows of rounds >= `below_round` (resuming from a checkpoint there). A damaged row
+        before that round is refused (only a tail written after the checkpoint is cut)."""
+        path = self.path / DIAGNOSTICS
+        if not path.exists():
+            return
+        rows, damaged = checked_rows(path, every_round=False)
+        kept = [r for r in rows if int(r["round"]) < below_round]
+        if (
+            damaged
+            and len(kept) == len(rows)
+            and (not rows or int(rows[-1]["round"]) + 1 < below_round)
+        ):
+            raise AsfedError(
+                f"{path} is damaged before round {below_round} (row {len(rows) + 1} is cut or "
+                "out of order); restore it from a copy or start the run again"
+            )
+        write_rows(path, kept)

@@ -11,13 +11,16 @@ opened with `keep_below=r` first drops rounds >= r (resuming from a checkpoint t
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from asfed.atomic import atomic_write
 from asfed.comm.messages import KIND_ID, KINDS, Message
+from asfed.errors import AsfedError
 
 INDEX_DTYPE = np.dtype(
     [
@@ -37,12 +40,28 @@ BIN, INDEX = "messages.bin", "messages.idx.npy"
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    np.save(buf, array)
+    atomic_write(path, buf.getvalue())
+
+
+def check_log(folder: Path, index: np.ndarray) -> int:
+    """The payload bytes `index` accounts for; a clear error if the index is not contiguous or
+    `messages.bin` is shorter than it says (a damaged log is refused, never zero-filled)."""
+    folder = Path(folder)
+    if len(index) == 0:
+        return 0
+    offsets, sizes = index["offset"].astype(np.int64), index["nbytes"].astype(np.int64)
+    if offsets[0] != 0 or (len(index) > 1 and np.any(offsets[1:] != offsets[:-1] + sizes[:-1])):
+        raise AsfedError(f"{folder / INDEX} is damaged (its offsets are not contiguous)")
+    end = int(offsets[-1] + sizes[-1])
+    have = (folder / BIN).stat().st_size if (folder / BIN).exists() else 0
+    if have < end:
+        raise AsfedError(
+            f"{folder / BIN} holds {have} bytes, its index {end}: the message log is damaged "
+            "(cut or deleted); restore it from a copy or start the run again"
+        )
+    return end
 
 
 class MessageLogWriter:
@@ -54,13 +73,22 @@ class MessageLogWriter:
         self.folder = Path(folder)
         self.every = every
         index_path = self.folder / INDEX
+        bin_path = self.folder / BIN
         self._rows: list[np.ndarray] = []
-        self._index = read_index(self.folder) if index_path.exists() else np.zeros(0, INDEX_DTYPE)
+        if index_path.exists():
+            self._index = read_index(self.folder)
+        elif bin_path.exists() and bin_path.stat().st_size:
+            raise AsfedError(
+                f"{index_path} is missing but {bin_path} holds payloads: the message log is "
+                "damaged; restore the index from a copy or start the run again"
+            )
+        else:
+            self._index = np.zeros(0, INDEX_DTYPE)
+        check_log(self.folder, self._index)
         if keep_below is not None:  # resuming: forget rounds after the checkpoint
             self._index = self._index[self._index["round"] < keep_below]
             _atomic_save(index_path, self._index)
-        end = int(self._index["offset"][-1] + self._index["nbytes"][-1]) if len(self._index) else 0
-        bin_path = self.folder / BIN
+        end = check_log(self.folder, self._index)  # only ever cuts payloads past the index
         self._bin = open(bin_path, "r+b" if bin_path.exists() else "w+b")  # noqa: SIM115
         self._bin.truncate(end)  # drop bytes of a round that never made it into the index
         self._bin.seek(end)
@@ -107,6 +135,7 @@ def read_log(
     """The recorded messages, optionally only those to `receiver`, of `kind`, in [lo, hi) rounds."""
     folder = Path(folder)
     index = read_index(folder)
+    check_log(folder, index)
     keep = np.ones(len(index), bool)
     if receiver is not None:
         keep &= index["receiver"] == receiver
@@ -136,7 +165,15 @@ def read_log(
 
 def read_index(folder: Path) -> np.ndarray:
     """The log's index, or a clear error for a log written before row indices were recorded."""
-    index = np.load(Path(folder) / INDEX)
+    path = Path(folder) / INDEX
+    try:
+        index = np.load(path)
+    except FileNotFoundError:
+        raise AsfedError(f"{path} is missing") from None
+    except (ValueError, OSError, EOFError) as err:
+        raise AsfedError(f"{path} is damaged ({err})") from None
+    if not isinstance(index, np.ndarray):
+        raise AsfedError(f"{path} is damaged (not an array)")
     if index.dtype != INDEX_DTYPE:
         raise ValueError(
             f"{Path(folder) / INDEX} was written by an older asfed (index fields "

@@ -86,8 +86,12 @@ def _npz(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def _name(round_: int) -> str:
+def round_file(round_: int) -> str:
+    """The file name of round `round_`'s record (public or ground truth)."""
     return f"round_{round_:06d}.npz"
+
+
+_name = round_file
 
 
 def write_public(folder: Path, record: PublicRecord) -> None:

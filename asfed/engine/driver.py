@@ -7,6 +7,7 @@ before any agent is built. A resumed run reads them back from there, and never d
 
 from __future__ import annotations
 
+import errno
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +16,11 @@ from typing import Any
 import numpy as np
 
 from asfed import dealer
+from asfed.agents.storage import AgentStore
 from asfed.comm import record
 from asfed.comm.record import PublicRecord
 from asfed.config import RunConfig
+from asfed.csvfile import checked_rows
 from asfed.dealer import Deal
 from asfed.engine.loop import FederationFactory, Simulation, prepare
 from asfed.engine.placement import check_workers, resolve_device
@@ -25,7 +28,7 @@ from asfed.engine.scorer import Scorer
 from asfed.engine.world import Trajectory
 from asfed.errors import AsfedError
 from asfed.plots import learning_curve
-from asfed.runs import CURVE, RunFolder
+from asfed.runs import CHECKPOINT, CURVE, METRICS, RunFolder
 
 OnRound = Callable[[dict[str, Any]], None]
 
@@ -161,21 +164,70 @@ def resume(
     worker count and device may differ from the first run's (they do not change the numbers).
     The run keeps its secrets: each agent reads its own back from its storage."""
     run, cfg = resume_config(path, rounds)
-    secrets = read_deal(run, cfg)
-    sim = Simulation(cfg, federation, run.agent_root, workers, device, secrets)
+    run.lock()
     try:
         state = run.load_checkpoint()
+        done = check_resumable(run, cfg, state)
+        secrets = read_deal(run, cfg)
+        sim = Simulation(cfg, federation, run.agent_root, workers, device, secrets)
+    except BaseException:
+        run.unlock()
+        raise
+    try:
         if state is not None:
             sim.restore(state)
+        elif run.agent_root.is_dir():  # killed before its first checkpoint: start over
+            for storage in sorted(run.agent_root.glob("agent_*")):
+                AgentStore(storage).truncate_diagnostics(0)
     except BaseException:
         sim.close()
+        run.unlock()
         raise
-    rows = [r for r in run.read_metrics() if int(r["round"]) < sim.round]
+    rows = done[: sim.round]
     run.write_metrics(rows)
     record.drop_rounds(run.path, sim.round)
     if rounds is not None:
         run.write_config(cfg)
     return sim, run, rows
+
+
+def check_resumable(
+    run: RunFolder, cfg: RunConfig, state: dict[str, Any] | None
+) -> list[dict[str, str]]:
+    """The metrics rows a resume keeps, after checking every file against the checkpoint:
+    metrics.csv holds whole rounds 0..R-1 (only a tail past the checkpoint may be cut or
+    damaged), each logged round below R has its public record and ground truth, and a folder
+    whose checkpoint is missing has never had one. Anything else is refused with one line."""
+    rows, damaged = checked_rows(run.path / METRICS)
+    if state is None:  # never checkpointed (killed before the first one finished), or deleted
+        first = min(cfg.checkpoint_every, cfg.rounds)
+        later = [
+            p
+            for p in run.agent_root.glob("agent_*/checkpoint-*.pt")
+            if not p.stem.endswith(f"-{first}")
+        ]
+        if later or len(rows) + damaged > first:
+            raise AsfedError(
+                f"{run.path / CHECKPOINT} is missing, though the run completed rounds past its "
+                "first checkpoint: it cannot continue without it (restore the file, or start a "
+                "new run)"
+            )
+        return []
+    kept = int(state["round"])
+    if len(rows) < kept:
+        raise AsfedError(
+            f"{run.path / METRICS} holds {len(rows)} whole round(s) before its first damaged or "
+            f"missing one, its checkpoint {kept}: the file is damaged (restore it from a copy, "
+            "or start a new run)"
+        )
+    for r in range(0, kept, cfg.log_every):
+        for kind in (record.PUBLIC, record.TRUTH):
+            if not (run.path / kind / record.round_file(r)).exists():
+                raise AsfedError(
+                    f"{run.path / kind / record.round_file(r)} is missing (round {r} was "
+                    "logged): the run's records are damaged; restore the file or start a new run"
+                )
+    return rows
 
 
 def write_records(folder: Path, round_: int, traj: Trajectory, scorer: Scorer) -> None:
@@ -191,30 +243,52 @@ def train(
     sim: Simulation, run: RunFolder, rows: list[dict[str, Any]], on_round: OnRound | None = None
 ) -> list[dict[str, Any]]:
     """Play the remaining rounds; metrics and messages are on disk after every round and a
-    checkpoint every `checkpoint_every` rounds and at the end."""
+    checkpoint every `checkpoint_every` rounds and at the end. The run folder's lock is released
+    when this returns or fails. A full disk or an unwritable file stops the run with one line
+    naming the last checkpoint and the command that continues it."""
     cfg = sim.cfg
-    log = run.message_log(cfg.log_every, keep_below=sim.round)
     try:
-        while sim.round < cfg.rounds:
-            try:
-                metrics, messages = sim.run_round()
-            except Exception as err:
-                err.add_note(
-                    f"{run.path} keeps the {len(rows)} completed rounds; continue with: "
-                    f"asfed simulate --resume {run.path}"
-                )
-                raise
-            log.write_round(int(metrics["round"]), messages)
-            write_records(run.path, int(metrics["round"]), sim.last_trajectory, sim.scorer)
-            run.append_metrics(metrics, header=not rows)
-            rows.append(metrics)
-            if sim.round % cfg.checkpoint_every == 0 or sim.round == cfg.rounds:
-                run.save_checkpoint(sim.checkpoint())
-            if on_round:
-                on_round(metrics)
+        log = run.message_log(cfg.log_every, keep_below=sim.round)
+        try:
+            while sim.round < cfg.rounds:
+                try:
+                    metrics, messages = sim.run_round()
+                except Exception as err:
+                    err.add_note(
+                        f"{run.path} keeps the {len(rows)} completed rounds; continue with: "
+                        f"asfed simulate --resume {run.path}"
+                    )
+                    raise
+                log.write_round(int(metrics["round"]), messages)
+                write_records(run.path, int(metrics["round"]), sim.last_trajectory, sim.scorer)
+                run.append_metrics(metrics, header=not rows)
+                rows.append(metrics)
+                if sim.round % cfg.checkpoint_every == 0 or sim.round == cfg.rounds:
+                    run.save_checkpoint(sim.checkpoint())
+                if on_round:
+                    on_round(metrics)
+        finally:
+            log.close()
+        if rows:
+            title = f"{cfg.method} on {cfg.env} (seed {cfg.seed}, {sim.topology_name})"
+            learning_curve(rows, run.path / CURVE, title)
+    except OSError as err:
+        raise AsfedError(_stopped_by(err, run)) from None
     finally:
-        log.close()
-    if rows:
-        title = f"{cfg.method} on {cfg.env} (seed {cfg.seed}, {sim.topology_name})"
-        learning_curve(rows, run.path / CURVE, title)
+        run.unlock()
     return rows
+
+
+def _stopped_by(err: OSError, run: RunFolder) -> str:
+    """One line for an environmental fault: what failed, the last good round, how to go on."""
+    what = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+    where = f" writing {err.filename}" if err.filename else ""
+    try:
+        state = run.load_checkpoint()
+        kept = state["round"] if state else 0
+    except AsfedError:
+        kept = "?"
+    return (
+        f"stopped: {what}{where}; {run.path} keeps its last checkpoint (after round {kept}); "
+        f"once fixed, continue with: asfed simulate --resume {run.path}"
+    )

@@ -55,6 +55,7 @@ def prepare(cfg: RunConfig) -> tuple[Method, VecEnv, Topology]:
     env = make_vec_env(cfg.env, cfg.num_episodes(), seed=cfg.seed, **cfg.env_options())
     method.check(cfg.env, env.num_agents)
     topology = make_topology(cfg.topology_name(), env.num_agents, cfg.every)
+    check_memory(cfg, env)
     env_cls = ENVS.get(cfg.env)
     if topology.needs_positions and env_cls.agent_positions is VecEnv.agent_positions:
         raise AsfedError(
@@ -62,6 +63,29 @@ def prepare(cfg: RunConfig) -> tuple[Method, VecEnv, Topology]:
             "lacks; accepted: predation"
         )
     return method, env, topology
+
+
+def round_bytes(cfg: RunConfig, env: VecEnv) -> int:
+    """A lower bound on the bytes one round's trajectory holds in memory: the states `[B, T + 1,
+    D]` (float32), reward features `[B, T, N, F]` (float64) and joint actions `[B, T, N]`."""
+    b, t, n = cfg.num_episodes(), env.horizon, env.num_agents
+    return b * (t + 1) * env.obs_dim * 4 + b * t * n * (len(env.feature_names) * 8 + 8)
+
+
+def check_memory(cfg: RunConfig, env: VecEnv) -> None:
+    """Refuse a round that cannot fit in this machine's available memory, before it starts."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: line.split()[1] for line in f}
+        available = int(info["MemAvailable"]) * 1024
+    except (OSError, KeyError, ValueError, IndexError):
+        return  # not Linux: the round will find out
+    need = round_bytes(cfg, env)
+    if need > available:
+        raise AsfedError(
+            f"episodes={cfg.num_episodes()} needs at least {need / 2**30:.1f} GiB a round, more "
+            f"than the {available / 2**30:.1f} GiB available; accepted: fewer --episodes"
+        )
 
 
 class Simulation:

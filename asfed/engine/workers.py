@@ -36,6 +36,7 @@ from asfed.comm.messages import Message
 from asfed.dealer import AgentSecret
 from asfed.engine.federation import Federation, own_secret, step_agent
 from asfed.errors import AsfedError
+from asfed.lifetime import die_with_parent
 
 
 class WorkerFederation(Federation):
@@ -61,7 +62,9 @@ class WorkerFederation(Federation):
                 here, there = socket.socketpair()
                 with there:
                     fd = there.fileno()
-                    command = [sys.executable, "-m", "asfed.engine.workers", str(fd)]
+                    command = [
+                        sys.executable, "-m", "asfed.engine.workers", str(fd), str(os.getpid())
+                    ]  # fmt: skip
                     self.procs.append(subprocess.Popen(command, pass_fds=[fd], env=env))
                 self.pipes.append(Connection(here.detach()))
                 mine = [s for s in specs if self.owner[s.agent_id] == w]
@@ -220,5 +223,6 @@ def _handle(agents: dict[int, Agent], command: str, part: Any, common: dict) -> 
 
 
 if __name__ == "__main__":  # a worker process, started by WorkerFederation
+    die_with_parent(int(sys.argv[2]))  # no orphan agents if the world is killed
     with Connection(int(sys.argv[1])) as _pipe:
         _serve(_pipe)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from asfed.config import read_toml
-from asfed.csvfile import read_rows
+from asfed.csvfile import checked_rows, read_rows
 from asfed.errors import AsfedError
 from asfed.sweeps import is_sweep, read_manifest
 
@@ -87,7 +87,13 @@ class Source:
 def read_run(path: Path, train_seconds: float | None = None) -> Run | None:
     """A run folder's config and per-round numbers (None if it has no completed round)."""
     path = Path(path)
-    rows = read_rows(path / METRICS)
+    rows, damaged = checked_rows(path / METRICS)
+    if damaged:
+        raise AsfedError(
+            f"{path / METRICS} is damaged at data row {len(rows) + 1} (cut, out of order or "
+            f"repeated); `asfed simulate --resume {path}` cuts a damaged tail back to the last "
+            "checkpoint, or restore the file"
+        )
     if not rows:
         return None
     try:

@@ -92,7 +92,7 @@ def _budget(source: Source) -> str:
     episodes = sorted({c.get("episodes") for c in cfgs})
     steps = sorted({c.get("episodes", 0) * c.get("horizon", 0) for c in cfgs})
     seeds = sorted({c["seed"] for c in cfgs})
-    seconds = sum(s.get("wall_seconds", 0.0) for s in source.sessions)
+    seconds = sum(s.get("wall_seconds") or 0.0 for s in source.sessions)  # None: unknown
     trained = [r.train_seconds for r in source.runs if r.train_seconds]
     wall = (
         f"; wall time {duration(seconds)} over {len(source.sessions)} session(s)"

@@ -80,7 +80,7 @@ def _budget(source: Source) -> str:
     episodes = "/".join(str(e) for e in sorted({c["episodes"] for c in cfgs}))
     steps = "/".join(f"{s:,}" for s in sorted({c["episodes"] * c["horizon"] for c in cfgs}))
     seeds = len({c["seed"] for c in cfgs})
-    wall = sum(s.get("wall_seconds", 0.0) for s in source.sessions)
+    wall = sum(s.get("wall_seconds") or 0.0 for s in source.sessions)  # None: unknown
     workers = sorted({str(s.get("workers")) for s in source.sessions})
     trained = [r.train_seconds for r in source.runs if r.train_seconds]
     text = (
