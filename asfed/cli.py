@@ -129,7 +129,7 @@ def _private_seed(given: str | None, scenario: str | None) -> int | None:
     if given is None:
         return private_seed_of(scenario)
     text = given.strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise AsfedError(f"--private-seed={given!r} is invalid; accepted: an integer 0..2**128-1")
     return check_private_seed(int(text))
 

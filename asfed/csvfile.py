@@ -34,7 +34,7 @@ def checked_rows(path: Path, every_round: bool = True) -> tuple[list[dict[str, s
     for i, row in enumerate(rows):
         whole = None not in row and all(v not in (None, "") for v in row.values())
         text = row.get("round") or ""
-        number = int(text) if text.isdigit() else -1
+        number = int(text) if text.isascii() and text.isdigit() else -1
         ordered = number == i if every_round else number > last
         if not whole or not ordered:
             return rows[:i], len(rows) - i

@@ -27,6 +27,7 @@ import io
 import json
 import platform
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -86,10 +87,16 @@ class RunFolder:
 
     @classmethod
     def create(
-        cls, path: Path, cfg: RunConfig, execution: dict[str, Any] | None = None
+        cls,
+        path: Path,
+        cfg: RunConfig,
+        execution: dict[str, Any] | None = None,
+        first: Callable[[RunFolder], None] | None = None,
     ) -> RunFolder:
-        """A new run folder; refuses to overwrite an existing run. `execution` (workers,
-        device: how the run computed, not what it is) goes into versions.json."""
+        """A new run folder, locked; refuses to overwrite an existing run. `execution` (workers,
+        device: how the run computed, not what it is) goes into versions.json. `first(run)`
+        writes what must exist before the run does (its secrets): config.toml, which makes the
+        folder a run, is written after it, so a kill in between leaves no run that lacks them."""
         path = Path(path)
         if (path / CONFIG).exists():
             raise AsfedError(
@@ -102,6 +109,8 @@ class RunFolder:
         if (path / CONFIG).exists():  # another writer created it while we waited
             run.unlock()
             raise AsfedError(f"{path} already holds a run; choose another --out")
+        if first is not None:
+            first(run)
         run.write_config(cfg)
         info = {**versions(), **(execution or {})}
         atomic_write(path / VERSIONS, json.dumps(info, indent=2).encode())

@@ -76,8 +76,10 @@ from asfed.config import (
     read_toml,
     scenario_names,
 )
+from asfed.csvfile import checked_rows
 from asfed.errors import AsfedError, accepted
 from asfed.folders import FolderLock, make_folder
+from asfed.lifetime import guard_descendants
 from asfed.registry import Registry
 from asfed.sweeps import FORMAT, MANIFEST, read_manifest, write_manifest
 from audits import anticipation
@@ -475,8 +477,12 @@ def rounds_done(path: Path) -> int:
 
 
 def finished(path: Path, cfg: RunConfig, observe: tuple[str, ...]) -> bool:
-    """Whether a run folder holds all its rounds and its observed metrics."""
+    """Whether a run folder holds all its rounds, whole, and its observed metrics (a damaged
+    metrics.csv is not finished: the run's resume repairs a tail or refuses the damage)."""
     if rounds_done(path) < cfg.rounds:
+        return False
+    rows, damaged = checked_rows(Path(path) / "metrics.csv")
+    if damaged or len(rows) < cfg.rounds:
         return False
     return all((Path(path) / OBSERVERS.get(name).file).exists() for name in observe)
 
@@ -591,7 +597,7 @@ def run_sweep(
     session = {
         "command": command or " ".join(sys.argv),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "wall_seconds": None,  # unknown until it ends (a killed session keeps its last update)
+        "wall_seconds": None,  # unknown until it ends (a killed session keeps null)
         "workers": workers,
         "where": f"ray:{ray_address}" if ray_address is not None else "processes",
     }
@@ -605,11 +611,23 @@ def run_sweep(
 
 
 def _run_locked(sweep, folder, workers, ray_address, on_status, session, private_seed) -> Outcome:
-    from asfed.dealer import derive_private_seed, write_private_seed
+    from asfed.dealer import (
+        PRIVATE_SEED,
+        derive_private_seed,
+        read_private_seed,
+        write_private_seed,
+    )
 
+    truth = folder / "ground_truth"
+    kept = read_private_seed(truth) if (truth / PRIVATE_SEED).exists() else None
+    if private_seed is not None and kept is not None and kept != private_seed:
+        raise AsfedError(
+            f"{folder} was swept with another private seed ({truth / PRIVATE_SEED}); give "
+            "the same one, or choose another --out"
+        )
     manifest = plan_manifest(sweep, folder, session)
     if private_seed is not None:
-        write_private_seed(folder / "ground_truth", private_seed)
+        write_private_seed(truth, private_seed)
     began = time.perf_counter()
     paths = {p.name: folder / p.name for p in sweep.points}
     secret = {
@@ -633,8 +651,6 @@ def _run_locked(sweep, folder, workers, ray_address, on_status, session, private
 
     def settle(point: Point, took: float, error: BaseException | None) -> None:
         seconds[point.name] = seconds.get(point.name, 0.0) + took
-        session["wall_seconds"] = round(time.perf_counter() - began, 1)  # so far
-        write_manifest(folder, manifest)
         if error is None:
             done_runs.add(point.name)
             status(f"finished {point.name}")
@@ -723,6 +739,7 @@ def _run_ray(
         if address == "local":
             options["num_cpus"] = workers
         sigterm = signal.getsignal(signal.SIGTERM)
+        guard_descendants()  # Ray's own processes outlive a killed driver
         ray.init(address=address, logging_level=logging.WARNING, **options)
         if sigterm is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, sigterm)  # ray.init installs its own sys.exit

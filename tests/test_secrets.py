@@ -57,7 +57,8 @@ def _holds_secret(obj: Any, weights: np.ndarray) -> list[str]:
     """What of a secret `obj` holds: a secret object, or an array with a private weight in it
     (continuous weights, so a chance match is impossible)."""
     found = []
-    private = set(np.unique(weights[:, 0]).tolist())  # the apple values
+    values = np.unique(weights[:, 0])  # the apple values, also as float32 payloads carry them
+    private = set(values.tolist()) | set(values.astype(np.float32).astype(np.float64).tolist())
     for x in _arrays(obj):
         if isinstance(x, (AgentSecret, Deal, Scorer)):
             found.append(type(x).__name__)
@@ -220,11 +221,18 @@ def test_the_flower_server_app_never_receives_or_holds_a_secret(tmp_path) -> Non
     sim, run, rows = start(cfg, tmp_path / "run", flower_federation(grid), private_seed=8)
     weights = record.read_params(run.path)[1]
     train(sim, run, rows)
-    contents = []
+    contents: list[Any] = []
     for content in grid.seen:
         for rec in content.array_records.values():
             contents += [rec[k].numpy() for k in rec]
+        for rec in content.config_records.values():
+            contents += list(rec.values())
     assert contents and _holds_secret(contents, weights) == []
+    noise = [
+        dealer.read_agent_secret(run.agent_root / f"agent_{i}", i).noise_seed for i in range(4)
+    ]
+    text = repr(contents)
+    assert not any(str(seed) in text for seed in noise)
     assert _holds_secret(sim.relay, weights) == [] and _holds_secret(sim.env, weights) == []
     assert all(copy.secret is None for copy in sim.federation.acting)
 

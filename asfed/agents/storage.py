@@ -79,11 +79,8 @@ class AgentStore:
             return
         rows, damaged = checked_rows(path, every_round=False)
         kept = [r for r in rows if int(r["round"]) < below_round]
-        if (
-            damaged
-            and len(kept) == len(rows)
-            and (not rows or int(rows[-1]["round"]) + 1 < below_round)
-        ):
+        intact = not rows or int(rows[-1]["round"]) >= below_round - 1
+        if damaged and below_round > 0 and not intact:
             raise AsfedError(
                 f"{path} is damaged before round {below_round} (row {len(rows) + 1} is cut or "
                 "out of order); restore it from a copy or start the run again"

@@ -17,7 +17,7 @@ import numpy as np
 
 from asfed import dealer
 from asfed.agents.storage import AgentStore
-from asfed.comm import record
+from asfed.comm import log, record
 from asfed.comm.record import PublicRecord
 from asfed.config import RunConfig
 from asfed.csvfile import checked_rows
@@ -28,7 +28,7 @@ from asfed.engine.scorer import Scorer
 from asfed.engine.world import Trajectory
 from asfed.errors import AsfedError
 from asfed.plots import learning_curve
-from asfed.runs import CHECKPOINT, CURVE, METRICS, RunFolder
+from asfed.runs import CHECKPOINT, CONFIG, CURVE, METRICS, RunFolder
 
 OnRound = Callable[[dict[str, Any]], None]
 
@@ -65,20 +65,26 @@ def create(cfg: RunConfig, out: Path, private_seed: int | None = None) -> RunFol
     _, env, _ = prepare(cfg)
     if private_seed is not None:
         dealer.check_private_seed(private_seed)
-    return _create(cfg, out, env, private_seed, {})[0]
+    run = _create(cfg, out, env, private_seed, {})[0]
+    run.unlock()  # written and done: the run's next writer takes the folder
+    return run
 
 
 def _create(
     cfg: RunConfig, out: Path, env: Any, private_seed: int | None, execution: dict[str, Any]
 ) -> tuple[RunFolder, Deal]:
     existed = Path(out).exists()
-    run = RunFolder.create(out, cfg, execution)
-    try:
-        secrets = dealer.deal(env, private_seed)
+    secrets = dealer.deal(env, private_seed)
+
+    def first(run: RunFolder) -> None:  # the secrets exist before the run does
         write_truth_params(run.path, secrets)
         dealer.hand_out(secrets, run.agent_root)
+
+    try:
+        run = RunFolder.create(out, cfg, execution, first)
     except BaseException:
-        _unmake(run.path, existed)
+        if not existed and not (Path(out) / CONFIG).exists():
+            shutil.rmtree(out, ignore_errors=True)
         raise
     return run, secrets
 
@@ -191,6 +197,19 @@ def resume(
     return sim, run, rows
 
 
+def _check_message_log(folder: Path) -> None:
+    """The message log as a resume will extend it: an index that exists wherever payloads do,
+    contiguous, over a payload file at least as long (`asfed.comm.log.check_log`)."""
+    index, payloads = folder / log.INDEX, folder / log.BIN
+    if index.exists():
+        log.check_log(folder, log.read_index(folder))
+    elif payloads.exists() and payloads.stat().st_size:
+        raise AsfedError(
+            f"{index} is missing but {payloads} holds payloads: the message log is damaged; "
+            "restore the index from a copy or start the run again"
+        )
+
+
 def check_resumable(
     run: RunFolder, cfg: RunConfig, state: dict[str, Any] | None
 ) -> list[dict[str, str]]:
@@ -199,6 +218,7 @@ def check_resumable(
     damaged), each logged round below R has its public record and ground truth, and a folder
     whose checkpoint is missing has never had one. Anything else is refused with one line."""
     rows, damaged = checked_rows(run.path / METRICS)
+    _check_message_log(run.path)
     if state is None:  # never checkpointed (killed before the first one finished), or deleted
         first = min(cfg.checkpoint_every, cfg.rounds)
         later = [
@@ -248,7 +268,7 @@ def train(
     naming the last checkpoint and the command that continues it."""
     cfg = sim.cfg
     try:
-        log = run.message_log(cfg.log_every, keep_below=sim.round)
+        writer = run.message_log(cfg.log_every, keep_below=sim.round)
         try:
             while sim.round < cfg.rounds:
                 try:
@@ -259,7 +279,7 @@ def train(
                         f"asfed simulate --resume {run.path}"
                     )
                     raise
-                log.write_round(int(metrics["round"]), messages)
+                writer.write_round(int(metrics["round"]), messages)
                 write_records(run.path, int(metrics["round"]), sim.last_trajectory, sim.scorer)
                 run.append_metrics(metrics, header=not rows)
                 rows.append(metrics)
@@ -268,11 +288,13 @@ def train(
                 if on_round:
                     on_round(metrics)
         finally:
-            log.close()
+            writer.close()
         if rows:
             title = f"{cfg.method} on {cfg.env} (seed {cfg.seed}, {sim.topology_name})"
             learning_curve(rows, run.path / CURVE, title)
     except OSError as err:
+        if err.filename is None:  # not a file's fault (a broken pipe to a worker): as it is
+            raise
         raise AsfedError(_stopped_by(err, run)) from None
     finally:
         run.unlock()

@@ -54,7 +54,7 @@ def resolve_device(name: str) -> str:
                 f"(its CUDA: {build}); accepted here: cpu, auto"
             )
         index = name.split(":", 1)[1] if ":" in name else "0"
-        if not index.isdigit() or int(index) >= torch.cuda.device_count():
+        if not (index.isascii() and index.isdigit()) or int(index) >= torch.cuda.device_count():
             raise AsfedError(
                 f"unknown device {name!r}; accepted: cuda:0 to cuda:{torch.cuda.device_count() - 1}"
             )

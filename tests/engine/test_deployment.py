@@ -23,10 +23,22 @@ from pathlib import Path
 import pytest
 
 from asfed.config import build_config
+from asfed.engine.driver import create
 from asfed.engine.flower.localnet import BIN, REPO, LocalNet, descendants, free_port
 from asfed.engine.loop import Simulation
 
-SETTINGS = "episodes=2 seed=9 private-seed=11 checkpoint-every=1"
+SETTINGS = "episodes=2 seed=9 checkpoint-every=1"
+
+
+def dealt(out: Path, rounds: int) -> str:
+    """Deal a run folder here, as `asfed simulate --deal-only --private-seed 11` does (a private
+    seed never goes in Flower's run config, which every ClientApp receives), and return the
+    run-config words that play it: the same numbers as `local_returns`."""
+    cfg = build_config(
+        env="exchange", method="as", episodes=2, seed=9, checkpoint_every=1, rounds=rounds
+    )
+    create(cfg, out, private_seed=11)
+    return f'rounds={rounds} resume="{out}"'
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +87,7 @@ def wait_rounds(out: Path, rounds: int, run: subprocess.Popen, seconds: float) -
 def test_tls_and_enrolled_nodes_give_the_local_engines_numbers(net: LocalNet, tmp_path) -> None:
     out = tmp_path / "run"
     tasks_before = [net.log(f"worker{n.index}").count(" task ") for n in net.nodes]
-    res = net.run(f'rounds=2 {SETTINGS} {pinned(net)} out="{out}"', seconds=240)
+    res = net.run(f"{dealt(out, 2)} {pinned(net)}", seconds=240)
     assert res.returncode == 0 and "round trips" in res.stdout, res.stdout[-3000:]
     assert run_returns(out) == local_returns(2)
     assert (out / "checkpoint.pt").exists() and (out / "learning_curve.png").exists()
@@ -113,7 +125,7 @@ def test_a_killed_supernode_names_agent_and_round_and_resume_gives_the_same_numb
     net: LocalNet, tmp_path
 ) -> None:
     out = tmp_path / "run"
-    run, log = net.start_run(f'rounds=4 {SETTINGS} {pinned(net)} reply-timeout=8 out="{out}"')
+    run, log = net.start_run(f"{dealt(out, 4)} {pinned(net)} reply-timeout=8")
     wait_rounds(out, 2, run, seconds=120)
     victim = net.nodes[1]
     net.kill(victim.supernode, signal.SIGKILL)
@@ -140,7 +152,7 @@ def test_a_superlink_restart_keeps_the_rounds_and_resume_gives_the_same_numbers(
     net: LocalNet, tmp_path
 ) -> None:
     out = tmp_path / "run"
-    run, log = net.start_run(f'rounds=4 {SETTINGS} {pinned(net)} reply-timeout=8 out="{out}"')
+    run, log = net.start_run(f"{dealt(out, 4)} {pinned(net)} reply-timeout=8")
     wait_rounds(out, 2, run, seconds=120)
     net.stop_superlink(signal.SIGKILL)
     run.wait(timeout=60)
@@ -187,7 +199,7 @@ def test_flwr_run_on_the_managed_local_superlink(tmp_path) -> None:
                 "--federation-config",
                 "num-supernodes=3",
                 "--run-config",
-                f'rounds=2 episodes=2 seed=9 private-seed=11 out="{out}"',
+                dealt(out, 2),
             ],
             cwd=REPO,
             env=env,

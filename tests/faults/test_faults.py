@@ -17,6 +17,10 @@ import pytest
 
 from asfed.comm.log import BIN, INDEX
 from asfed.csvfile import checked_rows
+from asfed.engine.driver import resume, train
+from asfed.errors import AsfedError
+from asfed.report.collect import read_run
+from attacks.view import load_view
 from tests.test_simulate_cli import CLI, CLI_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,19 +141,32 @@ def finished(tmp_path, reference: Path) -> Path:
     return out
 
 
+def refused(folder: Path, *words: str) -> None:
+    """`resume` of `folder` (in this process: the CLI's one-line handling of an AsfedError is
+    checked once, below) refuses it, and writes nothing: the folder is unchanged."""
+    before = {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    with pytest.raises(AsfedError) as err:
+        resume(folder, 8)
+    for word in words:
+        assert word in str(err.value), str(err.value)
+    after = {
+        p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"
+    }
+    assert after == {p: b for p, b in before.items() if p.name != ".lock"}
+
+
 def test_a_short_message_log_is_refused_by_resume_and_audit(finished: Path) -> None:
     data = (finished / BIN).read_bytes()
     (finished / BIN).write_bytes(data[: len(data) // 2])
-    one_line_error(asfed("simulate", "--resume", str(finished), "--rounds", "8"), "damaged")
+    refused(finished, "damaged")  # never zero-filled
+    with pytest.raises(AsfedError, match="damaged"):
+        load_view(finished, "relay", 0)
     one_line_error(asfed("audit", str(finished)), "damaged")
-    assert (finished / BIN).stat().st_size == len(data) // 2  # never zero-filled
 
 
 def test_a_missing_log_index_is_refused_and_the_payloads_kept(finished: Path) -> None:
-    size = (finished / BIN).stat().st_size
     (finished / INDEX).unlink()
-    one_line_error(asfed("simulate", "--resume", str(finished), "--rounds", "8"), INDEX)
-    assert (finished / BIN).stat().st_size == size  # never truncated to nothing
+    refused(finished, INDEX)  # the payloads are never truncated to nothing
 
 
 def test_a_torn_metrics_row_before_the_checkpoint_is_refused_by_resume_and_report(
@@ -158,43 +175,42 @@ def test_a_torn_metrics_row_before_the_checkpoint_is_refused_by_resume_and_repor
     lines = (finished / "metrics.csv").read_text().splitlines(keepends=True)
     lines[2] = lines[2][: len(lines[2]) // 2] + "\n"  # round 1's row cut mid-line
     (finished / "metrics.csv").write_text("".join(lines))
-    one_line_error(asfed("simulate", "--resume", str(finished), "--rounds", "8"), "metrics.csv")
-    one_line_error(asfed("report", str(finished), "--out", str(finished / "r.html")), "damaged")
+    refused(finished, "metrics.csv")
+    with pytest.raises(AsfedError, match="damaged"):
+        read_run(finished)
 
 
 def test_a_torn_tail_past_the_checkpoint_is_cut_back_by_design(
     finished: Path, reference: Path
 ) -> None:
-    shutil.copy(reference / "metrics.csv", finished / "metrics.csv")
     with open(finished / "metrics.csv", "a") as f:
         f.write("6,1.0,2.")  # a row of a round after the last checkpoint, cut by a kill
-    res = asfed("simulate", "--resume", str(finished))
-    assert res.returncode == 0, res.stderr
+    sim, run, rows = resume(finished, None)
+    train(sim, run, rows)
     assert files(finished) == files(reference)
 
 
 def test_a_deleted_checkpoint_is_refused_not_restarted(finished: Path) -> None:
     (finished / "checkpoint.pt").unlink()
-    one_line_error(asfed("simulate", "--resume", str(finished), "--rounds", "8"), "missing")
-    assert len((finished / "metrics.csv").read_text().splitlines()) == 1 + int(ROUNDS)
+    refused(finished, "missing")
 
 
 def test_an_audit_refuses_a_logged_round_without_its_public_record(finished: Path) -> None:
     (finished / "public" / "round_000002.npz").unlink()
-    one_line_error(asfed("audit", str(finished)), "round 2", "missing")
+    with pytest.raises(AsfedError, match="round 2"):
+        load_view(finished, "relay", 0)
 
 
-def test_garbage_diagnostics_are_one_line(finished: Path) -> None:
+def test_garbage_diagnostics_are_refused(finished: Path) -> None:
     (finished / "agents" / "agent_1" / "diagnostics.csv").write_bytes(b"\x00\xffgarbage\n1,2\n")
-    res = asfed("simulate", "--resume", str(finished), "--rounds", "8")
-    one_line_error(res, "diagnostics.csv")
+    refused(finished, "diagnostics.csv")
 
 
 def test_an_empty_or_garbage_checkpoint_names_its_reason(finished: Path) -> None:
     (finished / "checkpoint.pt").write_bytes(b"")
-    res = asfed("simulate", "--resume", str(finished), "--rounds", "8")
-    one_line_error(res, "checkpoint")
-    assert "cannot read checkpoint" in res.stderr and not res.stderr.rstrip().endswith(":")
+    refused(finished, "cannot read checkpoint", "empty")
+    (finished / "checkpoint.pt").write_bytes(b"PK garbage")
+    refused(finished, "cannot read checkpoint")
 
 
 # ---- a killed sweep leaves no orphan, and its rerun resumes cleanly --------------------------
@@ -255,6 +271,34 @@ def test_a_killed_sweep_leaves_no_orphans_and_its_rerun_resumes_cleanly(tmp_path
         assert files(out / run) == files(straight / run), run
     sessions = json.loads((out / "sweep.json").read_text())["sessions"]
     assert all(s["wall_seconds"] is None or s["wall_seconds"] > 0 for s in sessions)
+
+
+def test_a_killed_flower_simulation_leaves_none_of_rays_processes(tmp_path) -> None:
+    """Ray's agents outlive a driver killed with kill -9 on their own; the watchdog
+    (`asfed.lifetime.guard_descendants`) kills every process the run had started."""
+    from asfed.lifetime import _descendants, _table
+
+    out = tmp_path / "run"
+    flags = ("--env", "exchange", "--method", "ippo", "--episodes", "2", "--engine", "flower")
+    run = subprocess.Popen(
+        [*CLI, "simulate", *flags, "--rounds", "300", "--out", str(out)],
+        env={**env(), "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not (out / "metrics.csv").exists():
+        assert time.time() < deadline and run.poll() is None, "the run did not start"
+        time.sleep(0.1)
+    time.sleep(1.0)  # the watchdog notes the processes every 0.5 s
+    started = _descendants(run.pid, _table())
+    assert len(started) >= 3  # Ray's services and workers, and the watchdog
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    deadline = time.time() + 15
+    while _alive(list(started)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert _alive(list(started)) == [], "processes outlived the killed run"
 
 
 # ---- bad values ------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.supercore import log
 
 from asfed.config import RunConfig, check_types
-from asfed.dealer import check_private_seed
 from asfed.engine.driver import resume, start, train
 from asfed.engine.flower import rpclog
 from asfed.engine.flower.federation import (
@@ -55,7 +54,7 @@ def _nodes(value: Any) -> list[int] | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return [value]
     parts = str(value).replace(",", " ").split()
-    if not parts or not all(p.isdigit() for p in parts):
+    if not parts or not all(p.isascii() and p.isdigit() for p in parts):
         raise AsfedError(
             f"nodes={value!r} in the Flower run config should be node ids (the numbers "
             "`flwr supernode register` printed), one per agent, in agent order"
@@ -68,28 +67,23 @@ DEPLOYMENT_KEYS = ("nodes", "node_wait", "reply_timeout")  # FlowerFederation's,
 
 def run_config_to_options(run_config: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
     """Flower run config -> (RunConfig fields, out folder, resume folder). Dashes become
-    underscores; an empty string means unset (TOML has no null). `private-seed` is not a
-    RunConfig field: `private_seed_option` reads it."""
+    underscores; an empty string means unset (TOML has no null). There is no private seed key:
+    Flower hands the run config to every ClientApp, so a seed there would give each agent every
+    other agent's secrets; a reproducible deployment deals first (`asfed simulate --deal-only
+    --private-seed N`) and resumes."""
     values = {k.replace("-", "_"): v for k, v in run_config.items()}
-    values.pop("private_seed", None)
+    if "private_seed" in values:
+        raise AsfedError(
+            "private-seed cannot be a Flower run-config key (every ClientApp receives the run "
+            "config); deal the run first with asfed simulate --deal-only --private-seed N, then "
+            "resume it"
+        )
     out, resume_from = str(values.pop("out", "") or ""), str(values.pop("resume", "") or "")
     fields = {k: v for k, v in values.items() if v != "" and k not in DEPLOYMENT_KEYS}
     check_types(fields, "the Flower run config")
     if fields.get("dp_epsilon") is not None and fields.get("dp_sigma") is not None:
         raise AsfedError("give dp_epsilon or dp_sigma, not both (sigma is calibrated from epsilon)")
     return {**fields, "engine": "flower"}, out, resume_from
-
-
-def private_seed_option(run_config: dict[str, Any]) -> int | None:
-    """The run config's `private-seed` (None: fresh entropy). The ServerApp that starts a run
-    deals its secrets (docs/privacy.md says what its operator then held)."""
-    value = run_config.get("private-seed", "")
-    if value in ("", None):
-        return None
-    text = str(value).strip()
-    if not text.isdigit():
-        raise AsfedError(f"private-seed={value!r} in the Flower run config should be an integer")
-    return check_private_seed(int(text), "private-seed")
 
 
 def federation_options(run_config: dict[str, Any]) -> dict[str, Any]:
@@ -124,8 +118,7 @@ def main(grid: Grid, context: Context) -> None:
         if resume_from:
             sim, run, rows = resume(folder, fields.get("rounds"), factory)
         else:
-            seed = private_seed_option(dict(context.run_config))
-            sim, run, rows = start(RunConfig(**fields), folder, factory, private_seed=seed)
+            sim, run, rows = start(RunConfig(**fields), folder, factory)
     except (ClientFailure, LinkFailure) as err:
         raise DeploymentFailure(f"{err}{_how_to_resume(folder, None)}") from None
     try:

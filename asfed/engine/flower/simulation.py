@@ -17,6 +17,7 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 from asfed.engine.flower import client_app
+from asfed.lifetime import guard_descendants
 
 
 def run_flower(num_agents: int, body: Callable[[Grid], Any], verbose: bool = False) -> Any:
@@ -46,6 +47,7 @@ def run_flower(num_agents: int, body: Callable[[Grid], Any], verbose: bool = Fal
             "log_to_driver": verbose,
         },
     }
+    guard_descendants()  # Ray's agents outlive a killed driver on their own
     try:
         with warnings.catch_warnings():
             if not verbose:
