@@ -377,6 +377,14 @@ class Agent(ABC):
         """Checkpoint to the agent's own storage (the state after `round_` rounds)."""
         if self.store is None:
             raise RuntimeError(f"agent {self.id} has no private storage to checkpoint to")
+        for name, module in self.modules().items():
+            if isinstance(module, nn.Module) and not all(
+                bool(torch.isfinite(p).all()) for p in module.parameters()
+            ):
+                raise Diverged(
+                    f"round {round_}: agent {self.id}'s {name} has non-finite parameters: "
+                    "training diverged; the last good checkpoint is kept, this one not written"
+                )
         self.store.save_checkpoint(round_, self.state_dict())
 
     def load_private(self, round_: int) -> None:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from asfed.agents.base import Agent, AgentSpec, Graph, adam
-from asfed.agents.methods import METHODS, Method, sample_categorical
+from asfed.agents.methods import METHODS, Method, finite_policies, sample_categorical
 from asfed.agents.networks import mlp
 from asfed.agents.ppo import clipped_surrogate
 from asfed.comm.messages import Message
@@ -94,5 +94,6 @@ class CentralisedPPO(Method):
     ) -> np.ndarray:
         with torch.no_grad():
             probs = agents[0].acting_probs(torch.as_tensor(obs))
+        finite_policies(probs[:, None], [agents[0].id])
         joint = sample_categorical(probs.double().numpy(), rng)
         return np.stack(np.divmod(joint, agents[0].spec.num_actions), axis=-1)

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
-from asfed.agents.base import Agent, AgentSpec
+from asfed.agents.base import Agent, AgentSpec, Diverged
 from asfed.dealer import AgentSecret
 from asfed.registry import Registry
 
@@ -46,7 +46,20 @@ class Method(ABC):
         o = torch.as_tensor(obs)
         with torch.no_grad():
             probs = torch.stack([a.acting_probs(o) for a in agents], 1)
+        finite_policies(probs, [a.id for a in agents])
         return sample_categorical(probs.double().numpy(), rng)
+
+
+def finite_policies(probs: torch.Tensor, ids: list[int]) -> None:
+    """Stop the run if an acting policy's probabilities `[B, N, A]` are not finite (a
+    diverged network), naming the agent, rather than sample garbage actions."""
+    bad = ~torch.isfinite(probs).all(-1).all(0)
+    if bool(bad.any()):
+        agent = ids[int(bad.nonzero()[0, 0])]
+        raise Diverged(
+            f"agent {agent}'s acting policy has non-finite probabilities: training diverged "
+            "(try smaller learning rates or rho); the last checkpoint is intact"
+        )
 
 
 def sample_categorical(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:

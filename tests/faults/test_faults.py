@@ -75,10 +75,9 @@ def reference(tmp_path_factory) -> Path:
     "kill_at",
     [
         "checkpoint.pt:1:before",  # the world's first checkpoint: temporary file only
-        "checkpoint.pt:2:after",  # right after the world's second checkpoint
         "checkpoint-4.pt:1:before",  # between agents' checkpoints of round 4
         "messages.idx.npy:3:before",  # the log's index of round 2, payloads already written
-        "round_000004.npz:1:after",  # a record written, its round's metrics row not yet
+        "config.toml:1:before",  # the run being created: secrets written, config.toml not yet
     ],
 )
 def test_kill_9_anywhere_then_resume_gives_the_uninterrupted_run(
@@ -93,7 +92,11 @@ def test_kill_9_anywhere_then_resume_gives_the_uninterrupted_run(
         env=env(ASFED_KILL_AT=kill_at),
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    res = asfed("simulate", "--resume", str(out))
+    if (out / "config.toml").exists():
+        res = asfed("simulate", "--resume", str(out))
+    else:  # killed while being created: not a run yet, so the same command starts it
+        assert not (out / "metrics.csv").exists()
+        res = asfed("simulate", *FLAGS, "--rounds", ROUNDS, "--out", str(out))
     assert res.returncode == 0, res.stderr[-2000:]
     assert files(out) == files(reference)
     assert not list(out.rglob("*.tmp"))
@@ -364,3 +367,31 @@ def test_a_full_disk_is_one_line_with_the_last_good_round_and_no_tmp_left(tmp_pa
         assert "after round" in res.stderr
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_non_finite_policies_and_parameters_stop_the_run_before_any_checkpoint(tmp_path) -> None:
+    """Beyond the losses (checked at every step): an acting policy with non-finite
+    probabilities stops the rollout naming its agent, and a network with a non-finite parameter
+    is never checkpointed, so the last good checkpoint stays the last one."""
+    import torch
+
+    from asfed.agents.base import Diverged
+    from asfed.agents.methods import finite_policies
+    from asfed.config import build_config
+    from asfed.engine.loop import Simulation
+
+    probs = torch.full((2, 3, 5), 0.2)
+    finite_policies(probs, [10, 11, 12])
+    probs[1, 2, 0] = float("nan")
+    with pytest.raises(Diverged, match="agent 12"):
+        finite_policies(probs, [10, 11, 12])
+    cfg = build_config(env="exchange", method="ippo", episodes=1, engine="local")
+    sim = Simulation(cfg, agent_root=tmp_path, private_seed=1)
+    agent = sim.federation.agents[0]
+    agent.save_private(1)
+    with torch.no_grad():
+        next(agent.critic.parameters()).fill_(float("nan"))
+    with pytest.raises(Diverged, match="non-finite parameters"):
+        agent.save_private(2)
+    assert (tmp_path / "agent_0" / "checkpoint-1.pt").exists()
+    assert not (tmp_path / "agent_0" / "checkpoint-2.pt").exists()
