@@ -64,6 +64,23 @@ def check_log(folder: Path, index: np.ndarray) -> int:
     return end
 
 
+def checked_index(folder: Path) -> np.ndarray:
+    """The log's index as a resume will extend it (empty where nothing was logged), after
+    `check_log`; an index missing where payloads exist is refused, never rebuilt as empty."""
+    folder = Path(folder)
+    if (folder / INDEX).exists():
+        index = read_index(folder)
+    elif (folder / BIN).exists() and (folder / BIN).stat().st_size:
+        raise AsfedError(
+            f"{folder / INDEX} is missing but {folder / BIN} holds payloads: the message log is "
+            "damaged; restore the index from a copy or start the run again"
+        )
+    else:
+        index = np.zeros(0, INDEX_DTYPE)
+    check_log(folder, index)
+    return index
+
+
 class MessageLogWriter:
     """Appends rounds of messages to a run folder's log."""
 
@@ -75,16 +92,7 @@ class MessageLogWriter:
         index_path = self.folder / INDEX
         bin_path = self.folder / BIN
         self._rows: list[np.ndarray] = []
-        if index_path.exists():
-            self._index = read_index(self.folder)
-        elif bin_path.exists() and bin_path.stat().st_size:
-            raise AsfedError(
-                f"{index_path} is missing but {bin_path} holds payloads: the message log is "
-                "damaged; restore the index from a copy or start the run again"
-            )
-        else:
-            self._index = np.zeros(0, INDEX_DTYPE)
-        check_log(self.folder, self._index)
+        self._index = checked_index(self.folder)
         if keep_below is not None:  # resuming: forget rounds after the checkpoint
             self._index = self._index[self._index["round"] < keep_below]
             _atomic_save(index_path, self._index)

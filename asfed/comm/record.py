@@ -91,9 +91,6 @@ def round_file(round_: int) -> str:
     return f"round_{round_:06d}.npz"
 
 
-_name = round_file
-
-
 def write_public(folder: Path, record: PublicRecord) -> None:
     """Write one round's public record into `folder/public/`."""
     path = Path(folder) / PUBLIC
@@ -105,14 +102,14 @@ def write_public(folder: Path, record: PublicRecord) -> None:
         "valid": record.valid,
         **{f"state.{k}": v for k, v in record.states.items()},
     }
-    atomic_write(path / _name(record.round), _npz(arrays))
+    atomic_write(path / round_file(record.round), _npz(arrays))
 
 
 def write_truth(folder: Path, round_: int, rewards: np.ndarray, features: np.ndarray) -> None:
     """Write one round's ground truth: rewards `[B, T, N]`, true features `[B, T, N, D]`."""
     path = Path(folder) / TRUTH
     path.mkdir(parents=True, exist_ok=True)
-    atomic_write(path / _name(round_), _npz({"rewards": rewards, "features": features}))
+    atomic_write(path / round_file(round_), _npz({"rewards": rewards, "features": features}))
 
 
 def write_params(folder: Path, private: dict[str, np.ndarray], weights: np.ndarray) -> None:
@@ -147,7 +144,7 @@ def logged_rounds(folder: Path, kind: str = PUBLIC) -> list[int]:
 
 def read_public(folder: Path, round_: int) -> PublicRecord:
     """One round's public record."""
-    with np.load(Path(folder) / PUBLIC / _name(round_)) as data:
+    with np.load(Path(folder) / PUBLIC / round_file(round_)) as data:
         arrays = {k: data[k] for k in data.files}
     states = {k.removeprefix("state."): v for k, v in arrays.items() if k.startswith("state.")}
     return PublicRecord(
@@ -160,4 +157,4 @@ def drop_rounds(folder: Path, keep_below: int) -> None:
     for kind in (PUBLIC, TRUTH):
         for r in logged_rounds(folder, kind):
             if r >= keep_below:
-                (Path(folder) / kind / _name(r)).unlink()
+                (Path(folder) / kind / round_file(r)).unlink()

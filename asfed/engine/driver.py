@@ -197,19 +197,6 @@ def resume(
     return sim, run, rows
 
 
-def _check_message_log(folder: Path) -> None:
-    """The message log as a resume will extend it: an index that exists wherever payloads do,
-    contiguous, over a payload file at least as long (`asfed.comm.log.check_log`)."""
-    index, payloads = folder / log.INDEX, folder / log.BIN
-    if index.exists():
-        log.check_log(folder, log.read_index(folder))
-    elif payloads.exists() and payloads.stat().st_size:
-        raise AsfedError(
-            f"{index} is missing but {payloads} holds payloads: the message log is damaged; "
-            "restore the index from a copy or start the run again"
-        )
-
-
 def check_resumable(
     run: RunFolder, cfg: RunConfig, state: dict[str, Any] | None
 ) -> list[dict[str, str]]:
@@ -218,7 +205,7 @@ def check_resumable(
     damaged), each logged round below R has its public record and ground truth, and a folder
     whose checkpoint is missing has never had one. Anything else is refused with one line."""
     rows, damaged = checked_rows(run.path / METRICS)
-    _check_message_log(run.path)
+    log.checked_index(run.path)  # a damaged message log is refused before anything runs
     if state is None:  # never checkpointed (killed before the first one finished), or deleted
         first = min(cfg.checkpoint_every, cfg.rounds)
         later = [
