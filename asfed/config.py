@@ -44,44 +44,87 @@ MAX_INT = 2**31 - 1
 FLOAT_FIELDS = (
     "rho", "actor_lr", "critic_lr", "max_grad_norm", "dp_epsilon", "dp_sigma", "dp_delta", "dp_clip"
 )  # fmt: skip
-# A scenario's optional `[sweep]` table (methods, seeds, grid): `audits.sweep` reads it.
+# A scenario's optional `[sweep]` table (methods, seeds, grid): `asfed.experiments.plan` reads it.
 SWEEP_TABLE = "sweep"
 # A scenario key that is not a RunConfig field: the secrets' seed (`asfed.dealer`), never written
 # to config.toml. Read by `private_seed_of`.
 PRIVATE_SEED_KEY = "private_seed"
 
 
+def _key(default: Any, help: str, default_in_help: bool = False) -> Any:
+    """A RunConfig field with its one-line help: the CLI's options (`asfed.cli.config_options`),
+    scenario keys and `--set` all come from this one declaration, so a new key is one edit."""
+    text = f"{help} (default: {default})" if default_in_help else help
+    return dataclasses.field(default=default, metadata={"help": text})
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a run. `None` means "the paper's default for this env"."""
 
-    env: str = "exchange"
-    method: str = "as"
-    rounds: int = 300
-    seed: int = 1
-    episodes: int | None = (
-        None  # episodes rolled out per round (B); None: STEPS_PER_ROUND / horizon
+    env: str = _key("exchange", "Environment (see `asfed list`).", default_in_help=True)
+    method: str = _key(
+        "as", "as, vs, vps, ps, ippo or cppo (cppo: 2 agents).", default_in_help=True
     )
-    agents: int | None = None
-    horizon: int | None = None
-    topology: str | None = None
-    every: int = 1
-    rho: float | None = None
-    actor_lr: float | None = None
-    critic_lr: float | None = None
-    layout: str = "separate"
-    minibatches: int | None = None  # gradient steps per update; None: one per episode (Alg. 1)
-    max_grad_norm: float | None = None  # off, as the paper; set to clip per network
-    engine: str = "flower"
-    log_every: int = 10  # record the message log every n-th round (AS: ~2.8 MB a round)
-    checkpoint_every: int = 10
-    zap: bool = False
-    private_weights: bool = False
-    predation_actions: str = "left-right"  # or "toward-away" (Fig. 7's wording; see predation)
-    dp_epsilon: float | None = None  # target epsilon over the run (sigma calibrated to it)
-    dp_sigma: float | None = None  # or the noise multiplier itself
-    dp_delta: float = 1e-5
-    dp_clip: float = 1.0  # L2 clip of shared vectors (VS values, VPS/PS parameters)
+    rounds: int = _key(300, "Training rounds.", default_in_help=True)
+    seed: int = _key(
+        1,
+        "Public seed (episodes, acting, initialisation); with --private-seed, the same seeds "
+        "give the same numbers.",
+        default_in_help=True,
+    )
+    # Episodes rolled out per round (B); None: STEPS_PER_ROUND / horizon.
+    episodes: int | None = _key(
+        None, "Episodes rolled out per round (default: about 9,600 env steps)."
+    )
+    agents: int | None = _key(None, "Number of agents (env default if unset).")
+    horizon: int | None = _key(None, "Episode length (env default if unset).")
+    topology: str | None = _key(
+        None, "full, line, ring, random-one or distance (paper default per env)."
+    )
+    every: int = _key(1, "Communicate every k-th round only.", default_in_help=True)
+    rho: float | None = _key(None, "AS penalty weight (Table 2 if unset; 0 = ablation).")
+    actor_lr: float | None = _key(None, "Actor learning rate (Table 2).")
+    critic_lr: float | None = _key(None, "Critic learning rate (Table 1).")
+    layout: str = _key(
+        "separate", "AS policies: separate (the paper) or multihead.", default_in_help=True
+    )
+    # Gradient steps per update; None: one per episode (Algorithm 1).
+    minibatches: int | None = _key(
+        None,
+        "Gradient steps per update (default: one per episode of the round, Algorithm 1's K "
+        "steps per episode; --episodes 1 --minibatches 1 is Algorithm 1 literally).",
+    )
+    max_grad_norm: float | None = _key(
+        None, "Clip each network's gradient to this norm (default: off, the paper's)."
+    )
+    engine: str = _key(
+        "flower",
+        "flower (each agent a Flower ClientApp, on Flower's simulation engine) or local "
+        "(in-process, same numbers).",
+        default_in_help=True,
+    )
+    # The message log is recorded every n-th round (AS: ~2.8 MB a round).
+    log_every: int = _key(10, "Record messages every n-th round.", default_in_help=True)
+    checkpoint_every: int = _key(10, "Checkpoint every n rounds.", default_in_help=True)
+    zap: bool = _key(False, "Cleanup/harvest: enable the zap action.")
+    private_weights: bool = _key(False, "Cleanup/harvest: draw private apple values.")
+    predation_actions: str = _key(
+        "left-right",
+        "Predation: left-right (section 5's A = {-1, +1}) or toward-away (how the paper words "
+        "Fig. 7's task).",
+        default_in_help=True,
+    )
+    dp_epsilon: float | None = _key(
+        None,
+        "Differential privacy: target epsilon over the run for every shared message (sigma "
+        "calibrated; the public trajectory is not covered).",
+    )
+    dp_sigma: float | None = _key(None, "Or the Gaussian noise multiplier itself.")
+    dp_delta: float = _key(1e-5, "DP delta (default: 1e-05).")
+    dp_clip: float = _key(
+        1.0, "L2 clip of shared vectors: VS values, VPS/PS parameters (default: 1)."
+    )
 
     def __post_init__(self) -> None:
         ENVS.get(self.env)

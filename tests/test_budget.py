@@ -9,9 +9,16 @@ import math
 import pytest
 
 from asfed.config import build_config
-from audits import budget
-from audits.budget import Cost, estimate, round_seconds, scaled_down, settings, wall_seconds
-from audits.sweep import load_sweep
+from asfed.experiments import budget
+from asfed.experiments.budget import (
+    Cost,
+    estimate,
+    round_seconds,
+    scaled_down,
+    settings,
+    wall_seconds,
+)
+from asfed.experiments.plan import load_sweep
 from tests.test_simulate_cli import asfed
 from tests.test_sweep import tiny
 

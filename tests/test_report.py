@@ -14,11 +14,12 @@ import pytest
 
 from asfed.csvfile import read_rows
 from asfed.errors import AsfedError
+from asfed.experiments.plan import load_sweep
+from asfed.experiments.runner import run_sweep
 from asfed.report.collect import collect
 from asfed.report.page import render
 from asfed.report.panels import panels
 from asfed.report.results import BEGIN, END, against_random, results_markdown
-from audits.sweep import load_sweep, run_sweep
 from tests import browser
 from tests.test_simulate_cli import asfed
 

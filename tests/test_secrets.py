@@ -319,7 +319,8 @@ def test_deal_only_makes_a_run_whose_resume_plays_it(tmp_path) -> None:
 
 
 def test_a_sweep_manifest_never_holds_the_scenarios_private_seed(tmp_path) -> None:
-    from audits.sweep import load_sweep, run_sweep
+    from asfed.experiments.plan import load_sweep
+    from asfed.experiments.runner import run_sweep
 
     scenario = tmp_path / "tiny.toml"
     scenario.write_text(

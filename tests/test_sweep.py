@@ -20,17 +20,10 @@ import pytest
 from asfed.config import scenario_names
 from asfed.engine.flower.localnet import descendants, stop
 from asfed.errors import AsfedError
+from asfed.experiments.manifest import MANIFEST, _differences, read_manifest
+from asfed.experiments.plan import load_sweep
+from asfed.experiments.runner import _ray_task, _unpack, rounds_done, run_sweep, train_run
 from asfed.report.collect import collect
-from asfed.sweeps import MANIFEST, read_manifest
-from audits.sweep import (
-    _differences,
-    _ray_task,
-    _unpack,
-    load_sweep,
-    rounds_done,
-    run_sweep,
-    train_run,
-)
 from tests.test_simulate_cli import CLI, CLI_ENV, asfed, metrics
 
 TINY = """

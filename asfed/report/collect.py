@@ -18,7 +18,7 @@ import numpy as np
 from asfed.config import read_toml
 from asfed.csvfile import checked_rows, read_rows
 from asfed.errors import AsfedError
-from asfed.sweeps import is_sweep, read_manifest
+from asfed.experiments.manifest import is_sweep, read_manifest
 
 CONFIG, METRICS, ANTICIPATION, AUDIT, TRADEOFF = (
     "config.toml",

@@ -1,9 +1,10 @@
 """The privacy-performance trade-off: train every (method, epsilon, seed) point, audit it, and
 draw team return and attack success against epsilon.
 
-Points train in a process pool over the cores (one torch thread each); a point whose run folder
-already holds its rounds is reused, so an interrupted sweep continues where it stopped. Each point
-is audited with reward-type and reward-inversion (the relay attacking every agent), beside the
+The points are a plan trained by the experiments' one runner (a process pool or Ray, with its
+resume, progress and manifest); a point whose run folder already holds its rounds and its row is
+reused, so an interrupted trade-off continues where it stopped. Each point is audited, as its
+post-run step, with reward-type and reward-inversion (the relay attacking every agent), beside the
 actions-only baseline; the CSV also holds the accountant's epsilon and the lower bound on epsilon
 that the per-episode guesses imply (`audits.empirical`). Epsilon covers the messages only: the
 public trajectory is not covered.
@@ -11,13 +12,10 @@ public trajectory is not covered.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import csv
 import io
+import json
 import math
-import multiprocessing
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +24,13 @@ import numpy as np
 from asfed.atomic import atomic_write
 from asfed.config import RunConfig, build_config
 from asfed.csvfile import read_rows
-from asfed.lifetime import die_with_parent
+from asfed.errors import AsfedError
+from asfed.experiments.audit_runs import BUDGET
+from asfed.experiments.plan import Point, Sweep, code_plan
 from audits import scoring
 from audits.empirical import accuracy_ceiling, epsilon_lower_bound
 
-BUDGET = {"rounds": 30, "episodes": 8, "log_every": 3}
+POINT_FILE = "tradeoff_point.json"
 FIELDS = (
     "method", "epsilon_target", "seed", "team_return", "epsilon_accountant", "epsilon_empirical",
     "type_accuracy", "type_baseline", "type_chance", "inversion_r", "inversion_baseline", "run",
@@ -39,8 +39,6 @@ FIELDS = (
 
 def parse_epsilons(text: str) -> list[float]:
     """`0.5,1,inf` -> [0.5, 1.0, inf] (inf: no noise)."""
-    from asfed.errors import AsfedError
-
     out = []
     for part in text.split(","):
         try:
@@ -59,37 +57,18 @@ def point_config(env: str, method: str, epsilon: float, seed: int, **budget: Any
     return build_config(env=env, method=method, seed=seed, engine="local", **settings, **dp)
 
 
-def point_folder(out: Path, cfg: RunConfig) -> Path:
+def point_name(cfg: RunConfig) -> str:
+    """A point's run folder: `<env>_<method>_eps<epsilon>_s<seed>` (eps inf: no noise)."""
     eps = "inf" if cfg.dp_epsilon is None else f"{cfg.dp_epsilon:g}"
-    return Path(out) / f"{cfg.env}_{cfg.method}_eps{eps}_s{cfg.seed}"
+    return f"{cfg.env}_{cfg.method}_eps{eps}_s{cfg.seed}"
 
 
-def _train(cfg: RunConfig, path: Path) -> str:
-    """Train one point to its rounds (reusing what is on disk). Runs in a worker process."""
-    import torch
-
-    from asfed.engine.driver import resume, start, train
-    from asfed.runs import CONFIG
-
-    torch.set_num_threads(1)
-    if len(read_rows(path / "metrics.csv")) >= cfg.rounds:
-        return str(path)  # finished: reused as it is
-    if (path / CONFIG).exists():
-        sim, run, rows = resume(path, cfg.rounds)
-    else:
-        sim, run, rows = start(cfg, path)
-    train(sim, run, rows)
-    return str(path)
-
-
-def _audit(path: str) -> dict[str, Any]:
-    """Audit one trained point. Runs in a worker process."""
-    import torch
-
+def audit_point(path: Path) -> dict[str, Any]:
+    """One trained point's row (see FIELDS): its team return, its accountant's epsilon and its
+    audit (the relay attacking every agent), beside the actions-only baseline."""
     from attacks.view import run_config
     from audits.audit import audit_run
 
-    torch.set_num_threads(1)
     cfg = run_config(Path(path))
     metrics = read_rows(Path(path) / "metrics.csv")
     scores = audit_run(Path(path), ["reward-type", "reward-inversion"])
@@ -113,43 +92,51 @@ def _audit(path: str) -> dict[str, Any]:
         "type_chance": 1 / k,
         "inversion_r": mean([s.score for s in kind["reward-inversion"] if s.score is not None]),
         "inversion_baseline": mean([s.baseline for s in kind["reward-inversion"]]),
-        "run": path,
+        "run": str(path),
     }  # fmt: skip
 
 
-def run_tradeoff(
-    env: str,
-    methods: list[str],
-    epsilons: list[float],
-    seeds: list[int],
-    out: Path,
-    workers: int,
-    progress: Callable[[str], None] | None = None,
-    **budget: Any,
-) -> list[dict[str, Any]]:
-    """Train and audit every point; returns one row per point (see FIELDS)."""
-    configs = [
-        point_config(env, m, e, s, **budget) for m in methods for e in epsilons for s in seeds
-    ]  # every config is checked before anything runs
-    paths = [point_folder(out, c) for c in configs]
-    Path(out).mkdir(parents=True, exist_ok=True)
-    ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)
-    ) as pool:
-        for done in cf.as_completed(
-            [pool.submit(_train, c, p) for c, p in zip(configs, paths, strict=True)]
-        ):
-            path = done.result()
-            if progress:
-                progress(f"trained {Path(path).name}")
-        rows = []
-        for done in cf.as_completed([pool.submit(_audit, str(p)) for p in paths]):
-            rows.append(done.result())
-            if progress:
-                progress(f"audited {Path(rows[-1]['run']).name}")
-    order = {str(p): i for i, p in enumerate(paths)}
-    return sorted(rows, key=lambda r: order[r["run"]])
+def write_point(path: Path) -> None:
+    """The trade-off's post-run step: the point's row, written into its run folder (JSON keeps
+    inf), so a finished point is audited once and an interrupted trade-off continues."""
+    row = audit_point(Path(path))
+    atomic_write(Path(path) / POINT_FILE, json.dumps(row, indent=1).encode())
+
+
+def read_point(path: Path) -> dict[str, Any]:
+    """A point's row as `write_point` wrote it; a damaged file is refused, never patched."""
+    file = Path(path) / POINT_FILE
+    try:
+        row = json.loads(file.read_text())
+        if not isinstance(row, dict) or set(row) != set(FIELDS):
+            raise ValueError(f"not a trade-off point (fields {sorted(FIELDS)})")
+    except (OSError, ValueError) as err:
+        raise AsfedError(
+            f"cannot read {file}: {err}; remove it and rerun the same command to audit the "
+            "point again"
+        ) from None
+    return {**row, "run": str(path)}
+
+
+def plan(
+    env: str, methods: list[str], epsilons: list[float], seeds: list[int], **budget: Any
+) -> Sweep:
+    """Every (method, epsilon, seed) point as a plan for the one runner, each audited by the
+    `tradeoff-audit` post-run step; every config is checked before anything runs."""
+    points = []
+    for m in methods:
+        for e in epsilons:
+            for s in seeds:
+                cfg = point_config(env, m, e, s, **budget)
+                eps = "none" if math.isinf(e) else e
+                points.append(Point(point_name(cfg), {"method": m, "dp_epsilon": eps}, cfg))
+    title = f"Trade-off on {env}: team return and attack success against epsilon"
+    return code_plan(f"tradeoff-{env}", title, points, ("tradeoff-audit",))
+
+
+def rows_of(sweep: Sweep, folder: Path) -> list[dict[str, Any]]:
+    """The points' rows, in plan order, from their run folders."""
+    return [read_point(Path(folder) / p.name) for p in sweep.points]
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 
 from asfed.config import RunConfig
-from audits.sweep import Point, Sweep
+from asfed.experiments.plan import Point, Sweep
 
 
 @dataclasses.dataclass(frozen=True)

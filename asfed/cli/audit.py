@@ -1,0 +1,102 @@
+"""`asfed audit`: what the shared messages leak about each agent's private reward."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from asfed.cli.app import app, console
+from asfed.cli.common import check_seeds, exit_if_failed, method_list, run_plan, workers_or_cores
+from asfed.errors import AsfedError
+
+
+@app.command()
+def audit(
+    runs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Run folders to audit (several seeds are pooled with CIs)."),
+    ] = None,
+    attack: Annotated[
+        str, typer.Option(help="reward-type, reward-inversion, or all.")
+    ] = "reward-type",
+    attacker: Annotated[
+        str, typer.Option(help="relay (sees every message) or agent:K (a curious neighbour K).")
+    ] = "relay",
+    victim: Annotated[
+        int | None, typer.Option(help="The agent attacked (default: every agent but the attacker).")
+    ] = None,
+    env: Annotated[
+        str | None, typer.Option(help="Train-then-audit mode: the env to train on.")
+    ] = None,
+    methods: Annotated[
+        str, typer.Option(help="Train mode: comma-separated methods.")
+    ] = "as,vs,vps,ps,ippo",
+    seeds: Annotated[int, typer.Option(help="Train mode: seeds 1..N per method.")] = 5,
+    rounds: Annotated[int | None, typer.Option(help="Train mode: rounds (default 30).")] = None,
+    episodes: Annotated[
+        int | None, typer.Option(help="Train mode: episodes a round (default 8).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Train mode: runs at once (default: every core).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Train mode: the folder of runs (finished ones reused).")
+    ] = None,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Also print the table as Markdown.")
+    ] = False,
+) -> None:
+    """Measure what the shared messages leak about each agent's private reward.
+
+    Every attack sees only what the attacker received plus the public record (states and joint
+    actions); scoring alone reads ground truth. Each score comes with chance and the actions-only
+    baseline (the same question from the public actions alone): leakage = score - baseline.
+    Writes audit/ (JSON, CSV, PNG) into each run folder.
+
+    \b
+    asfed audit runs/nav_as_s1 runs/nav_as_s2 --attack all
+    asfed audit --env navigation --methods as,ippo --seeds 5 --attack reward-type
+    """
+    from audits.audit import QUESTIONS, audit_run, pool
+    from audits.audit_files import markdown as to_markdown
+    from audits.audit_files import table as render
+    from audits.audit_files import write
+
+    questions = list(QUESTIONS) if attack == "all" else [attack]
+    if attack != "all" and attack not in QUESTIONS:
+        raise AsfedError(f"unknown attack {attack!r}; accepted: all, {', '.join(QUESTIONS)}")
+    if env is not None:
+        if runs:
+            raise AsfedError("give run folders or --env (train mode), not both")
+        runs = _train_for_audit(env, methods, seeds, rounds, episodes, workers, out)
+    if not runs:
+        raise AsfedError("nothing to audit; give run folders, or --env to train and audit")
+    rows = []
+    for path in runs:
+        rows += audit_run(path, questions, attacker, None if victim is None else [victim])
+    if victim is not None and all(r.score is None for r in rows):
+        raise AsfedError(
+            f"{attacker} received nothing from agent {victim} in "
+            f"{', '.join(str(p) for p in runs)}: nothing to score (not zero leakage)"
+        )
+    summaries = pool(rows)
+    console.print(render(summaries))
+    if markdown:
+        print(to_markdown(summaries))
+    write(list(runs), rows, summaries, "asfed " + " ".join(sys.argv[1:]))
+    console.print(f"wrote audit/ (audit.json, audit.csv, audit.png) in {len(runs)} run folder(s)")
+
+
+def _train_for_audit(env, methods, seeds, rounds, episodes, workers, out) -> list[Path]:
+    """Train mode: every (method, seed) run at the audit's budget, on the experiments' runner."""
+    from asfed.experiments import audit_runs
+
+    plan = audit_runs.plan(
+        env, method_list(methods), check_seeds(seeds), rounds=rounds, episodes=episodes
+    )
+    folder = out or Path("runs") / f"audit_{env}"
+    exit_if_failed(run_plan(plan, folder, workers_or_cores(workers)))
+    return [folder / p.name for p in plan.points]

@@ -1,0 +1,152 @@
+"""What several commands share: the command line as a manifest records it, the private seed
+option, and running an experiment's plan behind one progress display (runs done of total, time
+left) that stops cleanly on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from asfed.cli.app import console
+from asfed.errors import AsfedError
+
+if TYPE_CHECKING:
+    from asfed.experiments.plan import Sweep
+    from asfed.experiments.runner import Outcome
+
+
+def command_line() -> str:
+    """This command line as the manifest records it, with any private seed's value left out."""
+    args, hide = [], False
+    for arg in sys.argv[1:]:
+        if hide:
+            args.append("<private>")
+            hide = False
+        elif arg == "--private-seed":
+            args.append(arg)
+            hide = True
+        elif arg.startswith("--private-seed="):
+            args.append("--private-seed=<private>")
+        else:
+            args.append(arg)
+    return "asfed " + " ".join(args)
+
+
+def private_seed(given: str | None, scenario: str | None) -> int | None:
+    """--private-seed as an integer (a 128-bit one does not fit an int option), else the
+    scenario's; one clear error for anything else."""
+    from asfed.config import private_seed_of
+    from asfed.dealer import check_private_seed
+
+    if given is None:
+        return private_seed_of(scenario)
+    text = given.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise AsfedError(f"--private-seed={given!r} is invalid; accepted: an integer 0..2**128-1")
+    return check_private_seed(int(text))
+
+
+def workers_or_cores(workers: int | None) -> int:
+    """--workers, checked, or every core."""
+    import os
+
+    cores = workers if workers is not None else os.cpu_count() or 1
+    if cores < 1:
+        raise AsfedError(f"workers={workers} is invalid; accepted: an integer >= 1")
+    return cores
+
+
+def check_seeds(seeds: int) -> list[int]:
+    """--seeds N as the seeds 1..N."""
+    if seeds < 1:
+        raise AsfedError(f"seeds={seeds} is invalid; accepted: an integer >= 1")
+    return list(range(1, seeds + 1))
+
+
+def method_list(text: str) -> list[str]:
+    """`as, vs` -> ["as", "vs"]."""
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
+def run_plan(
+    plan: Sweep,
+    folder: Path,
+    workers: int,
+    ray_address: str | None = None,
+    secret_seed: int | None = None,
+) -> Outcome:
+    """Train a plan with the experiments' runner behind a progress bar (rounds, runs done of
+    total, time left). Ctrl-C or SIGTERM stops the workers and exits 130 or 143, finished rounds
+    kept; a failed run is in the outcome (`exit_if_failed`), after the others finished."""
+    from asfed.experiments.runner import run_sweep
+
+    columns = (
+        TextColumn("rounds"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[runs]} runs done  {task.fields[note]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("sweep", total=None, runs="-", note="")
+
+        def show(s) -> None:
+            runs = f"{s.runs_done}/{s.runs_total}"
+            bar.update(task, completed=s.rounds_done, total=s.rounds_total, runs=runs, note=s.note)
+
+        try:
+            with sigterm_interrupts():
+                done = run_sweep(
+                    plan, folder, workers, ray_address, show, command_line(), secret_seed
+                )
+        except KeyboardInterrupt as stop:
+            console.print("interrupted: finished rounds are kept; the same command continues")
+            sys.exit(143 if isinstance(stop, Terminated) else 130)  # 128 + the signal
+    return done
+
+
+def exit_if_failed(done: Outcome) -> None:
+    """List the runs that failed, on stderr, and exit 1 (the others are kept)."""
+    if not done.failed:
+        return
+    err = Console(stderr=True)
+    for name, message in done.failed.items():
+        err.print(f"[bold red]failed:[/] {name}: {message}", highlight=False, soft_wrap=True)
+    err.print("fix the cause and run the same command: finished runs are kept")
+    sys.exit(1)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: handled as Ctrl-C is, but the exit code says which (143, not 130)."""
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM acts as Ctrl-C while a plan runs: batch schedulers (SLURM, Kubernetes) and
+    `kill` send it, and the runner must still stop its workers and record the session in its
+    manifest. Only in the main thread, where Python allows handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Terminated
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:  # a handler installed from C reads as None: restore the default then
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
+
+
+def elapsed(began: float) -> str:
+    return f"{time.perf_counter() - began:.0f} s"

@@ -1,0 +1,131 @@
+"""`asfed sweep`: a scenario's grid of runs, under one sweep folder with a manifest."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from asfed.cli.app import app, console
+from asfed.cli.common import exit_if_failed, method_list, run_plan, workers_or_cores
+from asfed.cli.common import private_seed as read_private_seed
+
+if TYPE_CHECKING:
+    from asfed.experiments.plan import Sweep
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[
+        str, typer.Argument(help="A named scenario (scenarios/NAME.toml) or a .toml path.")
+    ],
+    seeds: Annotated[
+        int | None, typer.Option(help="Seeds 1..N for every point (default: the scenario's, or 5).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="KEY=V1[,V2...]: fix a setting, or make it an axis of several values "
+            "(repeatable; 'none' is the paper's default).",
+        ),
+    ] = None,
+    methods: Annotated[
+        str | None, typer.Option(help="Comma-separated methods (default: the scenario's).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Runs at once (default: every core; 1: one by one in this process)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Run on Ray instead: a cluster's address, 'auto' (the running cluster) or "
+            "'local' (a new local instance with --workers CPUs)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="The sweep folder (default: runs/sweep_<scenario>); rerun to continue."),
+    ] = None,
+    private_seed: Annotated[
+        str | None,
+        typer.Option(
+            help="Seed of every new run's secrets (each run's own is derived from it by name); "
+            "default: the scenario's private_seed, else fresh entropy per run. Kept in "
+            "<out>/ground_truth/, not in the manifest."
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs and stop.")] = False,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate",
+            help="Time one round of each distinct setting here, print how long the sweep takes "
+            "on --workers processes, and stop (trains nothing that is kept).",
+        ),
+    ] = False,
+) -> None:
+    """Run a scenario's grid: every method x seed x setting, each a run folder under one sweep
+    folder with a manifest (sweep.json). Running it again continues it: finished runs are never
+    redone, interrupted ones resume from their last checkpoint.
+
+    \b
+    asfed sweep fig2-exchange --seeds 5
+    asfed sweep fig4-rho --set rounds=100 --workers 2
+    asfed sweep paper-predation --set rho=0.03,0.1,0.3 --ray-address auto
+    asfed sweep fig2-main --estimate      # how long it takes on this machine
+    """
+    from asfed.experiments.manifest import check_folder
+    from asfed.experiments.plan import default_folder, load_sweep
+
+    plan = load_sweep(scenario, method_list(methods) if methods else None, seeds, set_)
+    secret_seed = read_private_seed(private_seed, scenario)
+    cores = workers_or_cores(workers)
+    folder = out or default_folder(plan)
+    check_folder(plan, folder)  # a refused sweep fails here, before any output
+    where = f"Ray at {ray_address}" if ray_address else f"{cores} process(es)"
+    console.print(
+        f"sweep [bold]{plan.scenario}[/]: {len(plan.points)} runs ({', '.join(plan.methods)} x "
+        f"{len(plan.seeds)} seeds x {len(plan.points) // len(plan.methods) // len(plan.seeds)} "
+        f"setting(s)) on {where} -> {folder}"
+    )
+    if dry_run:
+        for p in plan.points:
+            console.print(
+                f"  {p.name}  rounds {p.config.rounds}, {p.config.num_episodes()} ep/round"
+            )
+        return
+    if estimate:
+        _print_estimate(plan, cores)
+        return
+    began = time.perf_counter()
+    done = run_plan(plan, folder, cores, ray_address, secret_seed)
+    console.print(
+        f"{len(done.trained)} run(s) trained, {len(done.reused)} reused, {len(done.failed)} "
+        f"failed in {time.perf_counter() - began:.0f} s; draw it: asfed report {folder}"
+    )
+    exit_if_failed(done)
+
+
+def _print_estimate(plan: Sweep, workers: int) -> None:
+    """`asfed sweep --estimate`: one timed round per distinct setting, then the sweep's cost."""
+    from asfed.experiments.budget import Cost, estimate, settings, wall_seconds
+    from asfed.report.results import duration
+
+    console.print(f"timing one round of each of {len(settings(plan))} setting(s), one thread")
+
+    def show(c: Cost) -> None:
+        console.print(
+            f"  {c.setting}: {c.seconds_per_round:.2f} s a round x {c.rounds} rounds "
+            f"({c.runs} runs) = {duration(c.seconds)}"
+        )
+
+    costs = estimate(plan, on_cost=show)
+    total = sum(c.seconds for c in costs)
+    console.print(
+        f"[bold]{plan.scenario}[/]: {len(plan.points)} runs, {duration(total)} of training on "
+        f"one process; about {duration(wall_seconds(costs, workers))} on {workers} process(es)"
+    )
