@@ -14,9 +14,38 @@ import matplotlib.pyplot as plt
 
 from asfed.atomic import atomic_write
 
+# How reference returns are drawn wherever they appear (run curves, the report).
+REFERENCE_STYLE = {
+    "random": dict(color="grey", ls=":"),
+    "optimum": dict(color="darkgreen", ls="--"),
+    "defect": dict(color="darkred", ls="-."),
+}
 
-def learning_curve(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Team return and each agent's return by round (top), cumulative MB sent (bottom)."""
+
+def legend_outside(ax: Any, **kwargs: Any) -> None:
+    """The legend to the right of the axes, where it covers no curve (saved with
+    bbox_inches="tight", so the figure grows to hold it)."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kwargs)
+
+
+def png_bytes(fig: Any, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes (legends outside the axes included), and closed."""
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def learning_curve(
+    rows: list[dict[str, Any]],
+    path: Path,
+    title: str,
+    references: list[tuple[str, str, float]] = (),  # type: ignore[assignment]
+) -> None:
+    """Team return and each agent's return by round (top), cumulative MB sent (bottom), with
+    the env's reference returns as lines: (kind, label, team return) for kind in random,
+    optimum, defect."""
     rounds = [int(r["round"]) for r in rows]
     agents = sorted(int(k.split("_")[1]) for k in rows[0] if k.startswith("return_"))
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, height_ratios=(3, 1))
@@ -31,9 +60,11 @@ def learning_curve(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     top.plot(
         rounds[window - 1 :], smooth, lw=2.2, color="black", label=f"team, {window}-round mean"
     )
+    for kind, label, value in references:
+        top.axhline(value, lw=1, **REFERENCE_STYLE[kind], label=f"{label}: {value:.1f}")
     top.set_ylabel("return per episode")
     top.set_title(title)
-    top.legend(fontsize=7, ncol=min(len(agents) + 1, 6))
+    legend_outside(top)
     top.grid(alpha=0.3)
     sent, total = [], 0.0
     for r in rows:
@@ -43,8 +74,4 @@ def learning_curve(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     bottom.set_ylabel("MB sent (cumulative)")
     bottom.set_xlabel("round")
     bottom.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write(Path(path), buf.getvalue())
+    atomic_write(Path(path), png_bytes(fig))

@@ -49,6 +49,9 @@ CONFIG, VERSIONS, METRICS, CHECKPOINT, CURVE, AGENTS = (
     "learning_curve.png",
     "agents",
 )
+# A run's final team return: the mean of its last 10 rounds (the report, the trade-off and
+# `asfed simulate`'s last line all use it).
+FINAL_WINDOW = 10
 PACKAGES = ("asfed", "numpy", "scipy", "torch", "flwr", "opacus", "pettingzoo", "gymnasium")
 
 

@@ -49,7 +49,7 @@ from asfed.comm.messages import Message
 from asfed.comm.record import PublicRecord, logged_rounds, read_public
 from asfed.csvfile import write_rows
 from asfed.errors import AsfedError
-from asfed.report.stats import mean_ci
+from asfed.intervals import mean_ci
 from asfed.runs import RunFolder
 
 CSV = "anticipation.csv"

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 from rich.table import Table
 
 from asfed.atomic import atomic_write
+from asfed.plots import legend_outside, png_bytes
 from audits.audit import Summary, VictimScore
 
 CAVEAT = (
@@ -96,24 +97,32 @@ def _csv(summaries: list[Summary]) -> bytes:
 
 
 def _png(summaries: list[Summary]) -> bytes:
-    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(summaries) + 2), 3.6))
+    """One panel per measure (accuracy and Pearson r are different scales, never one axis):
+    each attack's score beside the actions-only baseline, 95% CIs, and chance."""
+    measures = list(dict.fromkeys(s.measure for s in summaries))
+    widths = [max(3.5, 1.4 * sum(s.measure == m for s in summaries) + 1.5) for m in measures]
+    fig, axes = plt.subplots(
+        1, len(measures), figsize=(sum(widths) + 1.5, 3.6), squeeze=False,
+        gridspec_kw={"width_ratios": widths},
+    )  # fmt: skip
+    for ax, measure in zip(axes[0], measures, strict=True):
+        _bars(ax, [s for s in summaries if s.measure == measure])
+        ax.set_ylabel(measure)
+    axes[0][0].set_title(
+        f"{summaries[0].env}: attack success vs the actions-only baseline", fontsize=9, loc="left"
+    )
+    legend_outside(axes[0][-1])
+    return png_bytes(fig)
+
+
+def _bars(ax, summaries: list[Summary]) -> None:
     x = np.arange(len(summaries))
     for off, label, vals, cis, color in (
-        (
-            -0.2,
-            "messages",
-            [s.score for s in summaries],
-            [s.score_ci for s in summaries],
-            "tab:red",
-        ),
-        (
-            0.2,
-            "actions only",
-            [s.baseline for s in summaries],
-            [s.baseline_ci for s in summaries],
-            "tab:grey",
-        ),
-    ):
+        (-0.2, "messages", [s.score for s in summaries], [s.score_ci for s in summaries],
+         "tab:red"),
+        (0.2, "actions only", [s.baseline for s in summaries],
+         [s.baseline_ci for s in summaries], "tab:grey"),
+    ):  # fmt: skip
         h = [v if v is not None else 0.0 for v in vals]
         err = np.array(
             [
@@ -134,15 +143,7 @@ def _png(summaries: list[Summary]) -> bytes:
             label="chance" if i == 0 else None,
         )
     ax.set_xticks(x, [f"{s.method}\n{s.attack}\n{s.attacker}" for s in summaries], fontsize=7)
-    ax.set_ylabel("score (see measure)")
-    ax.set_title(f"{summaries[0].env}: attack success vs the actions-only baseline", fontsize=9)
-    ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def write(

@@ -99,8 +99,9 @@ def _high(fd: int) -> int:
     return high
 
 
-def load(url: str, expression: str, timeout: float = 60.0) -> PageLoad:
-    """Load `url` in a fresh headless Chromium; evaluate `expression` once it has loaded."""
+def load(url: str, expression: str, timeout: float = 60.0, width: int = 1280) -> PageLoad:
+    """Load `url` in a fresh headless Chromium, its window `width` CSS pixels wide; evaluate
+    `expression` once it has loaded."""
     if CHROMIUM is None:
         raise RuntimeError("no chromium on PATH")
     to_r, to_w = map(_high, os.pipe())  # we write, Chromium reads on fd 3
@@ -109,6 +110,7 @@ def load(url: str, expression: str, timeout: float = 60.0) -> PageLoad:
         "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
         "--no-first-run", "--no-default-browser-check", "--disable-extensions",
         "--disable-background-networking", "--disable-dev-shm-usage",
+        f"--window-size={width},900",
     ]  # fmt: skip
     with tempfile.TemporaryDirectory() as profile:
         script = f'exec "$0" "$@" 3<&{to_r} 4>&{from_w}'

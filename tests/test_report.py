@@ -5,9 +5,11 @@ section and its verdicts; bad input refused with nothing written."""
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
+from math import nan
 
 import numpy as np
 import pytest
@@ -16,10 +18,11 @@ from asfed.csvfile import read_rows
 from asfed.errors import AsfedError
 from asfed.experiments.plan import load_sweep
 from asfed.experiments.runner import run_sweep
+from asfed.experiments.tradeoff import FIELDS
 from asfed.report.collect import collect
 from asfed.report.page import render
 from asfed.report.panels import panels
-from asfed.report.results import BEGIN, END, against_random, results_markdown
+from asfed.report.results import BEGIN, END, against_paper, against_random, results_markdown
 from tests import browser
 from tests.test_simulate_cli import asfed
 
@@ -73,7 +76,9 @@ def sweep(tmp_path_factory):
     audit.mkdir()
     (audit / "audit.json").write_text(json.dumps(AUDIT))
     (audit / "audit.png").write_bytes(png)
-    (folder / "tradeoff.csv").write_text("method,epsilon_target,team_return\nas,1.0,-3.25\n")
+    wide = ",".join(FIELDS)  # every column, and a long run path: the table must still fit
+    row = f"as,1.0,1,-3.25,1.0,0.5,0.4,0.41,0.33,0.1,0.05,{folder / ('predation_as_eps1_s1' * 4)}"
+    (folder / "tradeoff.csv").write_text(f"{wide}\n{row}\n")
     (folder / "tradeoff.png").write_bytes(png)
     return folder
 
@@ -90,11 +95,13 @@ def test_the_report_loads_in_headless_chromium_with_every_plot_and_no_error(swee
     plots = int(re.search(r"\((\d+) plots", res.stdout).group(1))
     # per panel a learning curve and Fig. 7; normalised finals, bytes, the audit, the trade-off
     assert plots == 6
-    images = "JSON.stringify(Array.from(document.querySelectorAll('img.plot'), i => [i.alt, i.naturalWidth, i.naturalHeight]))"  # noqa: E501
-    page = browser.load(out.resolve().as_uri(), images)
+    images = "JSON.stringify([Array.from(document.querySelectorAll('img.plot'), i => [i.alt, i.naturalWidth, i.naturalHeight]), innerWidth, document.documentElement.scrollWidth, Array.from(document.querySelectorAll('table'), t => t.getBoundingClientRect().right - document.body.getBoundingClientRect().right)])"  # noqa: E501
+    page = browser.load(out.resolve().as_uri(), images, width=1280)
     assert page.console_errors == [] and page.exceptions == [] and page.log_errors == []
     assert all(u.startswith(("file:", "data:")) for u in page.requests), page.requests  # no network
-    shown = json.loads(page.value)
+    shown, inner, scroll, past = json.loads(page.value)
+    assert inner == 1280 and scroll <= inner  # nothing wider than the window
+    assert past and max(past) <= 1, past  # every table within the page's column
     assert len(shown) == plots
     assert all(w > 100 and h > 100 for _, w, h in shown), shown  # every plot decoded and drawn
     alts = [alt for alt, _, _ in shown]
@@ -180,3 +187,27 @@ def test_a_run_written_before_a_setting_existed_joins_the_panel_of_its_default(s
     (panel,) = panels(source)
     assert panel.title == "predation, 2 agents"
     assert sum(len(s.runs) for s in panel.series) == len(source.runs)
+
+
+def test_a_final_return_is_placed_against_the_papers_range() -> None:
+    assert against_paper(5.6, 5.2, 6.0, 5, 7) == "agrees with the paper (5 to 7)"
+    # the issue's case: 2.63 [-14.85, 20.10] has an interval that covers 5-7
+    assert against_paper(2.63, -14.85, 20.10, 5, 7).startswith("not distinguishable")
+    assert against_paper(2.63, 1.0, 4.0, 5, 7) == "differs from the paper (5 to 7)"
+    assert against_paper(2.63, nan, nan, 5, 7) == "differs from the paper (5 to 7)"  # one seed
+
+
+def test_series_read_in_numeric_order_with_no_noise_named_and_last(sweep) -> None:
+    (source,) = collect([sweep])
+    run = next(r for r in source.runs if r.config["method"] == "as")
+    source.runs = [
+        dataclasses.replace(run, config={**run.config, "dp_epsilon": eps})
+        for eps in (16.0, None, 4.0, 1.0)
+    ]  # the order a sweep's string-sorted folder names would give
+    (panel,) = panels(source)
+    assert [s.label for s in panel.series] == [
+        "as dp_epsilon=1",
+        "as dp_epsilon=4",
+        "as dp_epsilon=16",
+        "as dp_epsilon=none (no noise)",
+    ]

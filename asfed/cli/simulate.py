@@ -15,6 +15,7 @@ from asfed.cli.config_options import with_config_options
 from asfed.comm.dp import NOT_COVERED
 from asfed.config import FIELDS, RunConfig
 from asfed.errors import AsfedError
+from asfed.runs import FINAL_WINDOW
 
 
 def _default_out(env: str, method: str, seed: int) -> Path:
@@ -187,7 +188,7 @@ def _train(cfg, folder, resume, federation, workers, device, secret_seed) -> lis
 
 
 def _print_done(rows: list[dict], folder: Path, seconds: float) -> None:
-    last = [float(r["team_return"]) for r in rows[-10:]]
+    last = [float(r["team_return"]) for r in rows[-FINAL_WINDOW:]]
     eps = ""
     if "epsilon" in rows[-1]:
         eps = f", epsilon {float(rows[-1]['epsilon']):.3g} ({NOT_COVERED})"

@@ -278,7 +278,7 @@ def train(
             writer.close()
         if rows:
             title = f"{cfg.method} on {cfg.env} (seed {cfg.seed}, {sim.topology_name})"
-            learning_curve(rows, run.path / CURVE, title)
+            learning_curve(rows, run.path / CURVE, title, _references(cfg))
     except OSError as err:
         if err.filename is None:  # not a file's fault (a broken pipe to a worker): as it is
             raise
@@ -301,3 +301,13 @@ def _stopped_by(err: OSError, run: RunFolder) -> str:
         f"stopped: {what}{where}; {run.path} keeps its last checkpoint (after round {kept}); "
         f"once fixed, continue with: asfed simulate --resume {run.path}"
     )
+
+
+def _references(cfg: RunConfig) -> list[tuple[str, str, float]]:
+    """The env's reference returns for the run's own curve (random policy, best scripted,
+    everyone selfish), on 64 episodes: a tenth of a second, where the report's 512 take one."""
+    from asfed.envs.references import reference_returns
+
+    refs = reference_returns(cfg.env, cfg.env_options(), episodes=64)
+    return [(r.kind, r.label, r.mean) for r in refs.values()]
+

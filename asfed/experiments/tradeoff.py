@@ -27,6 +27,8 @@ from asfed.csvfile import read_rows
 from asfed.errors import AsfedError
 from asfed.experiments.audit_runs import BUDGET
 from asfed.experiments.plan import Point, Sweep, code_plan
+from asfed.plots import legend_outside
+from asfed.runs import FINAL_WINDOW
 from audits import scoring
 from audits.empirical import accuracy_ceiling, epsilon_lower_bound
 
@@ -79,7 +81,7 @@ def audit_point(path: Path) -> dict[str, Any]:
     n = int(sum(s.extra["episodes"] for s in scored))
     k = round(1 / types[0].chance)
     mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
-    tail = metrics[-5:]
+    tail = metrics[-FINAL_WINDOW:]
     return {
         "method": cfg.method,
         "epsilon_target": math.inf if cfg.dp_epsilon is None else cfg.dp_epsilon,
@@ -212,7 +214,7 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
         label="ceiling epsilon allows",
     )
     for ax, title in (
-        (left, "team return (last 5 rounds)"),
+        (left, f"team return (last {FINAL_WINDOW} rounds)"),
         (right, "reward-type accuracy (relay)"),
     ):
         ax.set_xscale("log")
@@ -220,7 +222,7 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
         ax.set_xlabel("epsilon (messages only; the public trajectory is not covered)", fontsize=8)
         ax.set_title(f"{env}: {title}", fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        legend_outside(ax)
     right.set_ylim(0, 1.02)
     fig.tight_layout()
     buf = io.BytesIO()

@@ -9,8 +9,6 @@ the policy/anticipation MSE and the shared policies' entropy by logged round.
 
 from __future__ import annotations
 
-import io
-
 import matplotlib
 import numpy as np
 
@@ -18,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
+from asfed.plots import REFERENCE_STYLE, legend_outside, png_bytes
 from asfed.report import stats
 from asfed.report.panels import Panel, Series
 
@@ -25,19 +24,10 @@ METHOD_COLORS = {
     "as": "tab:blue", "vs": "tab:orange", "vps": "tab:green", "ps": "tab:red",
     "ippo": "tab:purple", "cppo": "tab:brown",
 }  # fmt: skip
-REFERENCE_STYLE = {
-    "random": dict(color="grey", ls=":"),
-    "optimum": dict(color="darkgreen", ls="--"),
-    "defect": dict(color="darkred", ls="-."),
-}
 
 
 def _png(fig) -> bytes:
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, dpi=100)
 
 
 def colors(series: list[Series]) -> list[str]:
@@ -73,7 +63,7 @@ def learning_curves(panel: Panel) -> bytes:
     ax.set_xlabel("round")
     ax.set_ylabel("team return per episode")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    legend_outside(ax)
     if window > 1:
         ax.text(
             0.99,
@@ -106,7 +96,7 @@ def _grouped_bars(ax, panels: list[Panel], value, ci=True) -> None:
         ax.bar(xs, ys, width, color=color, label=label, yerr=err, capsize=2)
     ax.set_xticks(range(len(panels)), [p.title for p in panels], fontsize=7, rotation=15)
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=7)
+    legend_outside(ax)
 
 
 def normalised_finals(panels: list[Panel]) -> bytes:
@@ -123,7 +113,7 @@ def normalised_finals(panels: list[Panel]) -> bytes:
     ax.set_title(
         "final team return: 0 = random policy, 1 = best scripted (95% CI over seeds)", fontsize=9
     )
-    ax.legend(fontsize=7)
+    legend_outside(ax)
     return _png(fig)
 
 
@@ -186,5 +176,5 @@ def anticipation(panel: Panel) -> bytes | None:
         ax.set_ylabel(label, fontsize=8)
         ax.set_title(f"{panel.title}: {label}", fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        legend_outside(ax)
     return _png(fig)

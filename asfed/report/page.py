@@ -30,8 +30,9 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 128
 h1 { font-size: 1.6em; } h2 { border-bottom: 2px solid #ccc; margin-top: 2em; }
 blockquote { border-left: 4px solid #9ab; margin: 0.5em 0; padding: 0.2em 1em; color: #444;
              background: #f5f8fa; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 12.5px; }
-th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; vertical-align: top; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 12.5px; max-width: 100%; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; vertical-align: top;
+         overflow-wrap: anywhere; }
 th { background: #eef2f5; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .figs { display: flex; flex-wrap: wrap; gap: 12px; }
 figure { margin: 0; } figcaption { font-size: 11px; color: #555; max-width: 640px; }

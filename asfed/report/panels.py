@@ -104,8 +104,22 @@ def _references(env: str, options: tuple[tuple[str, Any], ...]) -> dict[str, Ref
     return reference_returns(env, dict(options))
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, key: str = "") -> str:
+    """A setting as a label shows it: None reads as what it means (no DP noise; the paper's
+    default), never "None"."""
+    if value is None:
+        return "none (no noise)" if key == "dp_epsilon" else "paper default"
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _order(value: Any) -> tuple:
+    """Series order within a panel: numbers ascending, then text, then None (no noise, the
+    paper's default) last, so epsilons read 1, 4, 16, 64, none."""
+    if value is None:
+        return (2, 0.0, "")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
 
 
 def _setting(config: dict[str, Any], key: str) -> str:
@@ -132,12 +146,20 @@ def panels(source: Source) -> list[Panel]:
         learner = _varying([r.config for r in runs], [k for k in LEARNER if k != "method"])
         if "dp_epsilon" in learner and "dp_sigma" in learner:
             learner.remove("dp_sigma")  # calibrated from epsilon: it says nothing more
+        methods = list(dict.fromkeys(r.config["method"] for r in runs))
+        runs = sorted(
+            runs,
+            key=lambda r: (
+                methods.index(r.config["method"]),
+                *(_order(config_value(r.config, k)) for k in learner),
+            ),
+        )
         by_series: dict[str, list[Run]] = {}
         for run in runs:
-            extra = " ".join(f"{k}={_fmt(config_value(run.config, k))}" for k in learner)
+            extra = " ".join(f"{k}={_fmt(config_value(run.config, k), k)}" for k in learner)
             by_series.setdefault(f"{run.config['method']} {extra}".strip(), []).append(run)
         series = [Series(label, rs[0].config["method"], rs) for label, rs in by_series.items()]
-        setting = ", ".join(f"{k}={_fmt(config_value(cfg, k))}" for k in shown if k != "agents")
+        setting = ", ".join(f"{k}={_fmt(config_value(cfg, k), k)}" for k in shown if k != "agents")
         title = f"{cfg['env']}, {cfg.get('agents', '?')} agents" + (
             f", {setting}" if setting else ""
         )

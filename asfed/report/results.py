@@ -5,7 +5,9 @@ a table per panel and series of the final team return (mean and 95% CI over seed
 random policy, the best scripted policy and what the paper claims, with a plain verdict where
 asfed's numbers and the paper's differ:
 
-- outside the range the paper's number implies (`[sweep.expect]`): "differs from the paper";
+- against the range the paper's number implies (`[sweep.expect]`): "agrees with the paper" when
+  the mean is inside it, "differs from the paper" when the 95% interval lies wholly outside it,
+  else "not distinguishable from the paper" (the mean is outside, the interval reaches it);
 - a 95% interval that holds the random policy's return: "indistinguishable from random";
   one entirely below it: "below random" (a learner that ends worse than acting at random);
 - AS's interval entirely below another method's in the same panel: "AS below <method>"
@@ -46,19 +48,22 @@ def against_random(lo: float, hi: float, rand: float) -> str:
     return f"below random ({rand:.2f})" if hi < rand else ""
 
 
+def against_paper(mean: float, lo: float, hi: float, a: float, b: float) -> str:
+    """What a final return (mean, 95% interval [lo, hi]) says against the paper's [a, b]."""
+    if a <= mean <= b:
+        return f"agrees with the paper ({a:g} to {b:g})"
+    if math.isfinite(lo) and math.isfinite(hi) and lo <= b and hi >= a:
+        return f"not distinguishable from the paper ({a:g} to {b:g}): the interval reaches it"
+    return f"differs from the paper ({a:g} to {b:g})"
+
+
 def verdict(source: Source, panel: Panel, series: Series) -> str:
     """The plain statements for one row (see the module docstring); "" if none."""
     mean, lo, hi = series.final_ci()
     notes = []
     expect = source.expect_for(panel.env, series.method)
     if expect is not None:
-        a, b = expect
-        inside = a <= mean <= b
-        notes.append(
-            f"agrees with the paper ({a:g} to {b:g})"
-            if inside
-            else f"differs from the paper ({a:g} to {b:g})"
-        )
+        notes.append(against_paper(mean, lo, hi, *expect))
     note = against_random(lo, hi, panel.references["random"].mean)
     if note:
         notes.append(note)

@@ -6,25 +6,10 @@ seeds: mean +- t_{0.975, n-1} s / sqrt(n). One seed gives no interval (NaN bound
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from scipy import stats
 
-FINAL_WINDOW = 10  # the final team return of a run: the mean of its last 10 rounds
-
-
-def mean_ci(values: np.ndarray | list[float]) -> tuple[float, float, float]:
-    """(mean, low, high) of the 95% t-interval over `values` `[S]` (NaNs ignored)."""
-    x = np.asarray(values, float)
-    x = x[np.isfinite(x)]
-    if len(x) == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(x.mean())
-    if len(x) < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
-    return mean, mean - half, mean + half
+from asfed.intervals import mean_ci
+from asfed.runs import FINAL_WINDOW
 
 
 def band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
