@@ -10,6 +10,7 @@ import typer
 
 from asfed.cli.app import app, console
 from asfed.cli.common import check_seeds, exit_if_failed, method_list, run_plan, workers_or_cores
+from asfed.cli.common import private_seed as read_private_seed
 from asfed.errors import AsfedError
 
 
@@ -45,6 +46,13 @@ def audit(
     out: Annotated[
         Path | None, typer.Option(help="Train mode: the folder of runs (finished ones reused).")
     ] = None,
+    private_seed: Annotated[
+        str | None,
+        typer.Option(
+            help="Train mode: seed of every new run's secrets (each run's own is derived from "
+            "it by name); default: fresh entropy per run. Kept in <out>/ground_truth/."
+        ),
+    ] = None,
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Also print the table as Markdown.")
     ] = False,
@@ -71,7 +79,8 @@ def audit(
     if env is not None:
         if runs:
             raise AsfedError("give run folders or --env (train mode), not both")
-        runs = _train_for_audit(env, methods, seeds, rounds, episodes, workers, out)
+        secret = read_private_seed(private_seed, None)
+        runs = _train_for_audit(env, methods, seeds, rounds, episodes, workers, out, secret)
     if not runs:
         raise AsfedError("nothing to audit; give run folders, or --env to train and audit")
     rows = []
@@ -90,7 +99,7 @@ def audit(
     console.print(f"wrote audit/ (audit.json, audit.csv, audit.png) in {len(runs)} run folder(s)")
 
 
-def _train_for_audit(env, methods, seeds, rounds, episodes, workers, out) -> list[Path]:
+def _train_for_audit(env, methods, seeds, rounds, episodes, workers, out, secret) -> list[Path]:
     """Train mode: every (method, seed) run at the audit's budget, on the experiments' runner."""
     from asfed.experiments import audit_runs
 
@@ -98,5 +107,5 @@ def _train_for_audit(env, methods, seeds, rounds, episodes, workers, out) -> lis
         env, method_list(methods), check_seeds(seeds), rounds=rounds, episodes=episodes
     )
     folder = out or Path("runs") / f"audit_{env}"
-    exit_if_failed(run_plan(plan, folder, workers_or_cores(workers)))
+    exit_if_failed(run_plan(plan, folder, workers_or_cores(workers), None, secret))
     return [folder / p.name for p in plan.points]

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from asfed.cli.app import app, console
 from asfed.cli.common import check_seeds, exit_if_failed, method_list, run_plan, workers_or_cores
+from asfed.cli.common import private_seed as read_private_seed
 from asfed.comm.dp import NOT_COVERED
 
 
@@ -26,6 +27,13 @@ def tradeoff(
     workers: Annotated[int | None, typer.Option(help="Processes (default: every core).")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Folder of the sweep (finished points are reused).")
+    ] = None,
+    private_seed: Annotated[
+        str | None,
+        typer.Option(
+            help="Seed of every new run's secrets (each run's own is derived from it by name); "
+            "default: fresh entropy per run. Kept in <out>/ground_truth/."
+        ),
     ] = None,
 ) -> None:
     """Buy privacy with noise and see the price: team return and attack success vs epsilon.
@@ -48,7 +56,7 @@ def tradeoff(
         f"trade-off on {env}: {names_} x epsilon {eps} x {seeds} seeds, {cores} "
         f"workers -> {folder} ({NOT_COVERED})"
     )
-    exit_if_failed(run_plan(plan, folder, cores))
+    exit_if_failed(run_plan(plan, folder, cores, None, read_private_seed(private_seed, None)))
     rows = experiment.rows_of(plan, folder)
     summary = experiment.summarise(rows)
     console.print(_table(env, summary))

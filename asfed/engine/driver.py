@@ -310,4 +310,3 @@ def _references(cfg: RunConfig) -> list[tuple[str, str, float]]:
 
     refs = reference_returns(cfg.env, cfg.env_options(), episodes=64)
     return [(r.kind, r.label, r.mean) for r in refs.values()]
-
