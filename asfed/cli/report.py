@@ -26,8 +26,8 @@ def report(
     readme: Annotated[
         Path | None,
         typer.Option(
-            help="Also rewrite the results section of this README (between its "
-            "asfed-results markers) from the sweep folders given."
+            help="Also rewrite the results section of this Markdown page (between its "
+            "asfed-results markers; docs/results.md holds asfed's) from the sweep folders given."
         ),
     ] = None,
     markdown: Annotated[
@@ -42,7 +42,7 @@ def report(
 
     \b
     asfed report runs/sweep_fig2-main
-    asfed report runs/sweep_fig2-exchange --readme README.md
+    asfed report runs/sweep_fig2-exchange --readme docs/results.md
     """
     from asfed.report.collect import collect
     from asfed.report.page import write

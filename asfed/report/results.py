@@ -1,4 +1,4 @@
-"""The README's results section, generated from sweep folders (`asfed report SWEEP... --readme`).
+"""The results page's generated section (docs/results.md), from sweep folders (`asfed report SWEEP... --readme PAGE`).
 
 Per sweep: its title, the budget (rounds, episodes a round, env steps, seeds) and wall time, and
 a table per panel and series of the final team return (mean and 95% CI over seeds) beside the
@@ -13,7 +13,7 @@ asfed's numbers and the paper's differ:
 - AS's interval entirely below another method's in the same panel: "AS below <method>"
   (the paper claims AS matches or exceeds the baselines).
 
-The section sits between two marker lines in the README; everything between them is replaced.
+The section sits between two marker lines in the page; everything between them is replaced.
 """
 
 from __future__ import annotations

@@ -1,0 +1,51 @@
+"""The README's quickstart, run as written with the private seed that makes it exact, and the
+numbers the README quotes from it: the final team return, the audit's scores and the time and
+disk it states. Marked slow (about 4 minutes): `python -m pytest -q -m slow`."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_simulate_cli import asfed
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _quoted(pattern: str) -> float:
+    match = re.search(pattern, " ".join(README.read_text().split()))
+    assert match, f"the README no longer quotes {pattern!r}"
+    return float(match.group(1))
+
+
+@pytest.mark.slow
+def test_the_quickstart_gives_the_numbers_the_readme_quotes(tmp_path) -> None:
+    run = tmp_path / "run"
+    began = time.perf_counter()
+    res = asfed("simulate", "--scenario", "quickstart", "--private-seed", "1", "--out", str(run))
+    seconds = time.perf_counter() - began
+    assert res.returncode == 0, res.stderr
+    final = float(re.search(r"team return \(mean of the last 10\) (-?[\d.]+)", res.stdout)[1])
+    assert final == _quoted(r"ends at (-?[\d.]+) \(mean of the last 10 rounds\)")
+    assert seconds < 3 * _quoted(r"80 rounds on Flower's simulation engine: (\d+) s")
+    size_mb = sum(p.stat().st_size for p in run.rglob("*") if p.is_file()) / 2**20
+    assert abs(size_mb - _quoted(r"and a (\d+) MB run folder")) < 3
+
+    res = asfed("audit", str(run), "--attack", "all")
+    assert res.returncode == 0, res.stderr
+    summaries = json.loads((run / "audit" / "audit.json").read_text())["summaries"]
+    score = {s["attack"]: (s["score"], s["baseline"]) for s in summaries}
+    r, r_base = score["reward-inversion"]
+    acc, acc_base = score["reward-type"]
+    quotes = (
+        (r, r"reward at r = (-?[\d.]+) on held-out"),
+        (r_base, r"against (-?[\d.]+) from the public actions alone"),
+        (acc, r"names its food box in (-?[\d.]+) of episodes"),
+        (acc_base, r"episodes against (-?[\d.]+) from the actions"),
+    )
+    for value, pattern in quotes:
+        assert round(value, 2) == _quoted(pattern), pattern
