@@ -1,4 +1,5 @@
-"""The results page's generated section (docs/results.md), from sweep folders (`asfed report SWEEP... --readme PAGE`).
+"""The results page's generated section (docs/results.md), from sweep folders
+(`asfed report SWEEP... --readme PAGE`).
 
 Per sweep: its title, the budget (rounds, episodes a round, env steps, seeds) and wall time, and
 a table per panel and series of the final team return (mean and 95% CI over seeds) beside the
