@@ -9,53 +9,69 @@ from typing import Annotated
 import typer
 
 from asfed.cli.app import app, console
-from asfed.cli.common import check_seeds, exit_if_failed, method_list, run_plan, workers_or_cores
+from asfed.cli.common import (
+    check_seeds,
+    counted,
+    exit_if_failed,
+    method_list,
+    run_plan,
+    workers_or_cores,
+)
 from asfed.cli.common import private_seed as read_private_seed
 from asfed.errors import AsfedError
+
+# The command's options, declared once here so its signature reads in a glance.
+RunsOption = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Run folders to audit (several seeds are pooled with CIs)."),
+]
+AttackOption = Annotated[str, typer.Option(help="reward-type, reward-inversion, or all.")]
+AttackerOption = Annotated[
+    str, typer.Option(help="relay (sees every message) or agent:K (a curious neighbour K).")
+]
+VictimOption = Annotated[
+    int | None, typer.Option(help="The agent attacked (default: every agent but the attacker).")
+]
+EnvOption = Annotated[str | None, typer.Option(help="Train-then-audit mode: the env to train on.")]
+MethodsOption = Annotated[str, typer.Option(help="Train mode: comma-separated methods.")]
+SeedsOption = Annotated[int, typer.Option(help="Train mode: seeds 1..N per method.")]
+RoundsOption = Annotated[int | None, typer.Option(help="Train mode: rounds (default 30).")]
+EpisodesOption = Annotated[
+    int | None, typer.Option(help="Train mode: episodes a round (default 8).")
+]
+WorkersOption = Annotated[
+    int | None, typer.Option(help="Train mode: runs at once (default: every core).")
+]
+OutOption = Annotated[
+    Path | None, typer.Option(help="Train mode: the folder of runs (finished ones reused).")
+]
+PrivateSeedOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Train mode: seed of every new run's secrets (each run's own is derived from "
+        "it by name); default: fresh entropy per run. Kept in <out>/ground_truth/."
+    ),
+]
+MarkdownOption = Annotated[
+    bool, typer.Option("--markdown", help="Also print the table as Markdown.")
+]
 
 
 @app.command()
 def audit(
-    runs: Annotated[
-        list[Path] | None,
-        typer.Argument(help="Run folders to audit (several seeds are pooled with CIs)."),
-    ] = None,
-    attack: Annotated[
-        str, typer.Option(help="reward-type, reward-inversion, or all.")
-    ] = "reward-type",
-    attacker: Annotated[
-        str, typer.Option(help="relay (sees every message) or agent:K (a curious neighbour K).")
-    ] = "relay",
-    victim: Annotated[
-        int | None, typer.Option(help="The agent attacked (default: every agent but the attacker).")
-    ] = None,
-    env: Annotated[
-        str | None, typer.Option(help="Train-then-audit mode: the env to train on.")
-    ] = None,
-    methods: Annotated[
-        str, typer.Option(help="Train mode: comma-separated methods.")
-    ] = "as,vs,vps,ps,ippo",
-    seeds: Annotated[int, typer.Option(help="Train mode: seeds 1..N per method.")] = 5,
-    rounds: Annotated[int | None, typer.Option(help="Train mode: rounds (default 30).")] = None,
-    episodes: Annotated[
-        int | None, typer.Option(help="Train mode: episodes a round (default 8).")
-    ] = None,
-    workers: Annotated[
-        int | None, typer.Option(help="Train mode: runs at once (default: every core).")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Train mode: the folder of runs (finished ones reused).")
-    ] = None,
-    private_seed: Annotated[
-        str | None,
-        typer.Option(
-            help="Train mode: seed of every new run's secrets (each run's own is derived from "
-            "it by name); default: fresh entropy per run. Kept in <out>/ground_truth/."
-        ),
-    ] = None,
-    markdown: Annotated[
-        bool, typer.Option("--markdown", help="Also print the table as Markdown.")
-    ] = False,
+    runs: RunsOption = None,
+    attack: AttackOption = "reward-type",
+    attacker: AttackerOption = "relay",
+    victim: VictimOption = None,
+    env: EnvOption = None,
+    methods: MethodsOption = "as,vs,vps,ps,ippo",
+    seeds: SeedsOption = 5,
+    rounds: RoundsOption = None,
+    episodes: EpisodesOption = None,
+    workers: WorkersOption = None,
+    out: OutOption = None,
+    private_seed: PrivateSeedOption = None,
+    markdown: MarkdownOption = False,
 ) -> None:
     """Measure what the shared messages leak about each agent's private reward.
 
@@ -84,7 +100,7 @@ def audit(
     if not runs:
         raise AsfedError("nothing to audit; give run folders, or --env to train and audit")
     rows = []
-    for path in runs:
+    for path in counted(list(runs), "auditing runs"):
         rows += audit_run(path, questions, attacker, None if victim is None else [victim])
     if victim is not None and all(r.score is None for r in rows):
         raise AsfedError(

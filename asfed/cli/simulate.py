@@ -22,49 +22,60 @@ def _default_out(env: str, method: str, seed: int) -> Path:
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}_{env}_{method}_s{seed}"
 
 
+# The command's options, declared once here so its signature reads in a glance.
+PrivateSeedOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Seed of the agents' secrets (private rewards, DP noise); default: fresh OS "
+        "entropy. Kept only in ground_truth/ and the agents' storage, never in config.toml."
+    ),
+]
+ScenarioOption = Annotated[
+    str | None, typer.Option(help="A named scenario (scenarios/NAME.toml) or a .toml path.")
+]
+OutOption = Annotated[
+    Path | None, typer.Option(help="Run folder (default: runs/<time>_<env>_<method>_s<seed>).")
+]
+ResumeOption = Annotated[
+    Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Local engine: processes the agents are spread over, updating in parallel "
+        "(default: every core; same numbers for any count)."
+    ),
+]
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        help="Where the learners compute: cpu, cuda, cuda:N, or auto (cuda if there is "
+        "one). Rollouts stay on the CPU."
+    ),
+]
+VerboseOption = Annotated[bool, typer.Option(help="Show Flower's and Ray's own logs.")]
+DealOnlyOption = Annotated[
+    bool,
+    typer.Option(
+        "--deal-only",
+        help="Create the run folder and deal its secrets, then stop: a deployment moves each "
+        "agents/agent_<i>/secret.json to agent i's machine, then resumes the run "
+        "(docs/deploy.md).",
+    ),
+]
+
+
 @app.command()
 @with_config_options
 def simulate(
-    private_seed: Annotated[
-        str | None,
-        typer.Option(
-            help="Seed of the agents' secrets (private rewards, DP noise); default: fresh OS "
-            "entropy. Kept only in ground_truth/ and the agents' storage, never in config.toml."
-        ),
-    ] = None,
-    scenario: Annotated[
-        str | None, typer.Option(help="A named scenario (scenarios/NAME.toml) or a .toml path.")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Run folder (default: runs/<time>_<env>_<method>_s<seed>).")
-    ] = None,
-    resume: Annotated[
-        Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            help="Local engine: processes the agents are spread over, updating in parallel "
-            "(default: every core; same numbers for any count)."
-        ),
-    ] = None,
-    device: Annotated[
-        str,
-        typer.Option(
-            help="Where the learners compute: cpu, cuda, cuda:N, or auto (cuda if there is "
-            "one). Rollouts stay on the CPU."
-        ),
-    ] = "cpu",
-    verbose: Annotated[bool, typer.Option(help="Show Flower's and Ray's own logs.")] = False,
-    deal_only: Annotated[
-        bool,
-        typer.Option(
-            "--deal-only",
-            help="Create the run folder and deal its secrets, then stop: a deployment moves each "
-            "agents/agent_<i>/secret.json to agent i's machine, then resumes the run "
-            "(docs/deploy.md).",
-        ),
-    ] = False,
+    private_seed: PrivateSeedOption = None,
+    scenario: ScenarioOption = None,
+    out: OutOption = None,
+    resume: ResumeOption = None,
+    workers: WorkersOption = None,
+    device: DeviceOption = "cpu",
+    verbose: VerboseOption = False,
+    deal_only: DealOnlyOption = False,
     **flags: Any,
 ) -> None:
     """Train a method on an environment and write a run folder.

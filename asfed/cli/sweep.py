@@ -16,57 +16,70 @@ if TYPE_CHECKING:
     from asfed.experiments.plan import Sweep
 
 
+# The command's options, declared once here so its signature reads in a glance.
+ScenarioOption = Annotated[
+    str, typer.Argument(help="A named scenario (scenarios/NAME.toml) or a .toml path.")
+]
+SeedsOption = Annotated[
+    int | None, typer.Option(help="Seeds 1..N for every point (default: the scenario's, or 5).")
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="KEY=V1[,V2...]: fix a setting, or make it an axis of several values "
+        "(repeatable; 'none' is the paper's default).",
+    ),
+]
+MethodsOption = Annotated[
+    str | None, typer.Option(help="Comma-separated methods (default: the scenario's).")
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(help="Runs at once (default: every core; 1: one by one in this process)."),
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Run on Ray instead: a cluster's address, 'auto' (the running cluster) or "
+        "'local' (a new local instance with --workers CPUs)."
+    ),
+]
+OutOption = Annotated[
+    Path | None,
+    typer.Option(help="The sweep folder (default: runs/sweep_<scenario>); rerun to continue."),
+]
+PrivateSeedOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Seed of every new run's secrets (each run's own is derived from it by name); "
+        "default: the scenario's private_seed, else fresh entropy per run. Kept in "
+        "<out>/ground_truth/, not in the manifest."
+    ),
+]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="List the runs and stop.")]
+EstimateOption = Annotated[
+    bool,
+    typer.Option(
+        "--estimate",
+        help="Time one round of each distinct setting here, print how long the sweep takes "
+        "on --workers processes, and stop (trains nothing that is kept).",
+    ),
+]
+
+
 @app.command()
 def sweep(
-    scenario: Annotated[
-        str, typer.Argument(help="A named scenario (scenarios/NAME.toml) or a .toml path.")
-    ],
-    seeds: Annotated[
-        int | None, typer.Option(help="Seeds 1..N for every point (default: the scenario's, or 5).")
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            help="KEY=V1[,V2...]: fix a setting, or make it an axis of several values "
-            "(repeatable; 'none' is the paper's default).",
-        ),
-    ] = None,
-    methods: Annotated[
-        str | None, typer.Option(help="Comma-separated methods (default: the scenario's).")
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(help="Runs at once (default: every core; 1: one by one in this process)."),
-    ] = None,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            help="Run on Ray instead: a cluster's address, 'auto' (the running cluster) or "
-            "'local' (a new local instance with --workers CPUs)."
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(help="The sweep folder (default: runs/sweep_<scenario>); rerun to continue."),
-    ] = None,
-    private_seed: Annotated[
-        str | None,
-        typer.Option(
-            help="Seed of every new run's secrets (each run's own is derived from it by name); "
-            "default: the scenario's private_seed, else fresh entropy per run. Kept in "
-            "<out>/ground_truth/, not in the manifest."
-        ),
-    ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs and stop.")] = False,
-    estimate: Annotated[
-        bool,
-        typer.Option(
-            "--estimate",
-            help="Time one round of each distinct setting here, print how long the sweep takes "
-            "on --workers processes, and stop (trains nothing that is kept).",
-        ),
-    ] = False,
+    scenario: ScenarioOption,
+    seeds: SeedsOption = None,
+    set_: SetOption = None,
+    methods: MethodsOption = None,
+    workers: WorkersOption = None,
+    ray_address: RayAddressOption = None,
+    out: OutOption = None,
+    private_seed: PrivateSeedOption = None,
+    dry_run: DryRunOption = False,
+    estimate: EstimateOption = False,
 ) -> None:
     """Run a scenario's grid: every method x seed x setting, each a run folder under one sweep
     folder with a manifest (sweep.json). Running it again continues it: finished runs are never
