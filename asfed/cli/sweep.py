@@ -91,6 +91,7 @@ def sweep(
     asfed sweep paper-predation --set rho=0.03,0.1,0.3 --ray-address auto
     asfed sweep fig2-main --estimate      # how long it takes on this machine
     """
+    from asfed.experiments.budget import settings
     from asfed.experiments.manifest import check_folder
     from asfed.experiments.plan import default_folder, load_sweep
 
@@ -101,9 +102,8 @@ def sweep(
     check_folder(plan, folder)  # a refused sweep fails here, before any output
     where = f"Ray at {ray_address}" if ray_address else f"{cores} process(es)"
     console.print(
-        f"sweep [bold]{plan.scenario}[/]: {len(plan.points)} runs ({', '.join(plan.methods)} x "
-        f"{len(plan.seeds)} seeds x {len(plan.points) // len(plan.methods) // len(plan.seeds)} "
-        f"setting(s)) on {where} -> {folder}"
+        f"sweep [bold]{plan.scenario}[/]: {len(plan.points)} runs ({len(settings(plan))} "
+        f"setting(s) of {', '.join(plan.methods)} x {len(plan.seeds)} seeds) on {where} -> {folder}"
     )
     if dry_run:
         for p in plan.points:

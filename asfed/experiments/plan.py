@@ -11,7 +11,8 @@ A scenario (`scenarios/NAME.toml`) gives the base settings as flat `RunConfig` k
     seeds = 5                       # seeds 1..N (default 5)
     observe = ["anticipation"]      # post-run steps, each writing a file into the run folder
     cases = [{}, {rho = 0.0}]       # explicit override sets (default: one empty set), each
-                                    # crossed with the grid
+                                    # crossed with the grid; a case that names its `method`
+                                    # runs that method alone (e.g. {method = "ippo"})
     [sweep.grid]                    # axes, crossed: key = [values]
     env = ["cleanup", "exchange"]
     [sweep.claims]                  # what the paper says, per "env/method", "method" or "env"
@@ -177,7 +178,8 @@ def _axes(
         raise AsfedError(f"cases in {source} should be a non-empty list of tables")
     for case in cases:
         for key in case:
-            _check_key(key, source)
+            if key != "method":  # a case may name its method: a run of its own (an IPPO row)
+                _check_key(key, source)
         check_types(case, source)
     given: set[str] = set()
     for text in sets:
@@ -224,13 +226,13 @@ def _expand(
     """Every point: cases x grid x methods x seeds, each config built and checked."""
     from asfed.engine.loop import prepare
 
-    varying = list(dict.fromkeys([k for c in cases for k in c] + list(grid)))
+    varying = list(dict.fromkeys([k for c in cases for k in c if k != "method"] + list(grid)))
     points: list[Point] = []
     checked: set[tuple] = set()
     for case in cases:
         for combo in itertools.product(*grid.values()):
             values = {**base, **case, **dict(zip(grid, combo, strict=True))}
-            for method in methods:
+            for method in [values.pop("method")] if "method" in values else methods:
                 for seed in range(1, seeds + 1):
                     settings = {**values, "method": method, "seed": seed}
                     name = _name(settings, varying, seed)
@@ -290,7 +292,9 @@ def load_sweep(
         claim=str(spec.get("claim", "")),
         claims=claims,
         expect=expect,
-        methods=tuple(method_list),
+        methods=tuple(
+            dict.fromkeys([*method_list, *(c["method"] for c in cases if "method" in c)])
+        ),
         seeds=tuple(range(1, n_seeds + 1)),
         observe=tuple(observe),
         points=tuple(_expand(base, grid, cases, method_list, n_seeds, path.name)),
