@@ -219,12 +219,15 @@ class RunConfig:
         given = {k: getattr(self, k) for k in ("rho", "actor_lr", "critic_lr", "max_grad_norm")}
         return paper_config(self.env, **{k: v for k, v in given.items() if v is not None})
 
+    def env_horizon(self) -> int:
+        """The episode length: as given, else the env's default."""
+        return self.horizon or ENVS.get(self.env).default_horizon
+
     def num_episodes(self) -> int:
         """Episodes per round: as given, else STEPS_PER_ROUND env steps over the horizon."""
         if self.episodes is not None:
             return self.episodes
-        horizon = self.horizon or ENVS.get(self.env).default_horizon
-        return max(1, round(STEPS_PER_ROUND / horizon))
+        return max(1, round(STEPS_PER_ROUND / self.env_horizon()))
 
     def num_minibatches(self) -> int:
         """Gradient steps per update: as given, else one per episode of the round, so each step

@@ -182,3 +182,25 @@ def test_resume_refuses_corrupt_files_and_existing_runs(tmp_path) -> None:
     assert res.returncode == 2 and "is not a run folder" in res.stderr
     res = asfed("simulate", "--resume", str(out), "--method", "vs")
     assert res.returncode == 2 and "not allowed: --method" in res.stderr
+
+
+def test_a_long_run_says_its_cost_and_a_known_frozen_setting_says_so_first(monkeypatch) -> None:
+    from rich.console import Console
+
+    from asfed.cli import simulate as command
+    from asfed.config import build_config
+    from asfed.experiments import budget
+
+    seen = []
+    monkeypatch.setattr(budget, "round_seconds", lambda cfg: seen.append(cfg) or 12.0)
+    monkeypatch.setattr(command, "console", Console(record=True, width=200))
+    command._print_expectations(build_config(env="cleanup", engine="flower"))  # 300 x 9,600
+    text = command.console.export_text()
+    assert "estimated wall time: 1.00 h on one process here (300 rounds of 96 episodes" in text
+    assert seen[0].engine == "local" and "note:" not in text  # nothing known about cleanup yet
+    command._print_expectations(build_config(env="exchange", rounds=2, episodes=1))
+    text = command.console.export_text()
+    assert "AS stays at the random policy's return" in text and "fig2-exchange-tuned" in text
+    assert len(seen) == 1  # a 2-round run is not timed
+    command._print_expectations(build_config(env="exchange", rounds=2, episodes=1, rho=10.0))
+    assert "random policy's return" not in command.console.export_text()  # export clears

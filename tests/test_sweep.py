@@ -70,7 +70,6 @@ def test_a_scenario_expands_to_its_grid_with_names_after_what_varies() -> None:
     assert len(fixed.points) == 5 and fixed.expect["exchange/as"] == (5.0, 7.0)
 
 
-
 def test_a_case_that_names_its_method_runs_that_method_alone() -> None:
     plan = load_sweep("cleanup-diagnosis")
     names = [p.name for p in plan.points]
@@ -78,6 +77,7 @@ def test_a_case_that_names_its_method_runs_that_method_alone() -> None:
     assert {p.config.rho for p in plan.points if p.config.method == "as"} == {None, 10.0, 1.0, 0.0}
     assert plan.methods == ("as", "ippo") and len(plan.points) == 10
     assert all(p.config.rounds == 50 and p.config.episodes == 32 for p in plan.points)
+
 
 @pytest.mark.parametrize(
     ("sets", "methods", "message"),

@@ -103,6 +103,7 @@ def simulate(
     if deal_only:
         _deal(cfg, folder, resume, secret_seed, num_agents)
         return
+    _print_expectations(cfg)
     began = time.perf_counter()
 
     def run_engine(federation=None) -> list[dict]:
@@ -156,10 +157,43 @@ def _deal(
     )
 
 
+# Runs long enough that a user should know the cost first: an estimate is printed above this
+# many env steps (cleanup's default run is 2.9 million; the quickstart 0.19 million).
+ESTIMATE_ABOVE_STEPS = 1_000_000
+# What the results pages found for a method at Table 2's settings, said before such a run trains.
+KNOWN = {
+    ("exchange", "as"): "at Table 2's rho = 1e4, AS stays at the random policy's return on "
+    "exchange (docs/results.md); the labelled setting that learns is "
+    "`asfed sweep fig2-exchange-tuned` (rho = 10)",
+}
+
+
+def _print_expectations(cfg: RunConfig) -> None:
+    """Before a long run: its wall time here, estimated by timing one (scaled) round as
+    `asfed sweep --estimate` does, and what the results found for this setting, if anything."""
+    import dataclasses
+
+    from asfed.experiments.budget import round_seconds
+    from asfed.report.results import duration
+
+    note = KNOWN.get((cfg.env, cfg.method)) if cfg.rho is None else None
+    if note:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    steps = cfg.rounds * cfg.num_episodes() * cfg.env_horizon()
+    if steps < ESTIMATE_ABOVE_STEPS:
+        return
+    with console.status("timing one round to estimate the run's wall time..."):
+        seconds = round_seconds(dataclasses.replace(cfg, engine="local")) * cfg.rounds
+    console.print(
+        f"estimated wall time: {duration(seconds)} on one process here ({cfg.rounds} rounds of "
+        f"{cfg.num_episodes()} episodes; more workers take less)"
+    )
+
+
 def _train(cfg, folder, resume, federation, workers, device, secret_seed) -> list[dict]:
     """Start or resume the run and train it behind a progress bar; returns metrics rows."""
+    from asfed.engine.driver import random_return, start, train
     from asfed.engine.driver import resume as resume_run
-    from asfed.engine.driver import start, train
 
     if resume is not None:
         sim, run, rows = resume_run(resume, cfg.rounds, federation, workers, device)
@@ -181,11 +215,17 @@ def _train(cfg, folder, resume, federation, workers, device, secret_seed) -> lis
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("team return {task.fields[ret]}  degree {task.fields[deg]}{task.fields[e]}"),
+        TextColumn(
+            "team return {task.fields[ret]} (random {task.fields[rand]})  "
+            "degree {task.fields[deg]}{task.fields[e]}"
+        ),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("rounds", total=cfg.rounds, completed=sim.round, ret="-", deg="-", e="")
+        rand = f"{random_return(cfg):.1f}"
+        task = bar.add_task(
+            "rounds", total=cfg.rounds, completed=sim.round, ret="-", deg="-", e="", rand=rand
+        )
 
         def update(m: dict) -> None:
             ret, deg = f"{m['team_return']:.2f}", f"{m['neighbours_mean']:.2f}"

@@ -8,6 +8,7 @@ before any agent is built. A resumed run reads them back from there, and never d
 from __future__ import annotations
 
 import errno
+import functools
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -306,7 +307,18 @@ def _stopped_by(err: OSError, run: RunFolder) -> str:
 def _references(cfg: RunConfig) -> list[tuple[str, str, float]]:
     """The env's reference returns for the run's own curve (random policy, best scripted,
     everyone selfish), on 64 episodes: a tenth of a second, where the report's 512 take one."""
+    refs = _reference_returns(cfg.env, tuple(sorted(cfg.env_options().items())))
+    return [(r.kind, r.label, r.mean) for r in refs.values()]
+
+
+def random_return(cfg: RunConfig) -> float:
+    """A uniformly random policy's team return under the run's env options (64 episodes), for
+    the progress bar: a user sees within minutes whether anything is being learned."""
+    return _reference_returns(cfg.env, tuple(sorted(cfg.env_options().items())))["random"].mean
+
+
+@functools.cache
+def _reference_returns(env: str, options: tuple) -> dict:
     from asfed.envs.references import reference_returns
 
-    refs = reference_returns(cfg.env, cfg.env_options(), episodes=64)
-    return [(r.kind, r.label, r.mean) for r in refs.values()]
+    return reference_returns(env, dict(options), episodes=64)
