@@ -22,7 +22,14 @@ from asfed.experiments.tradeoff import FIELDS
 from asfed.report.collect import collect
 from asfed.report.page import render
 from asfed.report.panels import panels
-from asfed.report.results import BEGIN, END, against_paper, against_random, results_markdown
+from asfed.report.results import (
+    BEGIN,
+    END,
+    against_paper,
+    against_random,
+    replace_section,
+    results_markdown,
+)
 from tests import browser
 from tests.test_simulate_cli import asfed
 
@@ -211,3 +218,15 @@ def test_series_read_in_numeric_order_with_no_noise_named_and_last(sweep) -> Non
         "as dp_epsilon=16",
         "as dp_epsilon=none (no noise)",
     ]
+
+
+def test_a_named_section_is_rewritten_and_the_main_one_kept(tmp_path) -> None:
+    page = tmp_path / "results.md"
+    named = "<!-- asfed-results:ssd:begin -->\nold ssd\n<!-- asfed-results:ssd:end -->"
+    page.write_text(f"# R\n{BEGIN}\nmain\n{END}\n{named}\ntail\n")
+    text = replace_section(page, "new ssd", "ssd")
+    assert "main" in text and "new ssd" in text and "old ssd" not in text and "tail" in text
+    with pytest.raises(AsfedError, match="needs one line <!-- asfed-results:other:begin -->"):
+        replace_section(page, "x", "other")
+    with pytest.raises(AsfedError, match="section 'a b' is invalid"):
+        replace_section(page, "x", "a b")

@@ -272,3 +272,14 @@ def test_a_key_a_run_folder_lacks_is_its_default_when_folders_are_compared() -> 
     assert _differences({**older, "predation_actions": "toward-away"}, older) == [
         "predation_actions"
     ]
+
+
+def test_a_sweep_on_cuda_without_a_gpu_is_one_line_and_writes_nothing(tmp_path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the refusal is for machines without one")
+    out = tmp_path / "sweep"
+    res = asfed("sweep", "fig2-exchange", "--seeds", "1", "--device", "cuda", "--out", str(out))
+    assert res.returncode == 2 and "finds no CUDA GPU" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and not out.exists()

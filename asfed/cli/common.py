@@ -82,6 +82,7 @@ def run_plan(
     workers: int,
     ray_address: str | None = None,
     secret_seed: int | None = None,
+    device: str = "cpu",
 ) -> Outcome:
     """Train a plan with the experiments' runner behind a progress bar (rounds, runs done of
     total, time left). Ctrl-C or SIGTERM stops the workers and exits 130 or 143, finished rounds
@@ -105,7 +106,7 @@ def run_plan(
         try:
             with sigterm_interrupts():
                 done = run_sweep(
-                    plan, folder, workers, ray_address, show, command_line(), secret_seed
+                    plan, folder, workers, ray_address, show, command_line(), secret_seed, device
                 )
         except KeyboardInterrupt as stop:
             console.print("interrupted: finished rounds are kept; the same command continues")

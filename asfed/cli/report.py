@@ -33,6 +33,13 @@ def report(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Also print the results section as Markdown.")
     ] = False,
+    section: Annotated[
+        str | None,
+        typer.Option(
+            help="With --readme: the named section to rewrite (between its "
+            "asfed-results:NAME markers) instead of the page's main one."
+        ),
+    ] = None,
 ) -> None:
     """Draw sweeps and runs as one self-contained HTML page (plots inline, no network).
 
@@ -52,18 +59,18 @@ def report(
     if not any(s.runs for s in sources):
         where = ", ".join(str(p) for p in paths)
         raise AsfedError(f"nothing to report: no run in {where} has completed a round")
-    new_readme = section = None
+    new_readme = text = None
     if readme is not None or markdown:
-        section = results_markdown(sources, "asfed " + " ".join(sys.argv[1:]))
+        text = results_markdown(sources, "asfed " + " ".join(sys.argv[1:]))
         if readme is not None:
-            new_readme = replace_section(readme, section)  # checked before anything is written
+            new_readme = replace_section(readme, text, section)  # checked before any write
     target = out or Path(paths[0]) / "report.html"
     with console.status("drawing the report..."):
         plots = write(sources, target)
     runs = sum(len(s.runs) for s in sources)
     console.print(f"wrote {target} ({plots} plots, {runs} runs, {len(sources)} section(s))")
     if markdown:
-        print(section)
+        print(text)
     if new_readme is not None:
         write_readme(readme, new_readme)
-        console.print(f"rewrote the results section of {readme}")
+        console.print(f"rewrote the results section {section or '(main)'} of {readme}")

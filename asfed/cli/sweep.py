@@ -57,6 +57,13 @@ PrivateSeedOption = Annotated[
         "<out>/ground_truth/, not in the manifest."
     ),
 ]
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        help="Where every run's learners compute: cpu, cuda, cuda:N or auto (on Ray, each run "
+        "then asks its node for a GPU). Rollouts stay on the CPU."
+    ),
+]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="List the runs and stop.")]
 EstimateOption = Annotated[
     bool,
@@ -78,6 +85,7 @@ def sweep(
     ray_address: RayAddressOption = None,
     out: OutOption = None,
     private_seed: PrivateSeedOption = None,
+    device: DeviceOption = "cpu",
     dry_run: DryRunOption = False,
     estimate: EstimateOption = False,
 ) -> None:
@@ -91,6 +99,7 @@ def sweep(
     asfed sweep paper-predation --set rho=0.03,0.1,0.3 --ray-address auto
     asfed sweep fig2-main --estimate      # how long it takes on this machine
     """
+    from asfed.engine.placement import resolve_device
     from asfed.experiments.budget import settings
     from asfed.experiments.manifest import check_folder
     from asfed.experiments.plan import default_folder, load_sweep
@@ -98,6 +107,8 @@ def sweep(
     plan = load_sweep(scenario, method_list(methods) if methods else None, seeds, set_)
     secret_seed = read_private_seed(private_seed, scenario)
     cores = workers_or_cores(workers)
+    if ray_address is None:  # no GPU where cuda is asked: one line, before any output (on
+        device = resolve_device(device)  # Ray, each node resolves it where the run lands)
     folder = out or default_folder(plan)
     check_folder(plan, folder)  # a refused sweep fails here, before any output
     where = f"Ray at {ray_address}" if ray_address else f"{cores} process(es)"
@@ -115,7 +126,7 @@ def sweep(
         _print_estimate(plan, cores)
         return
     began = time.perf_counter()
-    done = run_plan(plan, folder, cores, ray_address, secret_seed)
+    done = run_plan(plan, folder, cores, ray_address, secret_seed, device)
     console.print(
         f"{len(done.trained)} run(s) trained, {len(done.reused)} reused, {len(done.failed)} "
         f"failed in {time.perf_counter() - began:.0f} s; draw it: asfed report {folder}"

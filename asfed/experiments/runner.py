@@ -97,10 +97,12 @@ def train_run(
     observe: tuple[str, ...] = (),
     on_round: OnRound | None = None,
     private_seed: int | None = None,
+    device: str = "cpu",
 ) -> float:
     """Train one run to its rounds (resuming what is on disk), then write its observed metrics;
     returns the seconds it took. Runs in a worker process (or in this one, with one worker).
-    private_seed: a new run's secrets' seed (None: fresh entropy; a resumed run keeps its own)."""
+    private_seed: a new run's secrets' seed (None: fresh entropy; a resumed run keeps its own).
+    device: where its learners compute (cpu, cuda, cuda:N; the numbers need not match cpu's)."""
     import torch
 
     from asfed.engine.driver import resume, start, train
@@ -111,9 +113,9 @@ def train_run(
     path = Path(path)
     if rounds_done(path) < cfg.rounds:
         if (path / CONFIG).exists():
-            sim, run, rows = resume(path, cfg.rounds)
+            sim, run, rows = resume(path, cfg.rounds, device=device)
         else:
-            sim, run, rows = start(cfg, path, private_seed=private_seed)
+            sim, run, rows = start(cfg, path, device=device, private_seed=private_seed)
         try:
             train(sim, run, rows, on_round)
         finally:
@@ -138,6 +140,7 @@ def _ray_task(
     observe: tuple[str, ...],
     sweep_id: str,
     private_seed: int | None = None,
+    device: str = "cpu",
 ) -> tuple[float, bytes]:
     """A run as a Ray task: in place where this node sees the sweep folder (its manifest has
     this sweep's id), else in a temporary folder returned as a tar archive (b"": in place)."""
@@ -147,10 +150,10 @@ def _ray_task(
     except (OSError, ValueError):
         in_place = False
     if in_place:
-        return train_run(cfg, folder, observe, None, private_seed), b""
+        return train_run(cfg, folder, observe, None, private_seed, device), b""
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / folder.name
-        seconds = train_run(cfg, run, observe, None, private_seed)
+        seconds = train_run(cfg, run, observe, None, private_seed, device)
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as tar:
             tar.add(run, arcname=folder.name)
@@ -185,6 +188,7 @@ def run_sweep(
     on_status: Callable[[Status], None] | None = None,
     command: str = "",
     private_seed: int | None = None,
+    device: str = "cpu",
 ) -> Outcome:
     """Train every point that is not finished; see the module docstring. A run that fails does
     not stop the others; its error comes back in `Outcome.failed`. The manifest records the
@@ -209,12 +213,16 @@ def run_sweep(
     make_folder(folder, "--out")
     lock = FolderLock(folder, "sweep").acquire()
     try:
-        return _run_locked(sweep, folder, workers, ray_address, on_status, session, private_seed)
+        return _run_locked(
+            sweep, folder, workers, ray_address, on_status, session, private_seed, device
+        )
     finally:
         lock.release()
 
 
-def _run_locked(sweep, folder, workers, ray_address, on_status, session, private_seed) -> Outcome:
+def _run_locked(
+    sweep, folder, workers, ray_address, on_status, session, private_seed, device
+) -> Outcome:
     from asfed.dealer import (
         PRIVATE_SEED,
         derive_private_seed,
@@ -238,6 +246,7 @@ def _run_locked(sweep, folder, workers, ray_address, on_status, session, private
         p.name: None if private_seed is None else derive_private_seed(private_seed, p.name)
         for p in sweep.points
     }
+    how = {"device": device}  # each run's keyword arguments to train_run beyond its own
     todo = [p for p in sweep.points if not finished(paths[p.name], p.config, sweep.observe)]
     reused = tuple(p.name for p in sweep.points if p not in todo)
     total = sum(p.config.rounds for p in sweep.points)
@@ -266,12 +275,20 @@ def _run_locked(sweep, folder, workers, ray_address, on_status, session, private
     try:
         if ray_address is not None:
             _run_ray(
-                todo, paths, secret, sweep.observe, manifest["id"], ray_address, workers, settle
+                todo,
+                paths,
+                secret,
+                sweep.observe,
+                manifest["id"],
+                ray_address,
+                workers,
+                settle,
+                how,
             )
         elif workers == 1:
-            _run_inline(todo, paths, secret, sweep.observe, settle, status)
+            _run_inline(todo, paths, secret, sweep.observe, settle, status, how)
         else:
-            _run_pool(todo, paths, secret, sweep.observe, workers, settle, status)
+            _run_pool(todo, paths, secret, sweep.observe, workers, settle, status, how)
     finally:
         session["wall_seconds"] = round(time.perf_counter() - began, 1)
         session["trained"] = sorted(n for n in seconds if n not in failed)
@@ -286,18 +303,18 @@ def _run_locked(sweep, folder, workers, ray_address, on_status, session, private
     return Outcome(folder, trained, reused, failed)
 
 
-def _run_inline(todo, paths, secret, observe, settle: Settle, status) -> None:
+def _run_inline(todo, paths, secret, observe, settle: Settle, status, how) -> None:
     for p in todo:
         began = time.perf_counter()
         try:
-            train_run(p.config, paths[p.name], observe, lambda _m: status(), secret[p.name])
+            train_run(p.config, paths[p.name], observe, lambda _m: status(), secret[p.name], **how)
         except Exception as err:  # the next run still trains; the error is reported
             settle(p, time.perf_counter() - began, err)
         else:
             settle(p, time.perf_counter() - began, None)
 
 
-def _run_pool(todo, paths, secret, observe, workers: int, settle: Settle, status) -> None:
+def _run_pool(todo, paths, secret, observe, workers: int, settle: Settle, status, how) -> None:
     ctx = multiprocessing.get_context("spawn")
     others = set(multiprocessing.active_children())  # a caller's own children are not ours
     pool = cf.ProcessPoolExecutor(
@@ -305,7 +322,7 @@ def _run_pool(todo, paths, secret, observe, workers: int, settle: Settle, status
     )
     try:
         futures = {
-            pool.submit(train_run, p.config, paths[p.name], observe, None, secret[p.name]): p
+            pool.submit(train_run, p.config, paths[p.name], observe, None, secret[p.name], **how): p
             for p in todo
         }
         submitted = time.perf_counter()
@@ -330,7 +347,7 @@ def _run_pool(todo, paths, secret, observe, workers: int, settle: Settle, status
 
 
 def _run_ray(
-    todo, paths, secret, observe, sweep_id: str, address: str, workers: int, settle
+    todo, paths, secret, observe, sweep_id: str, address: str, workers: int, settle, how
 ) -> None:
     import logging
     import warnings
@@ -348,9 +365,12 @@ def _run_ray(
         if sigterm is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, sigterm)  # ray.init installs its own sys.exit
     try:
-        task = ray.remote(num_cpus=1)(_ray_task)
+        gpus = 0 if how["device"] == "cpu" else 1  # a learner on cuda holds a GPU of its node
+        task = ray.remote(num_cpus=1, num_gpus=gpus)(_ray_task)
         refs = {
-            task.remote(p.config, str(paths[p.name]), observe, sweep_id, secret[p.name]): p
+            task.remote(
+                p.config, str(paths[p.name]), observe, sweep_id, secret[p.name], how["device"]
+            ): p
             for p in todo
         }
         submitted = time.perf_counter()

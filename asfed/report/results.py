@@ -148,20 +148,31 @@ def results_markdown(sources: list[Source], command: str) -> str:
     return "\n\n".join([head, *(section(s) for s in sweeps)])
 
 
-def replace_section(readme: Path, text: str) -> str:
-    """The README's text with the part between the markers replaced by `text` (not written)."""
+def markers(name: str | None = None) -> tuple[str, str]:
+    """A section's marker lines: the page's main section, or a named one (`--section NAME`),
+    so sweeps reported at different times each keep their own generated section."""
+    if name is None:
+        return BEGIN, END
+    if not name.replace("-", "").isalnum():
+        raise AsfedError(f"section {name!r} is invalid; accepted: letters, digits and hyphens")
+    return f"<!-- asfed-results:{name}:begin -->", f"<!-- asfed-results:{name}:end -->"
+
+
+def replace_section(readme: Path, text: str, name: str | None = None) -> str:
+    """The page's text with the part between the markers replaced by `text` (not written)."""
+    begin, end = markers(name)
     try:
         old = Path(readme).read_text()
     except FileNotFoundError:
         raise AsfedError(f"no such file: {readme}") from None
-    if old.count(BEGIN) != 1 or old.count(END) != 1 or old.index(BEGIN) > old.index(END):
+    if old.count(begin) != 1 or old.count(end) != 1 or old.index(begin) > old.index(end):
         raise AsfedError(
-            f"{readme} needs one line {BEGIN} and, after it, one line {END} where the results "
+            f"{readme} needs one line {begin} and, after it, one line {end} where the results "
             "section goes"
         )
-    head, rest = old.split(BEGIN)
-    _, tail = rest.split(END)
-    return f"{head}{BEGIN}\n{text}\n{END}{tail}"
+    head, rest = old.split(begin)
+    _, tail = rest.split(end)
+    return f"{head}{begin}\n{text}\n{end}{tail}"
 
 
 def write_readme(readme: Path, new_text: str) -> None:
