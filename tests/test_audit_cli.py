@@ -124,3 +124,15 @@ def test_bad_input_gets_one_clear_error_and_writes_nothing(runs, tmp_path) -> No
     assert "received nothing from agent 2" in err and "not zero leakage" in err
     assert "reward-type does not apply to predation" in bad(tmp_path / "p", runs["predation"])
     assert "unknown attack 'guess'" in bad(tmp_path / "g", src, "--attack", "guess")
+
+
+def test_dp_check_audits_a_dp_runs_mechanism_and_refuses_a_run_without_dp(runs, tmp_path) -> None:
+    dp_run = trained(tmp_path, "dp", rounds=1, episodes=1, horizon=5, dp_epsilon=4.0)
+    res = asfed("audit", dp_run, "--dp-check")
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.split())
+    assert "accountant epsilon 4 over" in text and "consistent" in text
+    res = asfed("audit", runs["as"], "--dp-check")
+    assert res.returncode == 2 and "ran without DP" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "dp" / "audit").exists()  # the check writes nothing

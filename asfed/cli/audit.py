@@ -52,6 +52,15 @@ PrivateSeedOption = Annotated[
         "it by name); default: fresh entropy per run. Kept in <out>/ground_truth/."
     ),
 ]
+DpCheckOption = Annotated[
+    bool,
+    typer.Option(
+        "--dp-check",
+        help="Instead of attacking: audit each DP run's noise mechanism itself (worst-case "
+        "canaries, the optimal test, 20,000 fresh releases a hypothesis) and print the "
+        "accountant's epsilon beside the empirical lower bound.",
+    ),
+]
 MarkdownOption = Annotated[
     bool, typer.Option("--markdown", help="Also print the table as Markdown.")
 ]
@@ -72,6 +81,7 @@ def audit(
     out: OutOption = None,
     private_seed: PrivateSeedOption = None,
     markdown: MarkdownOption = False,
+    dp_check: DpCheckOption = False,
 ) -> None:
     """Measure what the shared messages leak about each agent's private reward.
 
@@ -89,6 +99,9 @@ def audit(
     from audits.audit_files import table as render
     from audits.audit_files import write
 
+    if dp_check:
+        _dp_check(runs or [])
+        return
     questions = list(QUESTIONS) if attack == "all" else [attack]
     if attack != "all" and attack not in QUESTIONS:
         raise AsfedError(f"unknown attack {attack!r}; accepted: all, {', '.join(QUESTIONS)}")
@@ -113,6 +126,37 @@ def audit(
         print(to_markdown(summaries))
     write(list(runs), rows, summaries, "asfed " + " ".join(sys.argv[1:]))
     console.print(f"wrote audit/ (audit.json, audit.csv, audit.png) in {len(runs)} run folder(s)")
+
+
+def _dp_check(runs: list[Path]) -> None:
+    """--dp-check: each run's mechanism audited at its own sigma, clip, delta and releases."""
+    from asfed.agents.methods import METHODS
+    from asfed.envs import make_vec_env
+    from attacks.view import run_config
+    from audits.dp_check import check, kinds_to_check
+
+    if not runs:
+        raise AsfedError("--dp-check needs run folders to check")
+    configs = [run_config(path) for path in runs]  # every run checked before any trial
+    for path, cfg in zip(runs, configs, strict=True):
+        if not cfg.private:
+            raise AsfedError(
+                f"{path} ran without DP (dp_epsilon and dp_sigma unset); --dp-check audits a "
+                "DP run's noise mechanism"
+            )
+        if not METHODS.get(cfg.method).allowed_kinds:
+            raise AsfedError(f"{path} ran {cfg.method}, which sends nothing: nothing to check")
+    failed = False
+    for path, cfg in zip(runs, configs, strict=True):
+        actions = make_vec_env(cfg.env, 1, seed=0, **cfg.env_options()).num_actions
+        dp, releases = cfg.dp_settings(), cfg.release_bound()
+        console.print(f"[bold]{path}[/] ({cfg.method} on {cfg.env}, sigma {dp.sigma:.4g})")
+        for kind in kinds_to_check(METHODS.get(cfg.method).allowed_kinds):
+            result = check(kind, dp, releases, actions=actions)
+            failed |= not result.passed
+            console.print(f"  {result.line()}", highlight=False)
+    if failed:
+        sys.exit(1)
 
 
 def _train_for_audit(env, methods, seeds, rounds, episodes, workers, out, secret) -> list[Path]:

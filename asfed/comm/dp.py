@@ -88,18 +88,29 @@ def project_simplex(rows: np.ndarray) -> np.ndarray:
     return np.maximum(v - theta, 0.0)
 
 
-def release(msg: Message, dp: DPSettings, rng: np.random.Generator) -> Message:
-    """The noised message, as it leaves its sender."""
-    x = msg.payload.astype(np.float64)
-    if msg.kind in DISTRIBUTION_KINDS:
+def gaussian_release(
+    kind: str, payload: np.ndarray, dp: DPSettings, rng: np.random.Generator
+) -> np.ndarray:
+    """The Gaussian mechanism itself, before any post-processing: a distribution message `[R, A]`
+    plus N(0, (sigma sqrt(2R))^2) per entry; a values vector clipped to C plus N(0, (2 C
+    sigma)^2). What `audits.dp_check` audits (post-processing cannot make it less private)."""
+    x = np.asarray(payload, np.float64)
+    if kind in DISTRIBUTION_KINDS:
         std = dp.sigma * math.sqrt(2 * max(len(x), 1))
-        noised = project_simplex(x + rng.normal(0.0, std, x.shape))
-    elif msg.kind == "values":
+        return x + rng.normal(0.0, std, x.shape)
+    if kind == "values":
         norm = float(np.linalg.norm(x))
         clipped = x * min(1.0, dp.clip / norm) if norm > 0 else x
-        noised = clipped + rng.normal(0.0, 2 * dp.clip * dp.sigma, x.shape)
-    else:
-        raise AsfedError(f"no per-message DP mechanism for {msg.kind!r} messages")
+        return clipped + rng.normal(0.0, 2 * dp.clip * dp.sigma, x.shape)
+    raise AsfedError(f"no per-message DP mechanism for {kind!r} messages")
+
+
+def release(msg: Message, dp: DPSettings, rng: np.random.Generator) -> Message:
+    """The noised message, as it leaves its sender (distributions projected back onto the
+    simplex: post-processing)."""
+    noised = gaussian_release(msg.kind, msg.payload, dp, rng)
+    if msg.kind in DISTRIBUTION_KINDS:
+        noised = project_simplex(noised)
     return dataclasses.replace(msg, payload=noised.astype(np.float32), nbytes=-1)
 
 

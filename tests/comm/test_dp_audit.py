@@ -55,3 +55,37 @@ def test_ceiling_and_bound_are_inverse() -> None:
         assert math.log(3 * acc / (1 - acc)) == pytest.approx(eps)
     assert accuracy_ceiling(0.0, 3) == pytest.approx(1 / 3)
     assert epsilon_lower_bound(10, 30, 3) == 0.0  # at chance: nothing implied
+
+
+# ---- the self-check with power (audits.dp_check) ------------------------------------------------
+
+from asfed.comm.dp import DPSettings as _Settings  # noqa: E402
+from audits import dp_check  # noqa: E402
+
+
+@pytest.mark.parametrize("kind", ["policy_dist", "values", "policy_params"])
+@pytest.mark.parametrize(("epsilon", "releases"), [(1.0, 1), (4.0, 180), (16.0, 360), (64.0, 360)])
+def test_the_self_check_passes_the_real_mechanism_and_catches_noise_2x_too_small(
+    kind: str, epsilon: float, releases: int
+) -> None:
+    """At the trade-off's epsilons and release counts: the real mechanism audits at or below
+    its accountant's epsilon; with the noise halved (epsilon about twice the claim) the 95%
+    lower bound exceeds the claim."""
+    dp = _Settings(calibrate_sigma(epsilon, DELTA, releases), clip=1.0, delta=DELTA)
+    real = dp_check.check(kind, dp, releases, seed=1)
+    assert real.accountant == pytest.approx(epsilon, rel=1e-6)
+    assert real.passed and real.empirical > 0.5 * epsilon, real.line()  # tight, not vacuous
+    broken = dp_check.check(kind, dp, releases, seed=2, noise_scale=0.5)
+    assert not broken.passed, broken.line()
+
+
+def test_the_gdp_fit_recovers_a_known_mu_and_the_threshold_bound_stays_below_it() -> None:
+    rng = np.random.default_rng(0)
+    s0, s1 = rng.normal(0, 1, 5000), rng.normal(1, 1, 5000)  # PRIVACY-FACTS' property case
+    mu, lower = dp_check.gdp_mu(s0, s1)
+    assert abs(mu - 1) < 0.05 and lower < mu
+    exact = 4.3772  # mu = 1 at delta 1e-5 (PRIVACY-FACTS)
+    assert dp_check.threshold_epsilon(s0, s1) < exact
+    from asfed.comm.dp import epsilon_from_mu as eps_of
+
+    assert eps_of(lower, 1e-5) < exact
