@@ -87,8 +87,10 @@ def run_plan(
     """Train a plan with the experiments' runner behind a progress bar (rounds, runs done of
     total, time left). Ctrl-C or SIGTERM stops the workers and exits 130 or 143, finished rounds
     kept; a failed run is in the outcome (`exit_if_failed`), after the others finished."""
+    from asfed.experiments.manifest import check_folder
     from asfed.experiments.runner import run_sweep
 
+    check_folder(plan, folder)  # a refused folder fails here, before the progress bar shows
     columns = (
         TextColumn("rounds"),
         BarColumn(),

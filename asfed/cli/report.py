@@ -55,6 +55,8 @@ def report(
     from asfed.report.page import write
     from asfed.report.results import replace_section, results_markdown, write_readme
 
+    if section is not None and readme is None:
+        raise AsfedError("--section names a section of the --readme page; give --readme too")
     sources = collect(paths)
     if not any(s.runs for s in sources):
         where = ", ".join(str(p) for p in paths)

@@ -99,7 +99,7 @@ def sweep(
     asfed sweep paper-predation --set rho=0.03,0.1,0.3 --ray-address auto
     asfed sweep fig2-main --estimate      # how long it takes on this machine
     """
-    from asfed.engine.placement import resolve_device
+    from asfed.engine.placement import check_device_name, resolve_device
     from asfed.experiments.budget import settings
     from asfed.experiments.manifest import check_folder
     from asfed.experiments.plan import default_folder, load_sweep
@@ -107,8 +107,9 @@ def sweep(
     plan = load_sweep(scenario, method_list(methods) if methods else None, seeds, set_)
     secret_seed = read_private_seed(private_seed, scenario)
     cores = workers_or_cores(workers)
-    if ray_address is None:  # no GPU where cuda is asked: one line, before any output (on
-        device = resolve_device(device)  # Ray, each node resolves it where the run lands)
+    # No GPU where cuda is asked: one line, before any output; on Ray the spelling is checked
+    # here and each run resolves the device on the node it lands on.
+    device = resolve_device(device) if ray_address is None else check_device_name(device)
     folder = out or default_folder(plan)
     check_folder(plan, folder)  # a refused sweep fails here, before any output
     where = f"Ray at {ray_address}" if ray_address else f"{cores} process(es)"

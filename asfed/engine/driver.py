@@ -306,14 +306,15 @@ def _stopped_by(err: OSError, run: RunFolder) -> str:
 
 def _references(cfg: RunConfig) -> list[tuple[str, str, float]]:
     """The env's reference returns for the run's own curve (random policy, best scripted,
-    everyone selfish), on 64 episodes: a tenth of a second, where the report's 512 take one."""
+    everyone selfish), on the report's 512 episodes (about a second on exchange's default
+    horizon, once per process), so the curve and the report draw the same lines."""
     refs = _reference_returns(cfg.env, tuple(sorted(cfg.env_options().items())))
     return [(r.kind, r.label, r.mean) for r in refs.values()]
 
 
 def random_return(cfg: RunConfig) -> float:
-    """A uniformly random policy's team return under the run's env options (64 episodes), for
-    the progress bar: a user sees within minutes whether anything is being learned."""
+    """A uniformly random policy's team return under the run's env options, for the progress
+    bar: a user sees within minutes whether anything is being learned."""
     return _reference_returns(cfg.env, tuple(sorted(cfg.env_options().items())))["random"].mean
 
 
@@ -321,4 +322,4 @@ def random_return(cfg: RunConfig) -> float:
 def _reference_returns(env: str, options: tuple) -> dict:
     from asfed.envs.references import reference_returns
 
-    return reference_returns(env, dict(options), episodes=64)
+    return reference_returns(env, dict(options))

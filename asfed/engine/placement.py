@@ -38,6 +38,16 @@ def check_workers(workers: int, num_agents: int) -> int:
     return min(workers, num_agents)
 
 
+def check_device_name(name: str) -> str:
+    """A device name's spelling checked (cpu, cuda, cuda:N, auto), not whether it exists here:
+    for a Ray sweep, whose runs resolve it on the nodes they land on."""
+    base = name.split(":", 1)[0]
+    index = name.split(":", 1)[1] if ":" in name else "0"
+    if base not in DEVICES or (base != "cuda" and ":" in name) or not index.isdigit():
+        raise AsfedError(f"unknown device {name!r}; accepted: cpu, cuda, cuda:N, auto")
+    return name
+
+
 def resolve_device(name: str) -> str:
     """A device name as torch spells it: `cpu`, `cuda[:N]`, or `auto` (cuda when torch sees a
     GPU, else cpu). Asking for cuda where there is none is an error, never a silent CPU run."""

@@ -157,6 +157,3 @@ def plan_manifest(sweep: Sweep, folder: Path, session: dict[str, Any]) -> dict[s
     }
     write_manifest(folder, data)
     return data
-
-
-# ---- one run ----------------------------------------------------------------------------------

@@ -33,5 +33,7 @@ def _tradeoff_point(path: Path) -> Any:
 
 
 OBSERVERS: Registry[Observer] = Registry("observer")
-OBSERVERS.register("anticipation")(Observer(_anticipation, "anticipation.csv"))
-OBSERVERS.register("tradeoff-audit")(Observer(_tradeoff_point, "tradeoff_point.json"))
+# The files the steps write (audits.anticipation.CSV; the trade-off reads its own back).
+ANTICIPATION_FILE, TRADEOFF_POINT_FILE = "anticipation.csv", "tradeoff_point.json"
+OBSERVERS.register("anticipation")(Observer(_anticipation, ANTICIPATION_FILE))
+OBSERVERS.register("tradeoff-audit")(Observer(_tradeoff_point, TRADEOFF_POINT_FILE))

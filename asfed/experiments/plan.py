@@ -57,7 +57,6 @@ SWEEP_KEYS = (
 # Keys no grid, case or --set may vary: seeds and methods have their own options, and sweeps
 # run the local engine.
 RESERVED = {"seed": "--seeds", "method": "--methods or [sweep] methods", "engine": "nothing"}
-# Config keys that may differ between a run folder and its point: more rounds extend a run; the
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,9 +308,6 @@ def _public_text(text: str) -> str:
     )
 
 
-# ---- the manifest -----------------------------------------------------------------------------
-
-
 def code_plan(
     scenario: str, title: str, points: list[Point], observe: tuple[str, ...] = ()
 ) -> Sweep:
@@ -319,6 +315,9 @@ def code_plan(
     trains it; the manifest's scenario text lists its points, since no file holds them."""
     for name in observe:
         OBSERVERS.get(name)
+    twice = sorted(n for n, c in collections.Counter(p.name for p in points).items() if c > 1)
+    if twice:
+        raise AsfedError(f"{scenario} lists run {twice[0]} twice; give each value once")
     methods = tuple(dict.fromkeys(p.config.method for p in points))
     seeds = tuple(sorted({p.config.seed for p in points}))
     text = f"# built by asfed, not read from a scenario file: {title}\n" + "".join(

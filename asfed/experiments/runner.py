@@ -68,7 +68,7 @@ class Outcome:
     failed: dict[str, str]
 
 
-# ---- the grid ---------------------------------------------------------------------------------
+# ---- one run ----------------------------------------------------------------------------------
 
 
 def rounds_done(path: Path) -> int:
@@ -262,6 +262,19 @@ def _run_locked(
         rounds = sum(min(rounds_done(paths[p.name]), p.config.rounds) for p in sweep.points)
         on_status(Status(rounds, total, len(done_runs), len(sweep.points), note))
 
+    before = {r["name"]: r.get("train_seconds", 0.0) for r in manifest["runs"]}
+
+    def record() -> None:
+        """The session so far into the manifest (atomically): written as each run ends and
+        when the session ends, so a session killed outright keeps what had finished."""
+        session["wall_seconds"] = round(time.perf_counter() - began, 1)
+        session["trained"] = sorted(n for n in seconds if n not in failed)
+        session["failed"] = sorted(failed)
+        for run in manifest["runs"]:
+            if run["name"] in seconds:
+                run["train_seconds"] = round(before[run["name"]] + seconds[run["name"]], 1)
+        write_manifest(folder, manifest)
+
     def settle(point: Point, took: float, error: BaseException | None) -> None:
         seconds[point.name] = seconds.get(point.name, 0.0) + took
         if error is None:
@@ -270,6 +283,7 @@ def _run_locked(
         else:
             failed[point.name] = f"{type(error).__name__}: {error}"
             status(f"failed {point.name}")
+        record()
 
     status("starting")
     try:
@@ -290,15 +304,7 @@ def _run_locked(
         else:
             _run_pool(todo, paths, secret, sweep.observe, workers, settle, status, how)
     finally:
-        session["wall_seconds"] = round(time.perf_counter() - began, 1)
-        session["trained"] = sorted(n for n in seconds if n not in failed)
-        session["failed"] = sorted(failed)
-        for run in manifest["runs"]:
-            if run["name"] in seconds:
-                run["train_seconds"] = round(
-                    run.get("train_seconds", 0.0) + seconds[run["name"]], 1
-                )
-        write_manifest(folder, manifest)
+        record()
     trained = tuple(p.name for p in todo if p.name not in failed)
     return Outcome(folder, trained, reused, failed)
 
@@ -365,12 +371,13 @@ def _run_ray(
         if sigterm is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, sigterm)  # ray.init installs its own sys.exit
     try:
-        gpus = 0 if how["device"] == "cpu" else 1  # a learner on cuda holds a GPU of its node
+        device = how["device"]
+        if device == "auto":  # cuda where the cluster has GPUs (a task without one sees none)
+            device = "cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
+        gpus = 1 if device.startswith("cuda") else 0  # a learner on cuda holds a node's GPU
         task = ray.remote(num_cpus=1, num_gpus=gpus)(_ray_task)
         refs = {
-            task.remote(
-                p.config, str(paths[p.name]), observe, sweep_id, secret[p.name], how["device"]
-            ): p
+            task.remote(p.config, str(paths[p.name]), observe, sweep_id, secret[p.name], device): p
             for p in todo
         }
         submitted = time.perf_counter()

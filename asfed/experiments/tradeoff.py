@@ -26,13 +26,13 @@ from asfed.config import RunConfig, build_config
 from asfed.csvfile import read_rows
 from asfed.errors import AsfedError
 from asfed.experiments.audit_runs import BUDGET
+from asfed.experiments.observers import TRADEOFF_POINT_FILE
 from asfed.experiments.plan import Point, Sweep, code_plan
-from asfed.plots import legend_outside
+from asfed.plots import legend_outside, png_bytes
 from asfed.runs import FINAL_WINDOW
 from audits import scoring
 from audits.empirical import accuracy_ceiling, epsilon_lower_bound
 
-POINT_FILE = "tradeoff_point.json"
 FIELDS = (
     "method", "epsilon_target", "seed", "team_return", "epsilon_accountant", "epsilon_empirical",
     "type_accuracy", "type_baseline", "type_chance", "inversion_r", "inversion_baseline", "run",
@@ -102,12 +102,12 @@ def write_point(path: Path) -> None:
     """The trade-off's post-run step: the point's row, written into its run folder (JSON keeps
     inf), so a finished point is audited once and an interrupted trade-off continues."""
     row = audit_point(Path(path))
-    atomic_write(Path(path) / POINT_FILE, json.dumps(row, indent=1).encode())
+    atomic_write(Path(path) / TRADEOFF_POINT_FILE, json.dumps(row, indent=1).encode())
 
 
 def read_point(path: Path) -> dict[str, Any]:
     """A point's row as `write_point` wrote it; a damaged file is refused, never patched."""
-    file = Path(path) / POINT_FILE
+    file = Path(path) / TRADEOFF_POINT_FILE
     try:
         row = json.loads(file.read_text())
         if not isinstance(row, dict) or set(row) != set(FIELDS):
@@ -185,7 +185,7 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
     finite = sorted({s["epsilon_target"] for s in summary if math.isfinite(s["epsilon_target"])})
     inf_x = (max(finite) * 4) if finite else 1.0
     xpos = lambda e: inf_x if math.isinf(e) else e  # noqa: E731
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
     for method in sorted({s["method"] for s in summary}):
         pts = sorted(
             (s for s in summary if s["method"] == method), key=lambda s: xpos(s["epsilon_target"])
@@ -224,8 +224,4 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
         ax.grid(alpha=0.3)
         legend_outside(ax)
     right.set_ylim(0, 1.02)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, png_bytes(fig))

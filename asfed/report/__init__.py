@@ -1,2 +1,3 @@
 """`asfed report`: one self-contained HTML page from sweep folders, run folders and folders of
-runs (see `asfed.report.page`), and the README's results section (`asfed.report.results`)."""
+runs (see `asfed.report.page`), and the results page's generated section
+(`asfed.report.results`)."""
