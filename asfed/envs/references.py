@@ -86,14 +86,21 @@ def _team_return(
     return float(totals.mean()), float(totals.std())
 
 
+def random_return(
+    env: str, options: dict[str, Any] | None = None, episodes: int = 512, seed: int = 0
+) -> Reference:
+    """A uniformly random policy's team return under `options` (the first of the references)."""
+    mean, std = _team_return(env, _random(seed), episodes, seed, dict(options or {}))
+    return Reference("random", "uniformly random", mean, std)
+
+
 def reference_returns(
     env: str, options: dict[str, Any] | None = None, episodes: int = 512, seed: int = 0
 ) -> dict[str, Reference]:
     """The references of `env` under `options` (make_vec_env's: num_agents, horizon, zap, ...),
     by kind; a kind the env has no scripted policy for is absent."""
     options = dict(options or {})
-    mean, std = _team_return(env, _random(seed), episodes, seed, options)
-    out = {"random": Reference("random", "uniformly random", mean, std)}
+    out = {"random": random_return(env, options, episodes, seed)}
     for kind, candidates in SCRIPTED.get(env, {}).items():
         scored = [
             Reference(kind, label, *_team_return(env, policy, episodes, seed, options))
