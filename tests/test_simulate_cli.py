@@ -194,10 +194,11 @@ def test_a_long_run_says_its_cost_and_a_known_frozen_setting_says_so_first(monke
     seen = []
     monkeypatch.setattr(budget, "round_seconds", lambda cfg: seen.append(cfg) or 12.0)
     monkeypatch.setattr(command, "console", Console(record=True, width=200))
-    command._print_expectations(build_config(env="cleanup", engine="flower"))  # 300 x 9,600
+    long_run = build_config(env="navigation", method="ippo", engine="flower")  # 300 x 9,600
+    command._print_expectations(long_run)
     text = command.console.export_text()
     assert "estimated wall time: 1.00 h on one process here (300 rounds of 96 episodes" in text
-    assert seen[0].engine == "local" and "note:" not in text  # nothing known about cleanup yet
+    assert seen[0].engine == "local" and "note:" not in text  # nothing known about it
     command._print_expectations(build_config(env="exchange", rounds=2, episodes=1))
     text = command.console.export_text()
     assert "AS stays at the random policy's return" in text and "fig2-exchange-tuned" in text
