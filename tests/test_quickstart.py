@@ -26,7 +26,8 @@ def _quoted(pattern: str) -> float:
 def test_the_quickstart_gives_the_numbers_the_readme_quotes(tmp_path) -> None:
     run = tmp_path / "run"
     began = time.perf_counter()
-    res = asfed("simulate", "--scenario", "quickstart", "--private-seed", "1", "--out", str(run))
+    args = ("simulate", "--scenario", "quickstart", "--private-seed", "1", "--out", str(run))
+    res = asfed(*args, timeout=1800)  # minutes, more on a shared machine
     seconds = time.perf_counter() - began
     assert res.returncode == 0, res.stderr
     final = float(re.search(r"team return \(mean of the last 10\) (-?[\d.]+)", res.stdout)[1])
@@ -35,7 +36,7 @@ def test_the_quickstart_gives_the_numbers_the_readme_quotes(tmp_path) -> None:
     size_mb = sum(p.stat().st_size for p in run.rglob("*") if p.is_file()) / 2**20
     assert abs(size_mb - _quoted(r"and a (\d+) MB run folder")) < 3
 
-    res = asfed("audit", str(run), "--attack", "all")
+    res = asfed("audit", str(run), "--attack", "all", timeout=1800)
     assert res.returncode == 0, res.stderr
     summaries = json.loads((run / "audit" / "audit.json").read_text())["summaries"]
     score = {s["attack"]: (s["score"], s["baseline"]) for s in summaries}

@@ -17,9 +17,9 @@ CLI = [sys.executable, "-c", "from asfed.cli import main; main()"]  # `asfed`, w
 CLI_ENV = {"COLUMNS": "200", "PATH": "", "OMP_NUM_THREADS": "1"}
 
 
-def asfed(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def asfed(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, timeout=300, env=CLI_ENV, cwd=cwd
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, env=CLI_ENV, cwd=cwd
     )
 
 
