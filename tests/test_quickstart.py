@@ -1,12 +1,11 @@
 """The README's quickstart, run as written with the private seed that makes it exact, and the
-numbers the README quotes from it: the final team return, the audit's scores and the time and
-disk it states. Marked slow (about 4 minutes): `python -m pytest -q -m slow`."""
+numbers the README quotes from it: the final team return, the audit's scores and the disk it
+states (its time is a measurement, stated with its machine, not a test). Marked slow (about 4 minutes): `python -m pytest -q -m slow`."""
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,11 @@ def _quoted(pattern: str) -> float:
 @pytest.mark.slow
 def test_the_quickstart_gives_the_numbers_the_readme_quotes(tmp_path) -> None:
     run = tmp_path / "run"
-    began = time.perf_counter()
     args = ("simulate", "--scenario", "quickstart", "--private-seed", "1", "--out", str(run))
     res = asfed(*args, timeout=1800)  # minutes, more on a shared machine
-    seconds = time.perf_counter() - began
     assert res.returncode == 0, res.stderr
     final = float(re.search(r"team return \(mean of the last 10\) (-?[\d.]+)", res.stdout)[1])
     assert final == _quoted(r"ends at (-?[\d.]+) \(mean of the last 10 rounds\)")
-    assert seconds < 3 * _quoted(r"80 rounds on Flower's simulation engine: (\d+) s")
     size_mb = sum(p.stat().st_size for p in run.rglob("*") if p.is_file()) / 2**20
     assert abs(size_mb - _quoted(r"and a (\d+) MB run folder")) < 3
 
