@@ -1,6 +1,7 @@
 """The README's quickstart, run as written with the private seed that makes it exact, and the
 numbers the README quotes from it: the final team return, the audit's scores and the disk it
-states (its time is a measurement, stated with its machine, not a test). Marked slow (about 4 minutes): `python -m pytest -q -m slow`."""
+states (its time is a measurement, stated with its machine, not a test). Marked slow (about 4
+minutes): `python -m pytest -q -m slow`."""
 
 from __future__ import annotations
 
