@@ -165,6 +165,9 @@ KNOWN = {
     ("exchange", "as"): "at Table 2's rho = 1e4, AS stays at the random policy's return on "
     "exchange (docs/results.md); the labelled setting that learns is "
     "`asfed sweep fig2-exchange-tuned` (rho = 10)",
+    ("cleanup", "as"): "at Table 2's rho = 1e3, AS stayed at the random policy's return on "
+    "cleanup in 50 rounds of 32 episodes, 2 seeds (docs/results.md); which rho learns is not "
+    "measured yet (`asfed sweep cleanup-diagnosis`)",
 }
 
 
