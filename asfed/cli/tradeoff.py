@@ -12,6 +12,7 @@ from asfed.cli.app import app, console
 from asfed.cli.common import check_seeds, exit_if_failed, method_list, run_plan, workers_or_cores
 from asfed.cli.common import private_seed as read_private_seed
 from asfed.comm.dp import NOT_COVERED
+from asfed.folders import FolderLock
 
 
 @app.command()
@@ -41,8 +42,8 @@ def tradeoff(
     Trains every (method, epsilon, seed) point with calibrated DP noise on every shared
     message, audits it (reward-type and reward-inversion, the relay attacking every agent, beside
     the actions-only baseline), and writes tradeoff.csv (every point, with the accountant's
-    epsilon and the lower bound the guesses imply) and tradeoff.png. Epsilon covers the messages
-    only: the public trajectory (states, actions) is not covered.
+    epsilon and, indicative only, what the per-episode guesses imply) and tradeoff.png.
+    Epsilon covers the messages only: the public trajectory (states, actions) is not covered.
     """
     from asfed.experiments import tradeoff as experiment
 
@@ -57,11 +58,12 @@ def tradeoff(
         f"workers -> {folder} ({NOT_COVERED})"
     )
     exit_if_failed(run_plan(plan, folder, cores, None, read_private_seed(private_seed, None)))
-    rows = experiment.rows_of(plan, folder)
-    summary = experiment.summarise(rows)
-    console.print(_table(env, summary))
-    experiment.write_csv(folder / "tradeoff.csv", rows)
-    experiment.figure(folder / "tradeoff.png", summary, env, 1e-5)
+    with FolderLock(folder, "sweep"):  # one writer per folder, as while the runs trained
+        rows = experiment.rows_of(plan, folder)
+        summary = experiment.summarise(rows)
+        console.print(_table(env, summary))
+        experiment.write_csv(folder / "tradeoff.csv", rows)
+        experiment.figure(folder / "tradeoff.png", summary, env, 1e-5)
     console.print(f"wrote {folder / 'tradeoff.csv'} and {folder / 'tradeoff.png'}")
 
 
@@ -74,7 +76,7 @@ def _table(env: str, summary: list[dict]) -> Table:
         "method",
         "target eps",
         "accountant eps",
-        "empirical eps >=",
+        "empirical eps (episodes as trials: indicative, not a bound)",
         "team return",
         "type acc.",
         "actions-only",

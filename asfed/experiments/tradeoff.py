@@ -5,9 +5,11 @@ The points are a plan trained by the experiments' one runner (a process pool or 
 resume, progress and manifest); a point whose run folder already holds its rounds and its row is
 reused, so an interrupted trade-off continues where it stopped. Each point is audited, as its
 post-run step, with reward-type and reward-inversion (the relay attacking every agent), beside the
-actions-only baseline; the CSV also holds the accountant's epsilon and the lower bound on epsilon
-that the per-episode guesses imply (`audits.empirical`). Epsilon covers the messages only: the
-public trajectory is not covered.
+actions-only baseline; the CSV also holds the accountant's epsilon and the epsilon that the
+per-episode guesses would imply (`audits.empirical`) if one run's episodes were independent
+trials. They are not (they share the run's secrets and messages), so that column is indicative,
+not a 95% bound; `audits.dp_check` audits the mechanism itself. Epsilon covers the messages only:
+the public trajectory is not covered.
 """
 
 from __future__ import annotations
