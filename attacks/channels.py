@@ -13,9 +13,12 @@ Every channel is reduced to one of two forms, on rows of a round's public record
   residuals are the reward plus a shaping term), CPPO's rewards themselves.
 IPPO sends nothing: no evidence, and the attack says so.
 
-Only each round's first share is read (the acting policy that produced the round's actions; the
-K - 1 later shares differ from it by one update each), and a distribution the victim sent
-unchanged to several neighbours counts once.
+Every share of every logged round is read (all K steps: step 0 is the acting policy that
+produced the round's actions, each later one differs from it by one more update), and the copies
+of one release that the victim sent to several receivers (the same round, step, kind and rows)
+are averaged: without DP they are equal, and under DP each copy carries independent noise, so
+their mean has the noise of one copy divided by sqrt(copies). (The accountant counts every copy
+as a release: `RunConfig.release_bound`.)
 """
 
 from __future__ import annotations
@@ -43,6 +46,25 @@ class Evidence:
     actor: int
     prefs: np.ndarray | None = None
     taken: np.ndarray | None = None
+    step: int = 0
+    copies: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """How much of its view an attack read: logged rounds with evidence, distinct shares
+    (round, step), messages received (every copy), and evidence items after averaging copies."""
+
+    rounds: int
+    shares: int
+    messages: int
+    items: int
+
+    def line(self) -> str:
+        return (
+            f"read {self.rounds} rounds, {self.shares} shares, {self.messages} messages "
+            f"({self.items} after averaging copies)"
+        )
 
 
 def _rows(view: AttackerView, m: Message) -> np.ndarray:
@@ -51,58 +73,81 @@ def _rows(view: AttackerView, m: Message) -> np.ndarray:
 
 
 def _load(module: torch.nn.Module, vector: np.ndarray) -> torch.nn.Module:
-    torch.nn.utils.vector_to_parameters(torch.as_tensor(vector), module.parameters())
+    torch.nn.utils.vector_to_parameters(
+        torch.as_tensor(vector, dtype=torch.float32), module.parameters()
+    )
     return module
 
 
-def evidence(view: AttackerView) -> list[Evidence]:
-    """Every piece of evidence in the view's messages (empty when the victim sent nothing)."""
-    j, n = view.victim, view.num_agents
-    out = []
-    seen: set[tuple] = set()
+def _copies(view: AttackerView) -> dict[tuple, list[Message]]:
+    """The victim's messages grouped by release: (round, step, kind, actor, rows) -> its copies
+    (one per receiver; the actor of an anticipation is its receiver)."""
+    groups: dict[tuple, list[Message]] = {}
     for m in view.messages:
-        if m.step != 0:
-            continue
-        if m.kind == "policy_dist" or m.kind.endswith("params"):
-            key = (m.round, m.kind, None if m.rows is None else m.rows.tobytes())
-            if key in seen:
-                continue
-            seen.add(key)
-        rec = view.records[m.round]
+        actor = m.receiver if m.kind == "anticipation" else view.victim
+        rows = None if m.rows is None else m.rows.tobytes()
+        groups.setdefault((m.round, m.step, m.kind, actor, rows), []).append(m)
+    return groups
+
+
+def evidence(view: AttackerView) -> list[Evidence]:
+    """Every piece of evidence in the view's messages, one per release with its copies averaged,
+    in (round, step) order (empty when the victim sent nothing)."""
+    n = view.num_agents
+    out = []
+    for (round_, step, kind, actor, _), copies in sorted(
+        _copies(view).items(), key=lambda kv: (kv[0][0], kv[0][1])
+    ):
+        m = copies[0]
+        payload = np.mean([c.payload.astype(np.float64) for c in copies], axis=0)
+        rec = view.records[round_]
         rows = _rows(view, m)
-        if m.kind in ("policy_dist", "anticipation"):
-            actor = j if m.kind == "policy_dist" else m.receiver
-            prefs = np.log(np.maximum(m.payload.astype(np.float64), LOG_FLOOR))
-            out.append(Evidence(m.round, rows, actor, prefs=prefs))
-        elif m.kind in ("values", "reward"):
-            taken = m.payload.astype(np.float64).reshape(-1)
-            if m.kind == "reward":  # CPPO: `[B, T]` rewards; keep the valid steps
-                taken = m.payload.astype(np.float64)[rec.valid]
-            out.append(Evidence(m.round, rows, j, taken=taken))
-        elif m.kind in ("policy_params", "value_params"):
-            out.append(_from_params(view, m, rec.row_obs(), rec.row_actions(), n))
+        if kind in ("policy_dist", "anticipation"):
+            prefs = np.log(np.maximum(payload, LOG_FLOOR))
+            item = Evidence(round_, rows, actor, prefs=prefs)
+        elif kind in ("values", "reward"):
+            taken = payload.reshape(-1)
+            if kind == "reward":  # CPPO: `[B, T]` rewards; keep the valid steps
+                taken = payload[rec.valid]
+            item = Evidence(round_, rows, actor, taken=taken)
+        elif kind in ("policy_params", "value_params"):
+            item = _from_params(view, kind, payload, rec.row_obs(), rec.row_actions(), n)
+        else:
+            continue
+        item.round, item.step, item.copies = round_, step, len(copies)
+        out.append(item)
     return out
 
 
+def reading(view: AttackerView, items: list[Evidence]) -> Reading:
+    """What `evidence(view)` read of the view."""
+    return Reading(
+        rounds=len({e.round for e in items}),
+        shares=len({(e.round, e.step) for e in items}),
+        messages=len(view.messages),
+        items=len(items),
+    )
+
+
 def _from_params(
-    view: AttackerView, m: Message, obs: np.ndarray, actions: np.ndarray, n: int
+    view: AttackerView, kind: str, payload: np.ndarray, obs: np.ndarray, actions: np.ndarray, n: int
 ) -> Evidence:
     """Rebuild the shared network (its shape is public) and evaluate it on the recorded rows."""
     j, a_count = view.victim, num_actions(view)
     obs_t = torch.as_tensor(obs)
     with torch.no_grad():
-        if m.kind == "policy_params":  # PS: the joint policy, factor j
-            net = _load(mlp([obs.shape[1], *view.hidden["actor"]], n * a_count), m.payload)
+        if kind == "policy_params":  # PS: the joint policy, factor j
+            net = _load(mlp([obs.shape[1], *view.hidden["actor"]], n * a_count), payload)
             logits = net(obs_t).view(len(obs), n, a_count)[:, j]
             prefs = torch.log_softmax(logits, -1).double().numpy()
         else:  # VPS: Q(s, (a_j', a_-j)) of the shared critic
-            net = _load(mlp([obs.shape[1] + n * a_count, *view.hidden["critic"]], 1), m.payload)
+            net = _load(mlp([obs.shape[1] + n * a_count, *view.hidden["critic"]], 1), payload)
             joint = torch.as_tensor(actions)[:, None, :].repeat(1, a_count, 1)
             joint[:, :, j] = torch.arange(a_count)
             hot = torch.nn.functional.one_hot(joint, a_count).float().flatten(-2)
             q = net(torch.cat([obs_t[:, None].expand(-1, a_count, -1), hot], -1))[..., 0]
             prefs = q.double().numpy()
-    return Evidence(m.round, np.arange(len(obs)), j, prefs=prefs)
+    return Evidence(-1, np.arange(len(obs)), j, prefs=prefs)  # the caller sets the round
 
 
 def num_actions(view: AttackerView) -> int:

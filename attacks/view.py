@@ -31,7 +31,8 @@ class AttackerView:
 
     env: the env's name; options: its public options (`RunConfig.env_options`: agents, horizon,
     zap and private_weights, predation's action_frame);
-    method: the run's method; hidden: the actor and critic hidden sizes (public: the config);
+    method: the run's method; hidden: the actor and critic hidden sizes; gamma: its discount
+    (public: the config);
     messages: what the attacker received from the victim, in log order;
     records: round -> that round's `PublicRecord`.
     """
@@ -44,6 +45,7 @@ class AttackerView:
     hidden: dict[str, tuple[int, ...]]
     messages: tuple[Message, ...]
     records: dict[int, PublicRecord]
+    gamma: float = 0.99  # the run's discount (public: the config)
 
     @property
     def num_agents(self) -> int:
@@ -122,4 +124,5 @@ def load_view(path: Path, attacker: str, victim: int) -> AttackerView:
         hidden={"actor": ppo.actor_hidden, "critic": ppo.critic_hidden},
         messages=messages,
         records=records,
+        gamma=ppo.gamma,
     )

@@ -1,12 +1,16 @@
 """Run attacks on finished runs and score them against ground truth.
 
 For each run folder and victim, the attack is handed only the attacker's view (`attacks.view`);
-scoring alone opens `ground_truth/`. Reward type: the per-episode accuracy against chance 1/K
-(plus the run-level guess and a mutual-information lower bound); reward inversion: Pearson and
-Spearman correlation and R^2 after an affine calibration, on held-out episodes. Episodes are split
-three ways by their index (fit, calibrate, score), so fitting and scoring never share a
-transition. Every score has its actions-only baseline beside it; the leakage due to the messages
-is the difference. Runs (training seeds) are pooled with bootstrap intervals over runs.
+scoring alone opens `ground_truth/`. Reward type is asked by three attackers: the one-step
+estimator (`reward-type`), the `update` attack, and, given shadow runs, the learned `shadow`
+attack; each makes one run-level guess per secret (one agent of one run), scored right or wrong,
+beside the actions-only attacker of the same class. Reward inversion: Pearson and Spearman
+correlation and R^2 after an affine calibration, on held-out episodes (episodes split three ways
+by their index: fit, calibrate, score, so fitting and scoring never share a transition).
+
+Pooling (`pool`) counts independent units only: accuracies over secrets (Clopper-Pearson), ROC
+curves over secrets' scores, correlations and leakage over runs (t intervals); never the
+episodes or rounds of one run.
 """
 
 from __future__ import annotations
@@ -20,20 +24,27 @@ import numpy as np
 from asfed.comm import record
 from asfed.errors import AsfedError
 from attacks import ATTACKS
+from attacks.channels import evidence, reading
 from attacks.features import rules
 from attacks.reward_inversion import RewardEstimate, predict
 from attacks.reward_type import NoEvidence, TypeGuess
 from attacks.rounds import all_episodes
+from attacks.shadow import ShadowModel, features
 from attacks.view import AttackerView, load_view, parse_attacker, run_config
 from audits import scoring
+from audits.empirical import epsilon_lower_bound
 
-QUESTIONS = ("reward-type", "reward-inversion")
-PREFIX = {"messages": "", "baseline": "baseline_"}
+TYPE_ATTACKS = ("reward-type", "update", "shadow")  # the attackers asking the reward type
+QUESTIONS = (*TYPE_ATTACKS, "reward-inversion")
+FPRS = (0.01, 0.001)  # the low false-positive rates TPR is reported at
 
 
 @dataclasses.dataclass
 class VictimScore:
-    """One (run, victim): `score` and `baseline` on the same measure (None: no evidence)."""
+    """One (run, victim) under one attack: `score` and `baseline` on the same measure (reward
+    type: 1 if the run-level guess is right; None: no evidence); for reward type, each
+    hypothesis's score `[K]` for the attack (`scores`) and the actions-only attacker
+    (`baseline_scores`), and the true type (`truth`)."""
 
     run: str
     seed: int
@@ -47,6 +58,20 @@ class VictimScore:
     baseline: float
     extra: dict[str, float]
     note: str = ""
+    scores: list[float] | None = None
+    baseline_scores: list[float] | None = None
+    truth: int | None = None
+    read: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Shadows:
+    """The shadow attack's two learned attackers: on the messages' features and on the public
+    actions' alone (the same shadows, the same model class)."""
+
+    messages: ShadowModel
+    actions: ShadowModel
+    runs: int
 
 
 def _truth_type(path: Path, view: AttackerView) -> tuple[int, int]:
@@ -64,22 +89,12 @@ def _folds(view: AttackerView) -> list[set[int]]:
 
 
 def _type_scores(guess: TypeGuess, k_true: int) -> dict[str, float]:
-    hits = guess.episode_guesses == k_true
-    return {
-        "accuracy": float(hits.mean()),
-        "episodes": float(len(hits)),
-        "run_guess_correct": float(guess.guess == k_true),
-    }
-
-
-def _pooled_mi(guesses: list[tuple[TypeGuess, int]]) -> float:
-    """The MI lower bound over every victim's episodes of one run: pooled, the true types are a
-    permutation of the K candidates (navigation, exchange), so the labels are spread over the
-    types rather than one fixed label per victim. Alternate episodes fit lambda and score."""
-    scores = np.concatenate([g.episode_scores for g, _ in guesses])
-    labels = np.concatenate([np.full(len(g.episode_scores), k) for g, k in guesses])
-    half = np.arange(len(labels)) % 2 == 0
-    return scoring.mi_lower_bound(scores[half], labels[half], scores[~half], labels[~half])
+    """The run-level guess (the trial), and the per-episode (or per-round) guesses' share right,
+    which is descriptive only: one run's episodes share its secret and its messages."""
+    out = {"correct": float(guess.guess == k_true)}
+    if len(guess.episode_guesses):
+        out["episode_accuracy"] = float((guess.episode_guesses == k_true).mean())
+    return out
 
 
 def _truth_rewards(path: Path, victim: int, rounds: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -113,13 +128,16 @@ def audit_run(
     attacks: str | list[str],
     attacker: str = "relay",
     victims: list[int] | None = None,
+    shadows: Shadows | None = None,
 ) -> list[VictimScore]:
-    """Audit one run folder with each of `attacks` (reward-type, reward-inversion)."""
+    """Audit one run folder with each of `attacks` (QUESTIONS; `shadow` needs `shadows`)."""
     path = Path(path)
     questions = [attacks] if isinstance(attacks, str) else list(attacks)
     for q in questions:
         if q not in QUESTIONS:
             raise AsfedError(f"unknown attack {q!r} to score; accepted: {', '.join(QUESTIONS)}")
+    if "shadow" in questions and shadows is None:
+        raise AsfedError("the shadow attack needs shadow runs (--shadows FOLDER...)")
     cfg = run_config(path)
     n = int(cfg.agents or 0)
     listener = parse_attacker(attacker, n)
@@ -127,9 +145,9 @@ def audit_run(
         raise AsfedError(f"{path} has no ground truth to score against (ground_truth/ missing)")
     chosen = victims if victims is not None else [j for j in range(n) if j != listener]
     out = []
-    pooled: dict[str, list] = {"messages": [], "baseline": []}
     for j in chosen:
-        view = load_view(path, attacker, j)  # one view per victim: both questions share features
+        view = load_view(path, attacker, j)  # one view per victim: the attacks share features
+        read = reading(view, evidence(view)).line()
         for q in questions:
             base = dict(
                 run=str(path),
@@ -140,46 +158,55 @@ def audit_run(
                 attacker=attacker,
                 victim=j,
             )
-            if q == "reward-type":
-                out.append(_type_row(path, view, base, pooled))
+            if q == "reward-inversion":
+                row = _inversion_row(path, view, base)
             else:
-                out.append(_inversion_row(path, view, base))
-    for key, guesses in pooled.items():
-        if not guesses:
-            continue
-        mi, name = _pooled_mi(guesses), PREFIX[key] + "mi_lower_bound"
-        for row in out:
-            if row.attack == "reward-type" and (key == "baseline" or row.score is not None):
-                row.extra[name] = mi
+                row = _type_row(path, view, base, q, shadows)
+            row.read = read
+            out.append(row)
     return out
 
 
-def _type_row(path: Path, view: AttackerView, base: dict, pooled: dict[str, list]) -> VictimScore:
-    impl = ATTACKS.get("reward-type")()
+def _type_guesses(
+    view: AttackerView, attack: str, shadows: Shadows | None
+) -> tuple[TypeGuess | NoEvidence, TypeGuess]:
+    """(the attack's guess, the actions-only attacker's of the same class)."""
+    if attack == "shadow":
+        feats = features(view)
+        if not view.messages:
+            guess: TypeGuess | NoEvidence = NoEvidence(
+                f"{view.attacker} received nothing from agent {view.victim} ({view.method} run)"
+            )
+        else:
+            guess = shadows.messages.guess(feats, "shadow")
+        return guess, shadows.actions.guess(feats, "shadow-actions")
+    impl = ATTACKS.get(attack)()
     guess = impl.run(view)  # first: it refuses envs without a discrete reward type
+    return guess, impl.baseline(view)
+
+
+def _type_row(
+    path: Path, view: AttackerView, base: dict, attack: str, shadows: Shadows | None
+) -> VictimScore:
+    guess, baseline_guess = _type_guesses(view, attack, shadows)
     k_true, k = _truth_type(path, view)
-    baseline_guess = impl.baseline(view)
-    pooled["baseline"].append((baseline_guess, k_true))
-    if not isinstance(guess, NoEvidence):
-        pooled["messages"].append((guess, k_true))
     baseline = _type_scores(baseline_guess, k_true)
     extra = {f"baseline_{key}": v for key, v in baseline.items()}
+    common = dict(
+        chance=1 / k,
+        baseline=baseline["correct"],
+        baseline_scores=[float(x) for x in baseline_guess.scores],
+        truth=k_true,
+    )
     if isinstance(guess, NoEvidence):
-        return VictimScore(
-            **base,
-            chance=1 / k,
-            score=None,
-            baseline=baseline["accuracy"],
-            extra=extra,
-            note=guess.reason,
-        )
+        return VictimScore(**base, **common, score=None, extra=extra, note=guess.reason)
     found = _type_scores(guess, k_true)
     return VictimScore(
         **base,
-        chance=1 / k,
-        score=found["accuracy"],
-        baseline=baseline["accuracy"],
+        **common,
+        score=found["correct"],
         extra={**found, **extra},
+        scores=[float(x) for x in guess.scores],
     )
 
 
@@ -210,7 +237,11 @@ def _inversion_row(path: Path, view: AttackerView, base: dict) -> VictimScore:
 
 @dataclasses.dataclass
 class Summary:
-    """Pooled over runs and victims of one (env, method, attack, attacker)."""
+    """Pooled over runs and victims of one (env, method, attack, attacker). Reward type: the
+    accuracy over secrets with its Clopper-Pearson interval; inversion: the mean over runs of
+    each run's mean r, with its t interval; leakage: score - baseline, t interval over runs.
+    `extra`: AUC and TPR at low FPR of the one-vs-rest tests (attack and baseline), the MI lower
+    bound (lambda fitted leave-one-run-out) and the epsilon lower bound over one secret a run."""
 
     env: str
     method: str
@@ -228,6 +259,7 @@ class Summary:
     leakage_ci: tuple[float, float] | None
     ci_method: str
     note: str = ""
+    extra: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -242,10 +274,52 @@ def _per_run(rows: list[VictimScore], runs: list[str], value) -> list[float]:
     ]
 
 
+def _note(rs: list[VictimScore], attacker: str, method: str) -> str:
+    silent = sum(1 for r in rs if r.score is None)
+    if silent == len(rs):
+        return f"{attacker} received nothing from the victims ({method} sends nothing it can use)"
+    return f"{silent} of {len(rs)} victims sent {attacker} nothing" if silent else ""
+
+
+def _roc_extra(rows: list[VictimScore], field: str, prefix: str) -> dict[str, float]:
+    """AUC and TPR at FPRS of the pooled one-vs-rest tests on the secrets' scores."""
+    have = [r for r in rows if getattr(r, field) is not None]
+    if not have:
+        return {}
+    s, y = scoring.one_vs_rest(
+        np.array([getattr(r, field) for r in have]), np.array([r.truth for r in have])
+    )
+    out = {prefix + "auc": scoring.auc(s, y)}
+    for f in FPRS:
+        out[f"{prefix}tpr_at_fpr_{f:g}"] = scoring.tpr_at_fpr(s, y, f)
+    return out
+
+
+def _type_extra(rs: list[VictimScore], scored: list[VictimScore]) -> dict[str, float]:
+    k = round(1 / rs[0].chance)
+    extra: dict[str, float] = {
+        "secrets": float(len(scored)),
+        "negatives": float(len(scored) * (k - 1)),
+    }
+    extra |= _roc_extra(scored, "scores", "")
+    extra |= _roc_extra(rs, "baseline_scores", "baseline_")
+    for prefix, have, field in (("", scored, "scores"), ("baseline_", rs, "baseline_scores")):
+        if have:
+            extra[prefix + "mi_lower_bound"] = scoring.mi_leave_one_run_out(
+                np.array([getattr(r, field) for r in have]),
+                np.array([r.truth for r in have]),
+                np.array([r.run for r in have]),
+            )
+    first = {}
+    for r in scored:  # one secret a run: independent trials for the epsilon bound
+        first.setdefault(r.run, r)
+    hits = int(sum(r.score for r in first.values()))
+    extra["epsilon_lower_bound"] = epsilon_lower_bound(hits, len(first), k)
+    return extra
+
+
 def pool(rows: list[VictimScore]) -> list[Summary]:
-    """One summary per (env, method, attack, attacker): means over victims within a run, then
-    over runs; 95% intervals by bootstrap over runs (with one run: Wilson over the run's
-    episode guesses for reward type, none for inversion)."""
+    """One summary per (env, method, attack, attacker); see `Summary`."""
     groups: dict[tuple, list[VictimScore]] = {}
     for r in rows:
         groups.setdefault((r.env, r.method, r.attack, r.attacker), []).append(r)
@@ -253,33 +327,31 @@ def pool(rows: list[VictimScore]) -> list[Summary]:
     for (env, method, attack, attacker), rs in groups.items():
         runs = sorted({r.run for r in rs})
         scored = [r for r in rs if r.score is not None]
-        base = _per_run(rs, runs, lambda r: r.baseline)
-        measure = "episode accuracy" if attack == "reward-type" else "Pearson r (held out)"
-        silent = sum(1 for r in rs if r.score is None)
-        note = (
-            f"{attacker} received nothing from the victims ({method} sends nothing it can use)"
-            if silent == len(rs)
-            else f"{silent} of {len(rs)} victims sent {attacker} nothing"
-            if silent
-            else ""
-        )
-        score = _per_run(scored, runs, lambda r: r.score)
         leak = _per_run(scored, runs, lambda r: r.score - r.baseline)
-        ci_method = "bootstrap over runs"
-        score_ci = scoring.cluster_bootstrap(score)
-        if scored and score_ci is None and attack == "reward-type":
-            hits = sum(round(r.score * r.extra["episodes"]) for r in scored)
-            total = int(sum(r.extra["episodes"] for r in scored))
-            score_ci, ci_method = scoring.wilson(hits, total), "Wilson (one run)"
-        elif score_ci is None:
-            ci_method = "one run: no interval (give several seeds)"
         mean = lambda v: float(np.mean(v)) if v else None  # noqa: E731
+        if attack == "reward-inversion":
+            score = _per_run(scored, runs, lambda r: r.score)
+            base = _per_run(rs, runs, lambda r: r.baseline)
+            values = (mean(score), scoring.t_interval(score), mean(base), scoring.t_interval(base))
+            measure, extra = "Pearson r (held out)", {}
+            ci_method = f"t over {len(runs)} runs" if len(runs) > 1 else "one run: no interval"
+        else:
+            hits, base_hits = sum(r.score for r in scored), sum(r.baseline for r in rs)
+            values = (
+                hits / len(scored) if scored else None,
+                scoring.clopper_pearson(int(hits), len(scored)) if scored else None,
+                base_hits / len(rs),
+                scoring.clopper_pearson(int(base_hits), len(rs)),
+            )
+            measure, extra = "accuracy over secrets", _type_extra(rs, scored)
+            ci_method = f"Clopper-Pearson over {len(scored)} secrets ({len(runs)} runs)"
+        score, score_ci, baseline, baseline_ci = values
         out.append(
             Summary(
                 env, method, attack, attacker, len(runs), len(rs), measure,
-                mean(score), score_ci, rs[0].chance,
-                mean(base), scoring.cluster_bootstrap(base),
-                mean(leak), scoring.cluster_bootstrap(leak), ci_method, note,
+                score, score_ci, rs[0].chance, baseline, baseline_ci,
+                mean(leak), scoring.t_interval(leak), ci_method,
+                _note(rs, attacker, method), extra,
             )
         )  # fmt: skip
     return out

@@ -18,11 +18,12 @@ from rich.table import Table
 
 from asfed.atomic import atomic_write
 from asfed.plots import legend_outside, png_bytes
+from audits import scoring
 from audits.audit import Summary, VictimScore
 
 CAVEAT = (
     "leakage = score - actions-only baseline: what the messages add to what the public actions "
-    "already give away"
+    "already give away; a trial is a secret (one agent of one run), never an episode"
 )
 
 
@@ -32,7 +33,21 @@ def _fmt(x: float | None, ci: tuple[float, float] | None = None) -> str:
     return f"{x:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
 
-SHORT = {"reward-type": "type (acc.)", "reward-inversion": "inversion (r)"}
+SHORT = {
+    "reward-type": "type: one-step",
+    "update": "type: update",
+    "shadow": "type: shadow",
+    "reward-inversion": "inversion (r)",
+}
+
+
+def _auc(s: Summary) -> str:
+    """The one-vs-rest AUC of the attack / of the actions-only attacker ("" for inversion)."""
+    if "auc" not in s.extra and "baseline_auc" not in s.extra:
+        return ""
+    return (
+        f"{s.extra.get('auc', float('nan')):.2f} / {s.extra.get('baseline_auc', float('nan')):.2f}"
+    )
 
 
 def table(summaries: list[Summary]) -> Table:
@@ -47,6 +62,7 @@ def table(summaries: list[Summary]) -> Table:
         "chance",
         "actions only",
         "leakage",
+        "AUC (vs actions)",
         "note",
     ):
         t.add_column(col, overflow="fold")
@@ -59,6 +75,7 @@ def table(summaries: list[Summary]) -> Table:
             f"{s.chance:.2f}",
             _fmt(s.baseline, s.baseline_ci),
             _fmt(s.leakage, s.leakage_ci),
+            _auc(s),
             s.note or s.ci_method,
         )
     return t
@@ -67,16 +84,16 @@ def table(summaries: list[Summary]) -> Table:
 def markdown(summaries: list[Summary]) -> str:
     """The pooled summaries as a Markdown table (for papers and READMEs)."""
     lines = [
-        "| env | method | attack | runs | score [95% CI] | chance | actions only [95% CI] | "
-        "leakage [95% CI] |",
-        "|---|---|---|---|---|---|---|---|",
+        "| env | method | attack | runs | secrets | score [95% CI] | chance | "
+        "actions only [95% CI] | leakage [95% CI] | AUC (vs actions) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         score = _fmt(s.score, s.score_ci) if s.score is not None else "no messages"
         lines.append(
-            f"| {s.env} | {s.method} | {SHORT.get(s.attack, s.attack)} | {s.runs} | {score} | "
-            f"{s.chance:.2f} | {_fmt(s.baseline, s.baseline_ci)} | "
-            f"{_fmt(s.leakage, s.leakage_ci)} |"
+            f"| {s.env} | {s.method} | {SHORT.get(s.attack, s.attack)} | {s.runs} | "
+            f"{s.victims} | {score} | {s.chance:.2f} | {_fmt(s.baseline, s.baseline_ci)} | "
+            f"{_fmt(s.leakage, s.leakage_ci)} | {_auc(s)} |"
         )
     return "\n".join(lines)
 
@@ -89,30 +106,69 @@ def _csv(summaries: list[Summary]) -> bytes:
     for s in summaries:
         w.writerow(
             {
-                k: json.dumps(v) if isinstance(v, (list, tuple)) else v
+                k: json.dumps(v) if isinstance(v, (list, tuple, dict)) else v
                 for k, v in s.as_dict().items()
             }
         )
     return buf.getvalue().encode()
 
 
-def _png(summaries: list[Summary]) -> bytes:
+def _png(summaries: list[Summary], rows: list[VictimScore]) -> bytes:
     """One panel per measure (accuracy and Pearson r are different scales, never one axis):
-    each attack's score beside the actions-only baseline, 95% CIs, and chance."""
+    each attack's score beside the actions-only baseline, 95% CIs, and chance; and, where a
+    reward-type attack scored secrets, their one-vs-rest ROC curves on log axes (as LiRA)."""
     measures = list(dict.fromkeys(s.measure for s in summaries))
     widths = [max(3.5, 1.4 * sum(s.measure == m for s in summaries) + 1.5) for m in measures]
+    curves = _roc_curves(rows)
+    if curves:
+        widths.append(3.6)
     fig, axes = plt.subplots(
-        1, len(measures), figsize=(sum(widths) + 1.5, 3.6), squeeze=False,
+        1, len(widths), figsize=(sum(widths) + 1.5, 3.6), squeeze=False,
         gridspec_kw={"width_ratios": widths},
     )  # fmt: skip
-    for ax, measure in zip(axes[0], measures, strict=True):
+    for ax, measure in zip(axes[0], measures, strict=False):
         _bars(ax, [s for s in summaries if s.measure == measure])
         ax.set_ylabel(measure)
+    if curves:
+        _roc_panel(axes[0][-1], curves)
     axes[0][0].set_title(
         f"{summaries[0].env}: attack success vs the actions-only baseline", fontsize=9, loc="left"
     )
     legend_outside(axes[0][-1])
     return png_bytes(fig)
+
+
+def _roc_curves(rows: list[VictimScore]) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """label -> (FPR, TPR, AUC) of each (method, attack)'s pooled one-vs-rest test, and of the
+    actions-only attacker beside it."""
+    out = {}
+    keys = dict.fromkeys((r.method, r.attack) for r in rows if r.truth is not None)
+    for method, attack in keys:
+        have = [r for r in rows if (r.method, r.attack) == (method, attack)]
+        for field, label in (("scores", attack), ("baseline_scores", "actions only")):
+            rs = [r for r in have if getattr(r, field) is not None]
+            if not rs:
+                continue
+            s, y = scoring.one_vs_rest(
+                np.array([getattr(r, field) for r in rs]), np.array([r.truth for r in rs])
+            )
+            name = f"{method} {label}" + (f" ({attack})" if field == "baseline_scores" else "")
+            out[name] = (*scoring.roc(s, y), scoring.auc(s, y))
+    return out
+
+
+def _roc_panel(ax, curves: dict[str, tuple[np.ndarray, np.ndarray, float]]) -> None:
+    floor = 1e-3
+    for name, (fpr, tpr, area) in curves.items():
+        style = "--" if "actions only" in name else "-"
+        ax.step(
+            np.maximum(fpr, floor), np.maximum(tpr, floor), style, where="post",
+            label=f"{name}, AUC {area:.2f}",
+        )  # fmt: skip
+    ax.plot([floor, 1], [floor, 1], color="black", lw=0.8, ls=":", label="chance")
+    ax.set(xscale="log", yscale="log", xlabel="FPR", ylabel="TPR", title="ROC over secrets")
+    ax.legend(fontsize=5, loc="lower right")
+    ax.grid(alpha=0.3)
 
 
 def _bars(ax, summaries: list[Summary]) -> None:
@@ -158,7 +214,7 @@ def write(
         "victims": [vars(r) for r in rows],
     }
     data = json.dumps(payload, indent=2, default=float).encode()
-    table_csv, chart = _csv(summaries), _png(summaries)
+    table_csv, chart = _csv(summaries), _png(summaries, rows)
     for run in runs:
         out = Path(run) / "audit"
         out.mkdir(exist_ok=True)

@@ -17,7 +17,7 @@ from tests.attacks.test_attacks import records, soft_optimal, view_with
 from tests.test_simulate_cli import asfed
 
 
-def trained(tmp_path, name: str, **cfg) -> str:
+def trained(tmp_path, name: str, private_seed: int = 11, **cfg) -> str:
     cfg = build_config(
         **{
             "env": "navigation",
@@ -29,7 +29,7 @@ def trained(tmp_path, name: str, **cfg) -> str:
             **cfg,
         }
     )
-    sim, run, rows = start(cfg, tmp_path / name, private_seed=11)
+    sim, run, rows = start(cfg, tmp_path / name, private_seed=private_seed)
     train(sim, run, rows)
     return str(run.path)
 
@@ -39,7 +39,8 @@ def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("audit")
     return {
         "as": trained(base, "as"),
-        "as2": trained(base, "as2", seed=2),
+        "as2": trained(base, "as2", seed=2),  # the same private seed as "as"
+        "as3": trained(base, "as3", private_seed=12, seed=3),
         "predation": trained(base, "pred", env="predation", agents=3, episodes=2),
     }
 
@@ -56,12 +57,17 @@ def test_a_real_short_as_run_on_navigation_is_audited_with_cis(runs, tmp_path) -
     report = json.loads((a / "audit" / "audit.json").read_text())
     assert report["command"].startswith("asfed audit")
     kinds = {s["attack"]: s for s in report["summaries"]}
-    assert set(kinds) == {"reward-type", "reward-inversion"}
-    t = kinds["reward-type"]
-    assert t["runs"] == 2 and t["chance"] == pytest.approx(1 / 3)
-    lo, hi = t["score_ci"]
-    assert 0.0 <= lo <= t["score"] <= hi <= 1.0
-    assert t["leakage"] == pytest.approx(t["score"] - t["baseline"], abs=1e-9)
+    assert set(kinds) == {"reward-type", "update", "reward-inversion"}  # shadow needs shadows
+    for name in ("reward-type", "update"):
+        t = kinds[name]
+        assert t["runs"] == 2 and t["victims"] == 6 and t["chance"] == pytest.approx(1 / 3)
+        lo, hi = t["score_ci"]
+        assert (lo, hi) == pytest.approx(scoring.clopper_pearson(round(t["score"] * 6), 6))
+        assert t["leakage"] == pytest.approx(t["score"] - t["baseline"], abs=1e-9)
+        assert "over 6 secrets (2 runs)" in t["ci_method"]
+        assert 0.0 <= t["extra"]["auc"] <= 1.0 and t["extra"]["negatives"] == 12
+    victims = report["victims"]
+    assert all("read 3 rounds" in v["read"] for v in victims)  # every logged round read
     for name in ("audit.json", "audit.csv", "audit.png"):
         assert (b / "audit" / name).exists()
 
@@ -124,6 +130,32 @@ def test_bad_input_gets_one_clear_error_and_writes_nothing(runs, tmp_path) -> No
     assert "received nothing from agent 2" in err and "not zero leakage" in err
     assert "reward-type does not apply to predation" in bad(tmp_path / "p", runs["predation"])
     assert "unknown attack 'guess'" in bad(tmp_path / "g", src, "--attack", "guess")
+    assert "needs shadow runs" in bad(tmp_path / "s", src, "--attack", "shadow")
+
+
+def test_shadows_that_differ_share_a_seed_or_are_too_few_are_refused(runs, tmp_path) -> None:
+    shadows = tmp_path / "shadows"
+    shadows.mkdir()
+    shutil.copytree(runs["as3"], shadows / "a")
+    assert "needs at least 6 secrets from at least 2 runs" in bad(
+        tmp_path / "1", runs["as"], "--attack", "shadow", "--shadows", str(shadows)
+    )
+    shutil.copytree(runs["as"], shadows / "b")  # the target's own seed and secret
+    assert "share the public seed 1" in bad(
+        tmp_path / "2", runs["as"], "--attack", "shadow", "--shadows", str(shadows)
+    )
+    shutil.rmtree(shadows / "b")
+    shutil.copytree(runs["as2"], shadows / "b")  # another seed, the target's secret
+    assert "share their private seed" in bad(
+        tmp_path / "4", runs["as"], "--attack", "shadow", "--shadows", str(shadows)
+    )
+    other = tmp_path / "other"
+    (other / "c").parent.mkdir()
+    shutil.copytree(runs["as2"], other / "c")
+    cfg = other / "c" / "config.toml"
+    cfg.write_text(cfg.read_text().replace("episodes = 4", "episodes = 5"))
+    err = bad(tmp_path / "3", runs["as"], "--attack", "shadow", "--shadows", str(other))
+    assert "differs from target" in err and "episodes: shadow 5 vs target 4" in err
 
 
 def test_dp_check_audits_a_dp_runs_mechanism_and_refuses_a_run_without_dp(runs, tmp_path) -> None:

@@ -25,7 +25,27 @@ RunsOption = Annotated[
     list[Path] | None,
     typer.Argument(help="Run folders to audit (several seeds are pooled with CIs)."),
 ]
-AttackOption = Annotated[str, typer.Option(help="reward-type, reward-inversion, or all.")]
+AttackOption = Annotated[
+    str,
+    typer.Option(
+        help="reward-type (one-step estimator), update (how the shares change), shadow (learned "
+        "from --shadows), reward-inversion, or all (shadow included when shadows are given)."
+    ),
+]
+ShadowsOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="A folder of shadow runs (its run subfolders): the targets' config with other seeds "
+        "and secrets, for the learned shadow attack. Their features are cached in each shadow."
+    ),
+]
+ShadowSeedsOption = Annotated[
+    int,
+    typer.Option(
+        help="Train mode: also train N shadow runs per method (seeds 1001..1000+N, fresh "
+        "secrets) into <out>/shadows and run the shadow attack with them."
+    ),
+]
 AttackerOption = Annotated[
     str, typer.Option(help="relay (sees every message) or agent:K (a curious neighbour K).")
 ]
@@ -33,6 +53,13 @@ VictimOption = Annotated[
     int | None, typer.Option(help="The agent attacked (default: every agent but the attacker).")
 ]
 EnvOption = Annotated[str | None, typer.Option(help="Train-then-audit mode: the env to train on.")]
+ScenarioOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Train-then-audit mode: train a scenario's sweep (its settings, cases and seeds) "
+        "and audit every run of it, e.g. privacy-exchange."
+    ),
+]
 MethodsOption = Annotated[str, typer.Option(help="Train mode: comma-separated methods.")]
 SeedsOption = Annotated[int, typer.Option(help="Train mode: seeds 1..N per method.")]
 RoundsOption = Annotated[int | None, typer.Option(help="Train mode: rounds (default 30).")]
@@ -73,6 +100,7 @@ def audit(
     attacker: AttackerOption = "relay",
     victim: VictimOption = None,
     env: EnvOption = None,
+    scenario: ScenarioOption = None,
     methods: MethodsOption = "as,vs,vps,ps,ippo",
     seeds: SeedsOption = 5,
     rounds: RoundsOption = None,
@@ -80,6 +108,8 @@ def audit(
     workers: WorkersOption = None,
     out: OutOption = None,
     private_seed: PrivateSeedOption = None,
+    shadows: ShadowsOption = None,
+    shadow_seeds: ShadowSeedsOption = 0,
     markdown: MarkdownOption = False,
     dp_check: DpCheckOption = False,
 ) -> None:
@@ -87,12 +117,15 @@ def audit(
 
     Every attack sees only what the attacker received plus the public record (states and joint
     actions); scoring alone reads ground truth. Each score comes with chance and the actions-only
-    baseline (the same question from the public actions alone): leakage = score - baseline.
-    Writes audit/ (JSON, CSV, PNG) into each run folder.
+    attacker of the same class (the same question from the public actions alone): leakage =
+    score - baseline. A trial is a secret (one agent of one run): accuracies carry
+    Clopper-Pearson intervals over secrets, the rest t intervals over runs. Writes audit/ (JSON,
+    CSV, PNG with ROC curves) into each run folder.
 
     \b
     asfed audit runs/nav_as_s1 runs/nav_as_s2 --attack all
-    asfed audit --env navigation --methods as,ippo --seeds 5 --attack reward-type
+    asfed audit runs/ex_as_s* --attack shadow --shadows runs/ex_as_shadows
+    asfed audit --env exchange --methods as,vs --seeds 5 --shadow-seeds 5 --attack all
     """
     from audits.audit import QUESTIONS, audit_run, pool
     from audits.audit_files import markdown as to_markdown
@@ -102,19 +135,28 @@ def audit(
     if dp_check:
         _dp_check(runs or [])
         return
-    questions = list(QUESTIONS) if attack == "all" else [attack]
     if attack != "all" and attack not in QUESTIONS:
         raise AsfedError(f"unknown attack {attack!r}; accepted: all, {', '.join(QUESTIONS)}")
-    if env is not None:
-        if runs:
-            raise AsfedError("give run folders or --env (train mode), not both")
+    if shadow_seeds < 0:
+        raise AsfedError(f"--shadow-seeds {shadow_seeds} is invalid; accepted: 0 or more")
+    if env is not None or scenario is not None:
+        if runs or (env is not None and scenario is not None):
+            raise AsfedError("give run folders, --env or --scenario (train modes), one of them")
+        if shadows is not None:
+            raise AsfedError("train mode trains its shadows: give --shadow-seeds, not --shadows")
+        plan = _plan(env, scenario, methods, seeds, rounds, episodes)
         secret = read_private_seed(private_seed, None)
-        runs = _train_for_audit(env, methods, seeds, rounds, episodes, workers, out, secret)
+        runs, shadows = _train_for_audit(plan, workers, out, secret, shadow_seeds)
+    elif shadow_seeds:
+        raise AsfedError("--shadow-seeds trains shadows in a train mode (--env or --scenario)")
     if not runs:
         raise AsfedError("nothing to audit; give run folders, or --env to train and audit")
+    wanted = [q for q in QUESTIONS if q != "shadow" or shadows] if attack == "all" else [attack]
+    models = _shadow_models(list(runs), shadows, attacker) if "shadow" in wanted else {}
     rows = []
     for path in counted(list(runs), "auditing runs"):
-        rows += audit_run(path, questions, attacker, None if victim is None else [victim])
+        models_here = models.get(str(path))
+        rows += audit_run(path, wanted, attacker, None if victim is None else [victim], models_here)
     if victim is not None and all(r.score is None for r in rows):
         raise AsfedError(
             f"{attacker} received nothing from agent {victim} in "
@@ -159,13 +201,53 @@ def _dp_check(runs: list[Path]) -> None:
         sys.exit(1)
 
 
-def _train_for_audit(env, methods, seeds, rounds, episodes, workers, out, secret) -> list[Path]:
-    """Train mode: every (method, seed) run at the audit's budget, on the experiments' runner."""
+def _shadow_models(runs: list[Path], folder: Path | None, attacker: str) -> dict:
+    """Each target's shadow models, learned once per config from the matching runs under
+    `folder`, after every target and its shadows are checked."""
+    from attacks.view import run_config
+    from audits.audit import Shadows
+    from audits.shadows import learn, matching
+
+    if folder is None:
+        raise AsfedError("the shadow attack needs shadow runs: give --shadows FOLDER")
+    if not folder.is_dir():
+        raise AsfedError(f"--shadows {folder} is not a folder of shadow runs")
+    candidates = sorted(p for p in folder.iterdir() if (p / "config.toml").exists())
+    for p in candidates:
+        run_config(p)  # every candidate readable before anything is learned
+    chosen = {str(path): tuple(matching(path, candidates)) for path in runs}
+    models: dict[tuple, Shadows] = {}
+    for group in dict.fromkeys(chosen.values()):
+        models[group] = Shadows(*learn(list(group), attacker), runs=len(group))
+    return {path: models[group] for path, group in chosen.items()}
+
+
+def _plan(env, scenario, methods, seeds, rounds, episodes):
+    """The targets' plan: a scenario's sweep, or every (method, seed) at the audit's budget."""
+    from asfed.experiments import audit_runs
+    from asfed.experiments.plan import load_sweep
+
+    if scenario is not None:
+        if rounds is not None or episodes is not None:
+            raise AsfedError("--rounds and --episodes are the scenario's; edit it or use --env")
+        return load_sweep(scenario)
+    budget = {"rounds": rounds, "episodes": episodes}
+    return audit_runs.plan(env, method_list(methods), check_seeds(seeds), **budget)
+
+
+def _train_for_audit(plan, workers, out, secret, shadow_seeds) -> tuple[list[Path], Path | None]:
+    """Train mode: the plan's runs, and N shadow runs of each of its configs (seeds 1001..) in
+    <out>/shadows, on the experiments' runner (finished runs are reused: shadows are cached)."""
     from asfed.experiments import audit_runs
 
-    plan = audit_runs.plan(
-        env, method_list(methods), check_seeds(seeds), rounds=rounds, episodes=episodes
-    )
-    folder = out or Path("runs") / f"audit_{env}"
+    folder = out or Path("runs") / f"audit_{plan.scenario.removeprefix('audit-')}"
     exit_if_failed(run_plan(plan, folder, workers_or_cores(workers), None, secret))
-    return [folder / p.name for p in plan.points]
+    if not shadow_seeds:
+        return [folder / p.name for p in plan.points], None
+    shadow_plan = audit_runs.shadow_plan(plan, check_seeds(shadow_seeds))
+    shadow_folder = folder / "shadows"
+    shadow_secret = None if secret is None else secret + 1  # never a target's private seed
+    exit_if_failed(
+        run_plan(shadow_plan, shadow_folder, workers_or_cores(workers), None, shadow_secret)
+    )
+    return [folder / p.name for p in plan.points], shadow_folder

@@ -42,7 +42,8 @@ def tradeoff(
     Trains every (method, epsilon, seed) point with calibrated DP noise on every shared
     message, audits it (reward-type and reward-inversion, the relay attacking every agent, beside
     the actions-only baseline), and writes tradeoff.csv (every point, with the accountant's
-    epsilon and, indicative only, what the per-episode guesses imply) and tradeoff.png.
+    epsilon) and tradeoff.png. The empirical epsilon is a 95% lower bound over independent
+    secrets (one agent a seed), so a few seeds certify little.
     Epsilon covers the messages only: the public trajectory (states, actions) is not covered.
     """
     from asfed.experiments import tradeoff as experiment
@@ -76,7 +77,7 @@ def _table(env: str, summary: list[dict]) -> Table:
         "method",
         "target eps",
         "accountant eps",
-        "empirical eps (episodes as trials: indicative, not a bound)",
+        "empirical eps (95% lower bound, one secret a seed)",
         "team return",
         "type acc.",
         "actions-only",

@@ -4,6 +4,9 @@ interrupted ones continued)."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 from asfed.config import build_config
 from asfed.experiments.plan import Point, Sweep, code_plan
 
@@ -21,3 +24,24 @@ def plan(env: str, methods: list[str], seeds: list[int], **budget: int | None) -
             cfg = build_config(env=env, method=m, seed=s, engine="local", **settings)
             points.append(Point(f"{env}_{m}_s{s}", {"method": m}, cfg))
     return code_plan(f"audit-{env}", f"Runs trained for an audit on {env}", points)
+
+
+SHADOW_SEED = 1000  # shadow run seeds start past it, so no shadow shares a target's seed
+
+
+def shadow_plan(targets: Sweep, seeds: list[int]) -> Sweep:
+    """The shadow runs of a plan: each of its distinct configs (its points but for the seed) at
+    seeds SHADOW_SEED + s, named like the targets with that seed. Their secrets are drawn as any
+    run's are, so none is a target's."""
+    points, seen = [], set()
+    for p in targets.points:
+        stem = re.sub(r"_s\d+$", "", p.name)
+        if stem in seen:
+            continue
+        seen.add(stem)
+        for s in seeds:
+            cfg = dataclasses.replace(p.config, seed=SHADOW_SEED + s)
+            points.append(Point(f"{stem}_s{SHADOW_SEED + s}", p.point, cfg))
+    return code_plan(
+        f"{targets.scenario}-shadows", f"Shadow runs for an audit of {targets.title}", points
+    )

@@ -5,11 +5,11 @@ The points are a plan trained by the experiments' one runner (a process pool or 
 resume, progress and manifest); a point whose run folder already holds its rounds and its row is
 reused, so an interrupted trade-off continues where it stopped. Each point is audited, as its
 post-run step, with reward-type and reward-inversion (the relay attacking every agent), beside the
-actions-only baseline; the CSV also holds the accountant's epsilon and the epsilon that the
-per-episode guesses would imply (`audits.empirical`) if one run's episodes were independent
-trials. They are not (they share the run's secrets and messages), so that column is indicative,
-not a 95% bound; `audits.dp_check` audits the mechanism itself. Epsilon covers the messages only:
-the public trajectory is not covered.
+actions-only baseline. A trial is a secret: each point's reward-type score is the share of its
+agents whose run-level guess is right. The summary's empirical epsilon is a 95% lower bound over
+independent secrets, one agent a seed (`audits.empirical`): a handful of seeds can certify little,
+and that is what it says; `audits.dp_check` audits the mechanism itself with many releases.
+Epsilon covers the messages only: the public trajectory is not covered.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from audits import scoring
 from audits.empirical import accuracy_ceiling, epsilon_lower_bound
 
 FIELDS = (
-    "method", "epsilon_target", "seed", "team_return", "epsilon_accountant", "epsilon_empirical",
+    "method", "epsilon_target", "seed", "team_return", "epsilon_accountant", "first_agent_hit",
     "type_accuracy", "type_baseline", "type_chance", "inversion_r", "inversion_baseline", "run",
 )  # fmt: skip
 
@@ -79,8 +79,6 @@ def audit_point(path: Path) -> dict[str, Any]:
     kind = {q: [s for s in scores if s.attack == q] for q in ("reward-type", "reward-inversion")}
     types = kind["reward-type"]
     scored = [s for s in types if s.score is not None]
-    hits = sum(round(s.score * s.extra["episodes"]) for s in scored)
-    n = int(sum(s.extra["episodes"] for s in scored))
     k = round(1 / types[0].chance)
     mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
     tail = metrics[-FINAL_WINDOW:]
@@ -90,7 +88,7 @@ def audit_point(path: Path) -> dict[str, Any]:
         "seed": cfg.seed,
         "team_return": mean([float(r["team_return"]) for r in tail]),
         "epsilon_accountant": float(metrics[-1].get("epsilon", math.inf)),
-        "epsilon_empirical": epsilon_lower_bound(hits, n, k, cfg.dp_delta) if n else 0.0,
+        "first_agent_hit": scored[0].score if scored else math.nan,  # one secret a seed
         "type_accuracy": mean([s.score for s in scored]),
         "type_baseline": mean([s.baseline for s in types]),
         "type_chance": 1 / k,
@@ -151,8 +149,9 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write(path, buf.getvalue().encode())
 
 
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (method, epsilon): means over seeds with 95% bootstrap intervals over seeds."""
+def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str, Any]]:
+    """Per (method, epsilon): means over seeds with 95% t intervals over seeds, and the epsilon
+    lower bound over one independent secret a seed (at dp_delta)."""
     out = []
     keys = sorted({(r["method"], r["epsilon_target"]) for r in rows}, key=lambda k: (k[0], k[1]))
     for method, eps in keys:
@@ -164,14 +163,17 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "type_baseline",
             "inversion_r",
             "epsilon_accountant",
-            "epsilon_empirical",
         ):
             raw = [float(p[field]) for p in pts]
             values = [v for v in raw if np.isfinite(v)]
             infinite = any(math.isinf(v) for v in raw)
             entry[field] = float(np.mean(values)) if values else math.inf if infinite else math.nan
-            entry[field + "_ci"] = scoring.cluster_bootstrap(values)
+            entry[field + "_ci"] = scoring.t_interval(values)
         entry["type_chance"] = pts[0]["type_chance"]
+        hits = [p["first_agent_hit"] for p in pts if np.isfinite(p["first_agent_hit"])]
+        k = round(1 / pts[0]["type_chance"])
+        entry["epsilon_empirical"] = epsilon_lower_bound(int(sum(hits)), len(hits), k, delta)
+        entry["secrets"] = len(hits)
         out.append(entry)
     return out
 

@@ -1,0 +1,125 @@
+"""`update`: which public candidate is the victim's reward, from how what it shares changes.
+
+A policy-gradient step raises the log-probability of the actions its own advantage favours, so the
+change of the victim's shared preferences within a round, at the actions taken, follows the
+victim's return-to-go. The attack takes, for every release the victim made more than once in a
+round (AS's pi^jj and each anticipation pi^ji, PS's joint policy and VPS's critic evaluated on the
+round's states), the change between the round's first and last share, centred over actions, at
+the actor's taken action `[R]`; and, for shared values (VS's advantages, CPPO's rewards), the
+values themselves. It correlates these, per round and centred within the round, with each
+candidate's discounted return-to-go on the same rows, and guesses the candidate they follow best.
+It fits nothing, and it is cheap: one pass over the evidence and one cumulative sum per round.
+
+Between rounds the shared distributions cover different states, so only the within-round change
+(K - 1 of a round's K updates) is read; a method that shares once a round (K = 1) leaves its
+preferences to the one-step attack.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from attacks.channels import Evidence, evidence
+from attacks.estimators import centre
+from attacks.registry import ATTACKS, Attack
+from attacks.reward_type import NoEvidence, TypeGuess, candidates, from_actions
+from attacks.rounds import RoundFeatures, by_round, taken_features
+from attacks.view import AttackerView
+
+
+def returns_to_go(rewards: np.ndarray, episodes: np.ndarray, gamma: float) -> np.ndarray:
+    """Discounted return-to-go of each row `[M]`, rows of one episode being consecutive steps in
+    time order (a round's valid rows, `PublicRecord` order); `episodes` `[M]` labels them."""
+    out = np.zeros(len(rewards))
+    running = 0.0
+    for m in range(len(rewards) - 1, -1, -1):
+        if m == len(rewards) - 1 or episodes[m + 1] != episodes[m]:
+            running = 0.0
+        running = rewards[m] + gamma * running
+        out[m] = running
+    return out
+
+
+def _changes(view: AttackerView, evs: list[Evidence]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rows `[R]`, signal `[R]`) per release: the first-to-last change of shared preferences at
+    the actor's taken actions, or shared values averaged over the round's shares."""
+    groups: dict[tuple, list[Evidence]] = {}
+    for e in evs:
+        groups.setdefault((e.actor, e.prefs is None, e.rows.tobytes()), []).append(e)
+    actions = view.records[evs[0].round].row_actions()
+    out = []
+    for (actor, is_taken, _), items in groups.items():
+        items.sort(key=lambda e: e.step)
+        rows = items[0].rows
+        if is_taken:
+            out.append((rows, np.mean([e.taken for e in items], axis=0)))
+        elif len(items) >= 2:
+            delta = centre(items[-1].prefs - items[0].prefs)  # [R, A]
+            out.append((rows, delta[np.arange(len(rows)), actions[rows, actor]]))
+    return out
+
+
+def from_messages(view: AttackerView) -> TypeGuess | NoEvidence:
+    """Guess the victim's reward type from the changes of what it shared. Scores `[K]` are
+    pooled correlations over every round's rows; the per-round scores ride in the guess's
+    episode fields (keyed by round)."""
+    distinct, index, weights = candidates(view)
+    ev = evidence(view)
+    if not ev:
+        return NoEvidence(
+            f"{view.attacker} received nothing from agent {view.victim} ({view.method} run)"
+        )
+    k_count = len(weights)
+    sums = np.zeros((3, k_count))  # xy, xx, yy (pooled)
+    keys, per_round = [], []
+    for r, evs in sorted(by_round(view, ev).items()):
+        signals = _changes(view, evs)
+        if not signals:
+            continue
+        rec = view.records[r]
+        episodes = rec.row_episodes()
+        phi = RoundFeatures(view, r, distinct)
+        own = Evidence(r, np.arange(rec.num_rows), view.victim)
+        g = np.stack(
+            [
+                returns_to_go(taken_features(view, own, phi(view.victim, index[k])) @ w,
+                              episodes, view.gamma)
+                for k, w in enumerate(weights)
+            ]
+        )  # fmt: skip
+        local = np.zeros((3, k_count))
+        for rows, y in signals:
+            x = g[:, rows] - g[:, rows].mean(1, keepdims=True)  # [K, R]
+            y = y - y.mean()
+            local += np.stack([x @ y, (x * x).sum(1), np.full(k_count, y @ y)])
+        sums += local
+        keys.append(r)
+        per_round.append(_corr(local))
+    if not keys:
+        return NoEvidence(
+            f"agent {view.victim} shared each release once a round ({view.method}): no "
+            "within-round change to read"
+        )
+    return TypeGuess("updates", _corr(sums), np.array(keys), np.stack(per_round))
+
+
+def _corr(s: np.ndarray) -> np.ndarray:
+    """Correlations `[K]` from sums (xy, xx, yy) `[3, K]` (0 where a side is constant)."""
+    xy, xx, yy = s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((xx > 0) & (yy > 0), xy / np.sqrt(xx * yy), 0.0)
+
+
+@ATTACKS.register("update")
+class Update(Attack):
+    """Which of K public candidate rewards is the victim's, from how its shares change within a
+    round (chance 1/K)."""
+
+    name = "update"
+    question = "reward-type"
+
+    def run(self, view: AttackerView) -> TypeGuess | NoEvidence:
+        return from_messages(view)
+
+    def baseline(self, view: AttackerView) -> TypeGuess:
+        return from_actions(view)

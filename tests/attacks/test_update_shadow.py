@@ -1,0 +1,105 @@
+"""The update attack, the shadow model and the channels' reading of every share and copy, on
+channels with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from asfed.comm.messages import Message
+from attacks import shadow, update
+from attacks.channels import evidence, reading
+from attacks.features import counterfactual
+from attacks.view import AttackerView
+from tests.attacks.test_attacks import HIDDEN, OPTIONS, records
+
+GAMMA = 0.9
+
+
+def rtg(recs, env, victim: int) -> dict[int, np.ndarray]:
+    """The victim's true discounted return-to-go on each round's rows."""
+    out = {}
+    for r, rec in recs.items():
+        phi = counterfactual(rec, "navigation", OPTIONS, victim, victim, {})
+        taken = rec.row_actions()[:, victim]
+        rewards = phi[np.arange(len(taken)), taken] @ env.reward_weights[victim]
+        out[r] = update.returns_to_go(rewards, rec.row_episodes(), GAMMA)
+    return out
+
+
+def learner(recs, env, victim: int, follows: bool, seed: int = 0) -> tuple[Message, ...]:
+    """A victim sharing its policy twice a round (steps 0 and 1) to two receivers, each copy
+    with independent noise; between the steps its log-policy at the taken actions rose with its
+    return-to-go (`follows`) or with noise unrelated to its reward."""
+    rng = np.random.default_rng(seed)
+    g = rtg(recs, env, victim)
+    out = []
+    for r, rec in recs.items():
+        m = rec.num_rows
+        logits = rng.normal(size=(m, 5))
+        signal = g[r] - g[r].mean() if follows else rng.normal(size=m)
+        after = logits.copy()
+        after[np.arange(m), rec.row_actions()[:, victim]] += 0.5 * signal / signal.std()
+        for step, z in ((0, logits), (1, after)):
+            p = np.exp(z - z.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            for receiver in (3, 4):
+                noisy = np.clip(p + rng.normal(0, 0.02, p.shape), 1e-6, None)
+                out.append(Message(r, step, victim, receiver, "policy_dist", noisy))
+    return tuple(out)
+
+
+def view(recs, victim: int, messages) -> AttackerView:
+    return AttackerView("relay", victim, "navigation", OPTIONS, "as", HIDDEN, messages, recs, GAMMA)
+
+
+def test_returns_to_go_restart_at_each_episode() -> None:
+    rewards = np.array([1.0, 0.0, 2.0, 1.0, 1.0])
+    episodes = np.array([0, 0, 0, 1, 1])
+    assert update.returns_to_go(rewards, episodes, 0.5) == pytest.approx([1.5, 1.0, 2.0, 1.5, 1.0])
+
+
+def test_every_share_and_copy_is_read_and_copies_are_averaged() -> None:
+    recs, env = records(episodes=4, rounds=2)
+    msgs = learner(recs, env, 1, follows=True)
+    ev = evidence(view(recs, 1, msgs))
+    got = reading(view(recs, 1, msgs), ev)
+    assert (got.rounds, got.shares, got.messages, got.items) == (2, 4, 8, 4)
+    first = [m for m in msgs if m.round == 0 and m.step == 0]
+    mean = np.mean([m.payload for m in first], axis=0)
+    assert np.allclose(ev[0].prefs, np.log(mean)) and ev[0].copies == 2
+
+
+def test_the_update_attack_names_a_learner_that_follows_its_return_and_not_one_that_does_not():
+    recs, env = records(episodes=16, rounds=3)
+    right = wrong = 0
+    for victim in range(3):
+        truth = env.private_params["slot_of"][victim]
+        guess = update.from_messages(view(recs, victim, learner(recs, env, victim, True)))
+        right += guess.guess == truth
+        assert (guess.episode_guesses == truth).mean() >= 2 / 3  # per round; chance 1/3
+        blind = update.from_messages(view(recs, victim, learner(recs, env, victim, False)))
+        wrong += abs(blind.scores).max() < 0.1  # no hypothesis explains reward-blind changes
+    assert right == 3 and wrong == 3
+
+
+def test_the_shadow_model_learns_which_feature_carries_the_type() -> None:
+    """Synthetic shadow secrets whose `update` column carries the type and whose others are
+    noise: the fitted model weighs `update` most and names held-out secrets; the actions-only
+    model, given only noise, stays near chance."""
+    rng = np.random.default_rng(0)
+
+    def secrets(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = rng.integers(0, 3, n)
+        feats = rng.normal(0, 1, (n, 3, 3))
+        feats[np.arange(n), labels, 0] += 2.0
+        return feats, labels
+
+    train, labels = secrets(60)
+    model = shadow.fit(train, labels, shadow.MESSAGES)
+    assert np.argmax(model.theta) == 0 and model.secrets == 60
+    test, truth = secrets(300)
+    hits = np.mean([model.guess(f, "shadow").guess == t for f, t in zip(test, truth, strict=True)])
+    base = shadow.fit(train, labels, shadow.ACTIONS)
+    base_hits = np.mean([base.guess(f, "a").guess == t for f, t in zip(test, truth, strict=True)])
+    assert hits > 0.7 and base_hits < 0.45
