@@ -30,16 +30,26 @@ ACTIONS = ("actions-only",)  # the public-actions attacker reads only its own
 MIN_SECRETS = 6  # the least shadow secrets the model is fitted on (two 3-agent runs)
 
 
-def features(view: AttackerView) -> np.ndarray:
+def guesses(view: AttackerView) -> dict[str, TypeGuess | NoEvidence]:
+    """The cheap attacks' guesses on a view, by COLUMNS name."""
+    return {
+        "update": update.from_messages(view),
+        "one-step": reward_type.from_messages(view),
+        "actions-only": reward_type.from_actions(view),
+    }
+
+
+def features(
+    view: AttackerView, computed: dict[str, TypeGuess | NoEvidence] | None = None
+) -> np.ndarray:
     """The victim's per-hypothesis features `[K, F]` (F = len(COLUMNS)), each column centred
-    over the hypotheses (an attack that received nothing contributes zeros)."""
+    over the hypotheses (an attack that received nothing contributes zeros); `computed`: the
+    guesses already made on this view (`guesses`), so none is made twice."""
+    computed = computed if computed is not None else guesses(view)
+    k = len(reward_type.candidates(view)[2])
     cols = []
-    for guess in (
-        update.from_messages(view),
-        reward_type.from_messages(view),
-        reward_type.from_actions(view),
-    ):
-        k = len(reward_type.candidates(view)[2])
+    for name in COLUMNS:
+        guess = computed[name]
         s = np.zeros(k) if isinstance(guess, NoEvidence) else np.asarray(guess.scores, float)
         cols.append(s - s.mean())
     return np.stack(cols, 1)

@@ -29,7 +29,7 @@ from attacks.features import rules
 from attacks.reward_inversion import RewardEstimate, predict
 from attacks.reward_type import NoEvidence, TypeGuess
 from attacks.rounds import all_episodes
-from attacks.shadow import ShadowModel, features
+from attacks.shadow import ShadowModel, features, guesses
 from attacks.view import AttackerView, load_view, parse_attacker, run_config
 from audits import scoring
 from audits.empirical import epsilon_lower_bound
@@ -148,6 +148,7 @@ def audit_run(
     for j in chosen:
         view = load_view(path, attacker, j)  # one view per victim: the attacks share features
         read = reading(view, evidence(view)).line()
+        made: dict = {}  # the cheap attacks' guesses on this view, shared by the type attacks
         for q in questions:
             base = dict(
                 run=str(path),
@@ -161,18 +162,24 @@ def audit_run(
             if q == "reward-inversion":
                 row = _inversion_row(path, view, base)
             else:
-                row = _type_row(path, view, base, q, shadows)
+                row = _type_row(path, view, base, q, shadows, made)
             row.read = read
             out.append(row)
     return out
 
 
 def _type_guesses(
-    view: AttackerView, attack: str, shadows: Shadows | None
+    view: AttackerView, attack: str, shadows: Shadows | None, made: dict
 ) -> tuple[TypeGuess | NoEvidence, TypeGuess]:
-    """(the attack's guess, the actions-only attacker's of the same class)."""
+    """(the attack's guess, the actions-only attacker's of the same class); `made` keeps the
+    cheap attacks' guesses on this view (by `attacks.shadow.COLUMNS` name), made once."""
+    first = {"reward-type": "one-step", "update": "update"}
+    if not made:
+        made.update(guesses(view))
+    if attack in first:
+        return made[first[attack]], made["actions-only"]
     if attack == "shadow":
-        feats = features(view)
+        feats = features(view, made)
         if not view.messages:
             guess: TypeGuess | NoEvidence = NoEvidence(
                 f"{view.attacker} received nothing from agent {view.victim} ({view.method} run)"
@@ -180,15 +187,13 @@ def _type_guesses(
         else:
             guess = shadows.messages.guess(feats, "shadow")
         return guess, shadows.actions.guess(feats, "shadow-actions")
-    impl = ATTACKS.get(attack)()
-    guess = impl.run(view)  # first: it refuses envs without a discrete reward type
-    return guess, impl.baseline(view)
+    raise AsfedError(f"unknown reward-type attack {attack!r}; accepted: {TYPE_ATTACKS}")
 
 
 def _type_row(
-    path: Path, view: AttackerView, base: dict, attack: str, shadows: Shadows | None
+    path: Path, view: AttackerView, base: dict, attack: str, shadows: Shadows | None, made: dict
 ) -> VictimScore:
-    guess, baseline_guess = _type_guesses(view, attack, shadows)
+    guess, baseline_guess = _type_guesses(view, attack, shadows, made)
     k_true, k = _truth_type(path, view)
     baseline = _type_scores(baseline_guess, k_true)
     extra = {f"baseline_{key}": v for key, v in baseline.items()}
