@@ -48,6 +48,7 @@ class Evidence:
     taken: np.ndarray | None = None
     step: int = 0
     copies: int = 1
+    kind: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,10 +112,10 @@ def evidence(view: AttackerView) -> list[Evidence]:
                 taken = payload[rec.valid]
             item = Evidence(round_, rows, actor, taken=taken)
         elif kind in ("policy_params", "value_params"):
-            item = _from_params(view, kind, payload, rec.row_obs(), rec.row_actions(), n)
+            item = from_params(view, kind, payload, rec.row_obs(), rec.row_actions(), n)
         else:
             continue
-        item.round, item.step, item.copies = round_, step, len(copies)
+        item.round, item.step, item.copies, item.kind = round_, step, len(copies), kind
         out.append(item)
     return out
 
@@ -129,10 +130,11 @@ def reading(view: AttackerView, items: list[Evidence]) -> Reading:
     )
 
 
-def _from_params(
+def from_params(
     view: AttackerView, kind: str, payload: np.ndarray, obs: np.ndarray, actions: np.ndarray, n: int
 ) -> Evidence:
-    """Rebuild the shared network (its shape is public) and evaluate it on the recorded rows."""
+    """Rebuild a shared network from its parameters `[P]` (its shape is public) and evaluate it
+    on the recorded rows: preferences `[M, A]` over the victim's actions."""
     j, a_count = view.victim, num_actions(view)
     obs_t = torch.as_tensor(obs)
     with torch.no_grad():

@@ -10,6 +10,12 @@ values themselves. It correlates these, per round and centred within the round, 
 candidate's discounted return-to-go on the same rows, and guesses the candidate they follow best.
 It fits nothing, and it is cheap: one pass over the evidence and one cumulative sum per round.
 
+For PS and VPS, whose every update starts with a consensus step that mixes in the neighbours'
+parameters, the relay (which routed every parameter message) removes that part: the victim's
+own local step k is theta_j^(k+1) minus sum_l c_jl theta_l^(k), with the Metropolis weights the
+routed fan-outs imply, and the signal is the change of preferences across the local steps alone.
+A curious neighbour, which saw only some of the victim's inbox, reads the plain change.
+
 Between rounds the shared distributions cover different states, so only the within-round change
 (K - 1 of a round's K updates) is read; a method that shares once a round (K = 1) leaves its
 preferences to the one-step attack.
@@ -19,12 +25,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from attacks.channels import Evidence, evidence
+from attacks.channels import Evidence, evidence, from_params
 from attacks.estimators import centre
 from attacks.registry import ATTACKS, Attack
 from attacks.reward_type import NoEvidence, TypeGuess, candidates, from_actions
 from attacks.rounds import RoundFeatures, by_round, taken_features
-from attacks.view import AttackerView
+from attacks.view import PARAM_KINDS, AttackerView
 
 
 def returns_to_go(rewards: np.ndarray, episodes: np.ndarray, gamma: float) -> np.ndarray:
@@ -40,13 +46,69 @@ def returns_to_go(rewards: np.ndarray, episodes: np.ndarray, gamma: float) -> np
     return out
 
 
+def _consensus(view: AttackerView, round_: int, step: int, kind: str, own: np.ndarray):
+    """The victim's consensus point at `step` `[P]` from its own shared parameters and its inbox
+    (Metropolis weights from the routed fan-outs); None where the inbox is not all there."""
+    j = view.victim
+    inbox = [m for m in view.inbox if (m.round, m.step, m.kind) == (round_, step, kind)]
+    d_j = view.degrees.get((round_, step, j))
+    if d_j is None or len(inbox) != d_j:
+        return None
+    total = np.zeros_like(own)
+    weight = 0.0
+    for m in inbox:
+        c = 1.0 / (1 + max(d_j, view.degrees[(round_, step, m.sender)]))
+        total += c * m.payload.astype(np.float64)
+        weight += c
+    return total + (1.0 - weight) * own
+
+
+def _local_steps(view: AttackerView, round_: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rows, signal) from the victim's parameter shares with the consensus part removed: the
+    summed change of preferences over its local steps, at its taken actions (relay only)."""
+    if not view.inbox:
+        return []
+    rec = view.records[round_]
+    obs, actions = rec.row_obs(), rec.row_actions()
+    shares: dict[tuple[str, int], list[np.ndarray]] = {}
+    for m in view.messages:
+        if m.round == round_ and m.kind in PARAM_KINDS:
+            shares.setdefault((m.kind, m.step), []).append(m.payload.astype(np.float64))
+    out = []
+    for kind in sorted({k for k, _ in shares}):
+        own = {s: np.mean(p, axis=0) for (k, s), p in shares.items() if k == kind}
+        total = np.zeros(rec.num_rows)
+        found = False
+        for step in sorted(own):
+            if step + 1 not in own:
+                continue
+            mixed = _consensus(view, round_, step, kind, own[step])
+            if mixed is None:
+                continue
+            prefs = [
+                from_params(view, kind, theta, obs, actions, view.num_agents).prefs
+                for theta in (mixed, own[step + 1])
+            ]
+            delta = centre(prefs[1] - prefs[0])
+            total += delta[np.arange(rec.num_rows), actions[:, view.victim]]
+            found = True
+        if found:
+            out.append((np.arange(rec.num_rows), total))
+    return out
+
+
 def _changes(view: AttackerView, evs: list[Evidence]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(rows `[R]`, signal `[R]`) per release: the first-to-last change of shared preferences at
-    the actor's taken actions, or shared values averaged over the round's shares."""
+    the actor's taken actions (for parameters, the local steps alone where the relay can remove
+    the consensus), or shared values averaged over the round's shares."""
+    round_ = evs[0].round
+    local = _local_steps(view, round_)
+    if local:
+        evs = [e for e in evs if e.kind not in PARAM_KINDS]
     groups: dict[tuple, list[Evidence]] = {}
     for e in evs:
         groups.setdefault((e.actor, e.prefs is None, e.rows.tobytes()), []).append(e)
-    actions = view.records[evs[0].round].row_actions()
+    actions = view.records[round_].row_actions()
     out = []
     for (actor, is_taken, _), items in groups.items():
         items.sort(key=lambda e: e.step)
@@ -56,13 +118,14 @@ def _changes(view: AttackerView, evs: list[Evidence]) -> list[tuple[np.ndarray, 
         elif len(items) >= 2:
             delta = centre(items[-1].prefs - items[0].prefs)  # [R, A]
             out.append((rows, delta[np.arange(len(rows)), actions[rows, actor]]))
-    return out
+    return local + out
 
 
 def from_messages(view: AttackerView) -> TypeGuess | NoEvidence:
-    """Guess the victim's reward type from the changes of what it shared. Scores `[K]` are
-    pooled correlations over every round's rows; the per-round scores ride in the guess's
-    episode fields (keyed by round)."""
+    """Guess the victim's reward type from the changes of what it shared. Scores `[K]` are the
+    mean over rounds of each round's correlation (each round counts once: early rounds' large
+    changes would otherwise outweigh the rest); the per-round scores ride in the guess's episode
+    fields (keyed by round)."""
     distinct, index, weights = candidates(view)
     ev = evidence(view)
     if not ev:
@@ -70,7 +133,6 @@ def from_messages(view: AttackerView) -> TypeGuess | NoEvidence:
             f"{view.attacker} received nothing from agent {view.victim} ({view.method} run)"
         )
     k_count = len(weights)
-    sums = np.zeros((3, k_count))  # xy, xx, yy (pooled)
     keys, per_round = [], []
     for r, evs in sorted(by_round(view, ev).items()):
         signals = _changes(view, evs)
@@ -92,7 +154,6 @@ def from_messages(view: AttackerView) -> TypeGuess | NoEvidence:
             x = g[:, rows] - g[:, rows].mean(1, keepdims=True)  # [K, R]
             y = y - y.mean()
             local += np.stack([x @ y, (x * x).sum(1), np.full(k_count, y @ y)])
-        sums += local
         keys.append(r)
         per_round.append(_corr(local))
     if not keys:
@@ -100,7 +161,8 @@ def from_messages(view: AttackerView) -> TypeGuess | NoEvidence:
             f"agent {view.victim} shared each release once a round ({view.method}): no "
             "within-round change to read"
         )
-    return TypeGuess("updates", _corr(sums), np.array(keys), np.stack(per_round))
+    rounds = np.stack(per_round)
+    return TypeGuess("updates", rounds.mean(0), np.array(keys), rounds)
 
 
 def _corr(s: np.ndarray) -> np.ndarray:

@@ -34,7 +34,10 @@ class AttackerView:
     method: the run's method; hidden: the actor and critic hidden sizes; gamma: its discount
     (public: the config);
     messages: what the attacker received from the victim, in log order;
-    records: round -> that round's `PublicRecord`.
+    records: round -> that round's `PublicRecord`;
+    inbox: for the relay, the parameters the victim received (PS, VPS), so the consensus part
+    of its updates can be removed; degrees: (round, step, agent) -> how many agents that agent
+    sent parameters to (the relay routed them all; Metropolis weights follow from them).
     """
 
     attacker: str
@@ -46,6 +49,8 @@ class AttackerView:
     messages: tuple[Message, ...]
     records: dict[int, PublicRecord]
     gamma: float = 0.99  # the run's discount (public: the config)
+    inbox: tuple[Message, ...] = ()
+    degrees: dict[tuple[int, int, int], int] = dataclasses.field(default_factory=dict)
 
     @property
     def num_agents(self) -> int:
@@ -100,13 +105,7 @@ def load_view(path: Path, attacker: str, victim: int) -> AttackerView:
                 "damaged (an audit never skips a logged round)"
             )
         records = {r: record.read_public(path, r) for r in rounds}
-        messages = tuple(
-            m
-            for m in read_log(path)
-            if m.sender == victim
-            and (listener is None or m.receiver == listener)
-            and m.round in records
-        )
+        messages, inbox, degrees = _read_messages(path, records, victim, listener)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise AsfedError(f"cannot read the message log or public record of {path}: {err}") from None
     for m in messages:
@@ -125,4 +124,28 @@ def load_view(path: Path, attacker: str, victim: int) -> AttackerView:
         messages=messages,
         records=records,
         gamma=ppo.gamma,
+        inbox=inbox,
+        degrees=degrees,
     )
+
+
+PARAM_KINDS = ("policy_params", "value_params")
+
+
+def _read_messages(
+    path: Path, records: dict[int, PublicRecord], victim: int, listener: int | None
+) -> tuple[tuple[Message, ...], tuple[Message, ...], dict[tuple[int, int, int], int]]:
+    """One pass over the log: what the attacker received from the victim, and, for the relay,
+    the parameters sent to the victim and every sender's parameter fan-out per (round, step)."""
+    mine, inbox = [], []
+    fan: dict[tuple[int, int, int], set[int]] = {}
+    for m in read_log(path):
+        if m.round not in records:
+            continue
+        if m.sender == victim and (listener is None or m.receiver == listener):
+            mine.append(m)
+        if listener is None and m.kind in PARAM_KINDS:
+            fan.setdefault((m.round, m.step, m.sender), set()).add(m.receiver)
+            if m.receiver == victim:
+                inbox.append(m)
+    return tuple(mine), tuple(inbox), {k: len(v) for k, v in fan.items()}

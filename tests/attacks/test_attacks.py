@@ -111,6 +111,8 @@ def test_attacks_see_only_the_view_and_say_when_there_is_no_channel(tmp_path) ->
         "messages",
         "records",
         "gamma",
+        "inbox",
+        "degrees",
     }
     for method in ("as", "ippo"):
         cfg = build_config(env="navigation", method=method, rounds=2, episodes=2, log_every=1)

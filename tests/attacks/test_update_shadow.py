@@ -103,3 +103,27 @@ def test_the_shadow_model_learns_which_feature_carries_the_type() -> None:
     base = shadow.fit(train, labels, shadow.ACTIONS)
     base_hits = np.mean([base.guess(f, "a").guess == t for f, t in zip(test, truth, strict=True)])
     assert hits > 0.7 and base_hits < 0.45
+
+
+def test_the_relay_removes_the_consensus_part_of_a_ps_victims_update(tmp_path) -> None:
+    """A real PS run's relay view: the victim's inbox and fan-outs are there, and the consensus
+    point rebuilt from them is the Metropolis mix the victim computed (full graph of 3: every
+    weight 1/3), so the local step is what is left."""
+    from asfed.config import build_config
+    from asfed.engine.driver import start, train
+    from attacks.view import load_view
+
+    cfg = build_config(
+        env="exchange", method="ps", rounds=1, episodes=2, horizon=20, log_every=1, seed=1
+    )
+    sim, run, rows = start(cfg, tmp_path / "ps", private_seed=5)
+    train(sim, run, rows)
+    v = load_view(run.path, "relay", 0)
+    assert {m.sender for m in v.inbox} == {1, 2} and v.degrees[(0, 0, 0)] == 2
+    own = next(m.payload for m in v.messages if m.step == 0).astype(np.float64)
+    mixed = update._consensus(v, 0, 0, "policy_params", own)
+    theirs = [m.payload for m in v.inbox if m.step == 0]
+    assert np.allclose(mixed, (own + theirs[0] + theirs[1]) / 3)
+    neighbour = load_view(run.path, "agent:1", 0)
+    assert neighbour.inbox == () and update._local_steps(neighbour, 0) == []
+    assert len(update._local_steps(v, 0)) == 1
