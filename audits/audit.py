@@ -16,13 +16,16 @@ episodes or rounds of one run.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from asfed.comm import record
+from asfed.csvfile import read_rows
 from asfed.errors import AsfedError
+from asfed.runs import FINAL_WINDOW
 from attacks import ATTACKS
 from attacks.channels import evidence, reading
 from attacks.features import rules
@@ -144,6 +147,7 @@ def audit_run(
     if not (path / record.TRUTH / "params.npz").exists():
         raise AsfedError(f"{path} has no ground truth to score against (ground_truth/ missing)")
     chosen = victims if victims is not None else [j for j in range(n) if j != listener]
+    team = _team_return(path)
     out = []
     for j in chosen:
         view = load_view(path, attacker, j)  # one view per victim: the attacks share features
@@ -164,8 +168,19 @@ def audit_run(
             else:
                 row = _type_row(path, view, base, q, shadows, made)
             row.read = read
+            row.extra["team_return"] = team
             out.append(row)
     return out
+
+
+def _team_return(path: Path) -> float:
+    """The run's team return over its last FINAL_WINDOW rounds (NaN without metrics): what the
+    run had learned when its messages were audited."""
+    try:
+        rows = read_rows(path / "metrics.csv")[-FINAL_WINDOW:]
+        return float(np.mean([float(r["team_return"]) for r in rows])) if rows else math.nan
+    except (OSError, KeyError, ValueError):
+        return math.nan
 
 
 def _type_guesses(
@@ -351,6 +366,9 @@ def pool(rows: list[VictimScore]) -> list[Summary]:
             measure, extra = "accuracy over secrets", _type_extra(rs, scored)
             ci_method = f"Clopper-Pearson over {len(scored)} secrets ({len(runs)} runs)"
         score, score_ci, baseline, baseline_ci = values
+        team = _per_run(rs, runs, lambda r: r.extra.get("team_return", math.nan))
+        extra["team_return"] = float(np.nanmean(team)) if np.isfinite(team).any() else math.nan
+        extra["team_return_ci"] = scoring.t_interval(team)
         out.append(
             Summary(
                 env, method, attack, attacker, len(runs), len(rs), measure,

@@ -84,14 +84,16 @@ def table(summaries: list[Summary]) -> Table:
 def markdown(summaries: list[Summary]) -> str:
     """The pooled summaries as a Markdown table (for papers and READMEs)."""
     lines = [
-        "| env | method | attack | runs | secrets | score [95% CI] | chance | "
-        "actions only [95% CI] | leakage [95% CI] | AUC (vs actions) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| env | method | team return [95% CI] | attack | runs | secrets | score [95% CI] | "
+        "chance | actions only [95% CI] | leakage [95% CI] | AUC (vs actions) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         score = _fmt(s.score, s.score_ci) if s.score is not None else "no messages"
         lines.append(
-            f"| {s.env} | {s.method} | {SHORT.get(s.attack, s.attack)} | {s.runs} | "
+            f"| {s.env} | {s.method} | "
+            f"{_fmt(s.extra.get('team_return'), s.extra.get('team_return_ci'))} | "
+            f"{SHORT.get(s.attack, s.attack)} | {s.runs} | "
             f"{s.victims} | {score} | {s.chance:.2f} | {_fmt(s.baseline, s.baseline_ci)} | "
             f"{_fmt(s.leakage, s.leakage_ci)} | {_auc(s)} |"
         )

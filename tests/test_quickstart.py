@@ -39,12 +39,12 @@ def test_the_quickstart_gives_the_numbers_the_readme_quotes(tmp_path) -> None:
     summaries = json.loads((run / "audit" / "audit.json").read_text())["summaries"]
     score = {s["attack"]: (s["score"], s["baseline"]) for s in summaries}
     r, r_base = score["reward-inversion"]
-    acc, acc_base = score["reward-type"]
+    acc, acc_base = (3 * x for x in score["update"])  # run-level guesses right, of 3 agents
     quotes = (
         (r, r"reward at r = (-?[\d.]+) on held-out"),
-        (r_base, r"against (-?[\d.]+) from the public actions alone"),
-        (acc, r"names its food box in (-?[\d.]+) of episodes"),
-        (acc_base, r"episodes against (-?[\d.]+) from the actions"),
+        (r_base, r"against (-?[\d.]+) from the public"),
+        (acc, r"names the food box of (\d) of 3 agents"),
+        (acc_base, r"public actions\s+alone do \((\d) of 3\)"),
     )
     for value, pattern in quotes:
         assert round(value, 2) == _quoted(pattern), pattern

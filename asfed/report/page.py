@@ -220,12 +220,13 @@ def _extras(source: Source) -> tuple[str, int]:
                 s["method"], s["attack"], s["attacker"], str(s["runs"]),
                 _ci(*_triple(s["score"], s["score_ci"])), _num(s["chance"]),
                 _ci(*_triple(s["baseline"], s["baseline_ci"])),
-                _ci(*_triple(s["leakage"], s["leakage_ci"])), s.get("note") or s["ci_method"],
+                _ci(*_triple(s["leakage"], s["leakage_ci"])),
+                _num(s.get("extra", {}).get("auc", math.nan)), s.get("note") or s["ci_method"],
             ]
             for s in payload.get("summaries", [])
         ]  # fmt: skip
         head = ["method", "attack", "attacker", "runs", "score", "chance", "actions only"]
-        out.append(_table([*head, "leakage", "note"], rows))
+        out.append(_table([*head, "leakage", "AUC", "note"], rows))
         if payload.get("caveat"):
             out.append(f"<p class='note'>{_e(payload['caveat'])}</p>")
     return "\n".join(out), plots
