@@ -27,6 +27,7 @@ from attacks.view import AttackerView
 COLUMNS = ("update", "one-step", "actions-only")
 MESSAGES = COLUMNS  # the message attacker reads all three
 ACTIONS = ("actions-only",)  # the public-actions attacker reads only its own
+FEATURES_VERSION = 1  # bump when an attack behind COLUMNS changes: cached features are redone
 MIN_SECRETS = 6  # the least shadow secrets the model is fitted on (two 3-agent runs)
 
 

@@ -3,7 +3,8 @@
 The attacker's shadow runs share the targets' public config (every key but the public seed, the
 engine and the checkpoint cadence, which change no number) and none of their seeds or secrets.
 Each shadow secret's features (`attacks.shadow.features`) are computed once per attacker and kept
-in the shadow run's own `audit/` folder, so later audits of the same config reuse them; the true
+in the shadow run's own `audit/` folder, so later audits of the same config reuse them (a cache
+of an older FEATURES_VERSION is recomputed; an unreadable one is refused); the true
 types come from the shadow's ground truth, which the attacker knows because it trained the
 shadows itself.
 """
@@ -97,6 +98,7 @@ def examples(path: Path, attacker: str) -> tuple[np.ndarray, np.ndarray]:
     if file.exists():
         try:
             data = json.loads(file.read_text())
+            current = data["version"] == shadow.FEATURES_VERSION
             feats, labels = np.array(data["features"], float), np.array(data["labels"], int)
             if (
                 feats.ndim != 3
@@ -104,7 +106,8 @@ def examples(path: Path, attacker: str) -> tuple[np.ndarray, np.ndarray]:
                 or feats.shape[2] != len(shadow.COLUMNS)
             ):
                 raise ValueError("features and labels do not match")
-            return feats, labels
+            if current:
+                return feats, labels
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise AsfedError(
                 f"cannot read {file}: {err}; remove it and audit again to recompute it"
@@ -121,7 +124,13 @@ def examples(path: Path, attacker: str) -> tuple[np.ndarray, np.ndarray]:
         view = load_view(path, attacker, j)
         feats.append(shadow.features(view))
         labels.append(rules(view.env, view.options).reward_type_of(weights[j]))
-    payload = {"attacker": attacker, "features": np.stack(feats).tolist(), "labels": labels}
+    payload = {
+        "version": shadow.FEATURES_VERSION,
+        "attacker": attacker,
+        "columns": list(shadow.COLUMNS),
+        "features": np.stack(feats).tolist(),
+        "labels": labels,
+    }
     file.parent.mkdir(exist_ok=True)
     atomic_write(file, json.dumps(payload).encode())
     return np.stack(feats), np.array(labels)
