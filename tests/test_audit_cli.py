@@ -168,3 +168,23 @@ def test_dp_check_audits_a_dp_runs_mechanism_and_refuses_a_run_without_dp(runs, 
     assert res.returncode == 2 and "ran without DP" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "dp" / "audit").exists()  # the check writes nothing
+
+
+def test_train_mode_trains_shadows_once_and_runs_the_shadow_attack(tmp_path) -> None:
+    out = tmp_path / "audit"
+    args = ("audit", "--env", "exchange", "--methods", "as", "--seeds", "1", "--rounds", "1")
+    args += ("--episodes", "1", "--shadow-seeds", "2", "--out", str(out), "--attack", "all")
+    res = asfed(*args)
+    assert res.returncode == 0, res.stderr
+    shadows = sorted(p.name for p in (out / "shadows").iterdir() if p.is_dir())
+    assert shadows == ["exchange_as_s1001", "exchange_as_s1002"]
+    cache = out / "shadows" / shadows[0] / "audit" / "shadow_features_relay.json"
+    assert json.loads(cache.read_text())["version"] >= 1
+    report = json.loads((out / "exchange_as_s1" / "audit" / "audit.json").read_text())
+    attacks = {s["attack"] for s in report["summaries"]}
+    assert attacks == {"reward-type", "update", "shadow", "reward-inversion"}
+    before = cache.stat().st_mtime_ns
+    assert asfed(*args).returncode == 0  # runs and shadow features reused
+    assert cache.stat().st_mtime_ns == before
+    res = asfed("audit", str(out / "exchange_as_s1"), "--estimate")
+    assert res.returncode == 2 and "--estimate belongs to a train mode" in res.stderr

@@ -14,6 +14,7 @@ from asfed.cli.common import (
     counted,
     exit_if_failed,
     method_list,
+    print_estimate,
     run_plan,
     workers_or_cores,
 )
@@ -88,6 +89,14 @@ DpCheckOption = Annotated[
         "accountant's epsilon beside the empirical lower bound.",
     ),
 ]
+EstimateOption = Annotated[
+    bool,
+    typer.Option(
+        "--estimate",
+        help="Train modes: time one round of each setting here, print what training the "
+        "targets and shadows costs, and stop.",
+    ),
+]
 MarkdownOption = Annotated[
     bool, typer.Option("--markdown", help="Also print the table as Markdown.")
 ]
@@ -112,6 +121,7 @@ def audit(
     shadow_seeds: ShadowSeedsOption = 0,
     markdown: MarkdownOption = False,
     dp_check: DpCheckOption = False,
+    estimate: EstimateOption = False,
 ) -> None:
     """Measure what the shared messages leak about each agent's private reward.
 
@@ -145,10 +155,14 @@ def audit(
         if shadows is not None:
             raise AsfedError("train mode trains its shadows: give --shadow-seeds, not --shadows")
         plan = _plan(env, scenario, methods, seeds, rounds, episodes)
+        if estimate:
+            _estimate(plan, shadow_seeds, workers_or_cores(workers))
+            return
         secret = read_private_seed(private_seed, None)
         runs, shadows = _train_for_audit(plan, workers, out, secret, shadow_seeds)
-    elif shadow_seeds:
-        raise AsfedError("--shadow-seeds trains shadows in a train mode (--env or --scenario)")
+    elif shadow_seeds or estimate:
+        flag = "--shadow-seeds" if shadow_seeds else "--estimate"
+        raise AsfedError(f"{flag} belongs to a train mode (--env or --scenario)")
     if not runs:
         raise AsfedError("nothing to audit; give run folders, or --env to train and audit")
     wanted = [q for q in QUESTIONS if q != "shadow" or shadows] if attack == "all" else [attack]
@@ -220,6 +234,20 @@ def _shadow_models(runs: list[Path], folder: Path | None, attacker: str) -> dict
     for group in dict.fromkeys(chosen.values()):
         models[group] = Shadows(*learn(list(group), attacker), runs=len(group))
     return {path: models[group] for path, group in chosen.items()}
+
+
+def _estimate(plan, shadow_seeds: int, workers: int) -> None:
+    """--estimate: the targets' plan timed, and its shadows (the same settings, more seeds)."""
+    from asfed.experiments import audit_runs
+    from asfed.experiments.plan import code_plan
+
+    points = list(plan.points)
+    if shadow_seeds:
+        points += list(audit_runs.shadow_plan(plan, check_seeds(shadow_seeds)).points)
+    console.print(
+        f"{len(plan.points)} target run(s) and {len(points) - len(plan.points)} shadow run(s)"
+    )
+    print_estimate(code_plan(plan.scenario, plan.title, points), workers)
 
 
 def _plan(env, scenario, methods, seeds, rounds, episodes):

@@ -158,3 +158,24 @@ def counted(items: list, what: str) -> Iterator:
         for item in items:
             yield item
             bar.advance(task)
+
+
+def print_estimate(plan: Sweep, workers: int) -> None:
+    """`--estimate`: one timed round per distinct setting of a plan, then the plan's cost."""
+    from asfed.experiments.budget import Cost, estimate, settings, wall_seconds
+    from asfed.report.results import duration
+
+    console.print(f"timing one round of each of {len(settings(plan))} setting(s), one thread")
+
+    def show(c: Cost) -> None:
+        console.print(
+            f"  {c.setting}: {c.seconds_per_round:.2f} s a round x {c.rounds} rounds "
+            f"({c.runs} runs) = {duration(c.seconds)}"
+        )
+
+    costs = estimate(plan, on_cost=show)
+    total = sum(c.seconds for c in costs)
+    console.print(
+        f"[bold]{plan.scenario}[/]: {len(plan.points)} runs, {duration(total)} of training on "
+        f"one process; about {duration(wall_seconds(costs, workers))} on {workers} process(es)"
+    )

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from asfed.cli.app import app, console
-from asfed.cli.common import exit_if_failed, method_list, run_plan, workers_or_cores
+from asfed.cli.common import (
+    exit_if_failed,
+    method_list,
+    print_estimate,
+    run_plan,
+    workers_or_cores,
+)
 from asfed.cli.common import private_seed as read_private_seed
-
-if TYPE_CHECKING:
-    from asfed.experiments.plan import Sweep
-
 
 # The command's options, declared once here so its signature reads in a glance.
 ScenarioOption = Annotated[
@@ -124,7 +126,7 @@ def sweep(
             )
         return
     if estimate:
-        _print_estimate(plan, cores)
+        print_estimate(plan, cores)
         return
     began = time.perf_counter()
     done = run_plan(plan, folder, cores, ray_address, secret_seed, device)
@@ -133,24 +135,3 @@ def sweep(
         f"failed in {time.perf_counter() - began:.0f} s; draw it: asfed report {folder}"
     )
     exit_if_failed(done)
-
-
-def _print_estimate(plan: Sweep, workers: int) -> None:
-    """`asfed sweep --estimate`: one timed round per distinct setting, then the sweep's cost."""
-    from asfed.experiments.budget import Cost, estimate, settings, wall_seconds
-    from asfed.report.results import duration
-
-    console.print(f"timing one round of each of {len(settings(plan))} setting(s), one thread")
-
-    def show(c: Cost) -> None:
-        console.print(
-            f"  {c.setting}: {c.seconds_per_round:.2f} s a round x {c.rounds} rounds "
-            f"({c.runs} runs) = {duration(c.seconds)}"
-        )
-
-    costs = estimate(plan, on_cost=show)
-    total = sum(c.seconds for c in costs)
-    console.print(
-        f"[bold]{plan.scenario}[/]: {len(plan.points)} runs, {duration(total)} of training on "
-        f"one process; about {duration(wall_seconds(costs, workers))} on {workers} process(es)"
-    )
