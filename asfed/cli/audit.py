@@ -178,6 +178,9 @@ def audit(
         )
     summaries = pool(rows)
     console.print(render(summaries))
+    for row in {r.run: r for r in reversed(rows)}.values():  # each run's first victim
+        text = f"{row.run}: {attacker} {row.read} from agent {row.victim}"
+        console.print(text, highlight=False)
     if markdown:
         print(to_markdown(summaries))
     write(list(runs), rows, summaries, "asfed " + " ".join(sys.argv[1:]))
