@@ -59,6 +59,9 @@ def feature_candidates(env: str, options: dict[str, Any]) -> list[dict]:
     return rules(env, options).feature_candidates()
 
 
+CHUNK_COPIES = 8192  # env copies per batched call: bounds memory on the large maps
+
+
 def counterfactual(
     rec: PublicRecord,
     env: str,
@@ -68,7 +71,36 @@ def counterfactual(
     private: dict,
 ) -> np.ndarray:
     """Phi `[M, A, D]`: the victim's features on each valid row of the round if `actor` had
-    taken action a (others as recorded), under the hypothesis `private`."""
+    taken action a (others as recorded), under the hypothesis `private`.
+
+    Every valid row's state is gathered from the record (`[T, B, ...]` -> `[M, ...]`) and the
+    rows are evaluated together, A copies each, in chunks of CHUNK_COPIES env copies: a feature
+    is a pure function of one state and joint action, and depends on no step counter
+    (`tests/attacks` checks this against a step-by-step evaluation on every env)."""
+    probe = rules(env, options)
+    a_count = probe.num_actions
+    cls = _state_cls(probe)
+    b_idx, t_idx = np.nonzero(rec.valid)  # row-major [B, T]: the rows' order
+    fields = {k: v for k, v in rec.states.items() if k != "t"}
+    rows = max(1, CHUNK_COPIES // a_count)
+    out = np.zeros((len(b_idx), a_count, len(probe.feature_names)))
+    for lo in range(0, len(b_idx), rows):
+        b, t = b_idx[lo : lo + rows], t_idx[lo : lo + rows]
+        state = cls(t=0, **{k: v[t, b] for k, v in fields.items()})
+        big = _repeat_state(state, a_count)
+        joint = np.repeat(rec.actions[b, t], a_count, axis=0)  # [R * A, N]
+        joint[:, actor] = np.tile(np.arange(a_count), len(b))
+        core = rules(env, options, len(b) * a_count)
+        feats = core.reward_features(big, joint, private=private)  # [R * A, N, D]
+        out[lo : lo + len(b)] = feats[:, victim].reshape(len(b), a_count, -1)
+    return out
+
+
+def counterfactual_by_step(
+    rec: PublicRecord, env: str, options: dict[str, Any], victim: int, actor: int, private: dict
+) -> np.ndarray:
+    """`counterfactual`, one time step at a time with the recorded step counter (the reference
+    the batched version is tested against)."""
     b, t_max, _ = rec.actions.shape
     probe = rules(env, options)
     a_count = probe.num_actions
@@ -76,14 +108,12 @@ def counterfactual(
     cls = _state_cls(probe)
     out = np.zeros((b, t_max, a_count, len(probe.feature_names)))
     for t in range(t_max):
-        live = rec.valid[:, t]
-        if not live.any():
+        if not rec.valid[:, t].any():
             continue
-        state = rec.env_state(t, cls)
-        big = _repeat_state(state, a_count)
-        joint = np.repeat(rec.actions[:, t], a_count, axis=0)  # [B * A, N]
+        big = _repeat_state(rec.env_state(t, cls), a_count)
+        joint = np.repeat(rec.actions[:, t], a_count, axis=0)
         joint[:, actor] = np.tile(np.arange(a_count), b)
-        feats = core.reward_features(big, joint, private=private)  # [B * A, N, D]
+        feats = core.reward_features(big, joint, private=private)
         out[:, t] = feats[:, victim].reshape(b, a_count, -1)
     return out[rec.valid]
 
