@@ -50,3 +50,8 @@ def test_bad_epsilons_are_refused_before_anything_runs(tmp_path) -> None:
     res = asfed("tradeoff", "--epsilons", "1,0", "--out", str(tmp_path / "s"))
     assert res.returncode == 2 and "epsilon '0' is invalid" in res.stderr
     assert not (tmp_path / "s").exists()
+    res = asfed("tradeoff", "--epsilons", "4,1,inf", "--out", str(tmp_path / "s"))
+    assert res.returncode == 2 and "is not increasing at '1'" in res.stderr
+    res = asfed("tradeoff", "--epsilons", "", "--out", str(tmp_path / "s"))
+    assert res.returncode == 2 and "epsilon '' is invalid" in res.stderr
+    assert not (tmp_path / "s").exists()

@@ -51,6 +51,11 @@ def parse_epsilons(text: str) -> list[float]:
             raise AsfedError(f"epsilon {part!r} is invalid; accepted: numbers > 0 or inf") from None
         if not value > 0:
             raise AsfedError(f"epsilon {part!r} is invalid; accepted: numbers > 0 or inf")
+        if out and value <= out[-1]:
+            raise AsfedError(
+                f"epsilon grid {text!r} is not increasing at {part!r}; accepted: an increasing "
+                "list, e.g. 1,16,256,4096,inf"
+            )
         out.append(value)
     return out
 
