@@ -136,25 +136,30 @@ def _png(summaries: list[Summary], rows: list[VictimScore]) -> bytes:
     axes[0][0].set_title(
         f"{summaries[0].env}: attack success vs the actions-only baseline", fontsize=9, loc="left"
     )
-    legend_outside(axes[0][-1])
+    if curves:
+        axes[0][0].legend(fontsize=6, loc="lower left", framealpha=0.9)  # the ROC has its own
+    else:
+        legend_outside(axes[0][-1])
     return png_bytes(fig)
 
 
 def _roc_curves(rows: list[VictimScore]) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
-    """label -> (FPR, TPR, AUC) of each (method, attack)'s pooled one-vs-rest test, and of the
-    actions-only attacker beside it."""
+    """label -> (FPR, TPR, AUC) of each (method, attack)'s pooled one-vs-rest test, and of each
+    method's actions-only attacker (once: the one-step and update attacks share it)."""
     out = {}
     keys = dict.fromkeys((r.method, r.attack) for r in rows if r.truth is not None)
     for method, attack in keys:
         have = [r for r in rows if (r.method, r.attack) == (method, attack)]
-        for field, label in (("scores", attack), ("baseline_scores", "actions only")):
+        fields = [("scores", f"{method} {attack}")]
+        if f"{method} actions only" not in out:
+            fields.append(("baseline_scores", f"{method} actions only"))
+        for field, name in fields:
             rs = [r for r in have if getattr(r, field) is not None]
             if not rs:
                 continue
             s, y = scoring.one_vs_rest(
                 np.array([getattr(r, field) for r in rs]), np.array([r.truth for r in rs])
             )
-            name = f"{method} {label}" + (f" ({attack})" if field == "baseline_scores" else "")
             out[name] = (*scoring.roc(s, y), scoring.auc(s, y))
     return out
 
@@ -169,7 +174,7 @@ def _roc_panel(ax, curves: dict[str, tuple[np.ndarray, np.ndarray, float]]) -> N
         )  # fmt: skip
     ax.plot([floor, 1], [floor, 1], color="black", lw=0.8, ls=":", label="chance")
     ax.set(xscale="log", yscale="log", xlabel="FPR", ylabel="TPR", title="ROC over secrets")
-    ax.legend(fontsize=5, loc="lower right")
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     ax.grid(alpha=0.3)
 
 
