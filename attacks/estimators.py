@@ -4,7 +4,8 @@ Soft optimality ties a shared distribution to the sender's advantage, tau log pi
 (PRIVACY-FACTS; IQ-Learn's inverse soft Bellman), and a linear reward r = Phi . w. Within a state,
 centring over actions removes V(s); what remains of A(s, a) beyond the immediate reward is
 gamma E[V(s')], which the one-step model treats as noise (a myopic estimator: it reads the
-immediate reward's share of the preferences, honest about being a lower bound on the leak).
+immediate reward's share of the preferences; the cheap baseline, not a bound on what stronger
+attacks, `attacks.update` and `attacks.shadow`, find).
 
 - preferences `[R, A]` on features `[R, A, D]`: centred least squares (`NormalEquations`) or a
   non-negative scale along a candidate's weights (`DirectionStats`, reward type);

@@ -13,9 +13,9 @@ and, read backwards, an accuracy of at least `acc` implies
     eps >= ln((K - 1)(acc - delta) / (1 - acc))              (`epsilon_lower_bound`)
 
 applied to a one-sided 95% Clopper-Pearson lower confidence bound on the accuracy, so the bound
-holds with 95% confidence when the guesses are independent trials. (Per-episode guesses within
-one run share the round's messages; read their bound as indicative, and the accountant's epsilon
-as the guarantee.)
+holds with 95% confidence when the guesses are independent trials: asfed feeds it one secret a
+run (the agents of one run are drawn jointly, and one run's episodes share its secret and its
+messages), so a handful of runs certifies little: 9 of 9 right gives at most 1.62.
 """
 
 from __future__ import annotations
