@@ -37,6 +37,8 @@ def test_a_tiny_tradeoff_writes_every_point_and_reuses_finished_ones(tmp_path) -
     assert [(r["method"], r["epsilon_target"]) for r in rows] == [("as", "2.0"), ("as", "inf")]
     assert abs(float(rows[0]["epsilon_accountant"]) - 2.0) < 1e-6
     assert rows[1]["epsilon_accountant"] == "inf"
+    # navigation's line graph: agent 1 sends to two neighbours, so one neighbour sees half
+    assert 0 < float(rows[0]["epsilon_pair"]) < float(rows[0]["epsilon_accountant"])
     assert rows[0]["first_agent_hit"] in ("0.0", "1.0")  # a trial is a secret, not an episode
     assert "one secret a seed" in " ".join(res.stdout.split())
     assert (out / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"

@@ -76,7 +76,8 @@ def _table(env: str, summary: list[dict]) -> Table:
     for col in (
         "method",
         "target eps",
-        "accountant eps",
+        "accountant eps (relay)",
+        "per-pair eps (a neighbour)",
         "empirical eps (95% lower bound, one secret a seed)",
         "team return",
         "type acc.",
@@ -90,6 +91,7 @@ def _table(env: str, summary: list[dict]) -> Table:
             row["method"],
             f"{row['epsilon_target']:g}",
             f"{row['epsilon_accountant']:.3g}",
+            f"{row['epsilon_pair']:.3g}",
             f"{row['epsilon_empirical']:.2f}",
             fmt(row["team_return"], row["team_return_ci"]),
             fmt(row["type_accuracy"], row["type_accuracy_ci"]),

@@ -164,14 +164,27 @@ def calibrate_sigma(target_epsilon: float, delta: float, releases: int) -> float
 
 
 class ReleaseAccountant:
-    """Counts each agent's releases (all at one noise multiplier) and converts to epsilon."""
+    """Counts each agent's releases (all at one noise multiplier) and converts to epsilon: over
+    every release (what the relay, which routes them all, sees) and over the releases one agent
+    sent to one receiver (what a curious neighbour sees; `pair_epsilon`)."""
 
     def __init__(self, num_agents: int, sigma: float, delta: float) -> None:
         self.sigma, self.delta = sigma, delta
         self.releases = np.zeros(num_agents, np.int64)
+        self.pairs: np.ndarray | None = np.zeros((num_agents, num_agents), np.int64)
 
-    def add(self, per_agent: np.ndarray) -> None:
+    def add(self, per_agent: np.ndarray, per_pair: np.ndarray | None = None) -> None:
+        """per_agent `[N]` releases; per_pair `[N, N]` (sender, receiver) releases."""
         self.releases += np.asarray(per_agent, np.int64)
+        if self.pairs is not None and per_pair is not None:
+            self.pairs += np.asarray(per_pair, np.int64)
+
+    def pair_epsilon(self) -> float:
+        """The largest epsilon any one receiver holds about any one sender (NaN where a run was
+        checkpointed before pairs were counted)."""
+        if self.pairs is None:
+            return math.nan
+        return epsilon_from_mu(math.sqrt(int(self.pairs.max())) / self.sigma, self.delta)
 
     def mu(self) -> np.ndarray:
         return np.sqrt(self.releases) / self.sigma
@@ -191,7 +204,10 @@ class ReleaseAccountant:
             return float(acc.get_epsilon(self.delta))
 
     def state_dict(self) -> dict:
-        return {"releases": self.releases.tolist()}
+        pairs = None if self.pairs is None else self.pairs.tolist()
+        return {"releases": self.releases.tolist(), "pairs": pairs}
 
     def load_state_dict(self, state: dict) -> None:
         self.releases = np.asarray(state["releases"], np.int64)
+        pairs = state.get("pairs")  # absent in checkpoints written before pairs were counted
+        self.pairs = None if pairs is None else np.asarray(pairs, np.int64)

@@ -198,10 +198,13 @@ class Simulation:
         metrics["neighbours_mean"] = graph.mean_degree()
         if self.accountant is not None:
             senders = np.array([m.sender for m in self.relay.record], dtype=np.int64)
+            receivers = np.array([m.receiver for m in self.relay.record], dtype=np.int64)
             sent = np.bincount(senders, minlength=n)  # one release per message
-            self.accountant.add(sent)
+            pairs = np.bincount(senders * n + receivers, minlength=n * n).reshape(n, n)
+            self.accountant.add(sent, pairs)
             eps = self.accountant.epsilons()
             metrics["epsilon"] = float(eps.max())  # messages only, not the public trajectory
+            metrics["epsilon_pair"] = self.accountant.pair_epsilon()  # one curious neighbour
             metrics.update({f"epsilon_{i}": float(e) for i, e in enumerate(eps)})
         self.round += 1
         return metrics, list(self.relay.record)

@@ -36,7 +36,8 @@ from audits import scoring
 from audits.empirical import accuracy_ceiling, epsilon_lower_bound
 
 FIELDS = (
-    "method", "epsilon_target", "seed", "team_return", "epsilon_accountant", "first_agent_hit",
+    "method", "epsilon_target", "seed", "team_return", "epsilon_accountant", "epsilon_pair",
+    "first_agent_hit",
     "type_accuracy", "type_baseline", "type_chance", "inversion_r", "inversion_baseline", "run",
 )  # fmt: skip
 
@@ -93,6 +94,7 @@ def audit_point(path: Path) -> dict[str, Any]:
         "seed": cfg.seed,
         "team_return": mean([float(r["team_return"]) for r in tail]),
         "epsilon_accountant": float(metrics[-1].get("epsilon", math.inf)),
+        "epsilon_pair": float(metrics[-1].get("epsilon_pair", math.inf)),
         "first_agent_hit": scored[0].score if scored else math.nan,  # one secret a seed
         "type_accuracy": mean([s.score for s in scored]),
         "type_baseline": mean([s.baseline for s in types]),
@@ -168,6 +170,7 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
             "type_baseline",
             "inversion_r",
             "epsilon_accountant",
+            "epsilon_pair",
         ):
             raw = [float(p[field]) for p in pts]
             values = [v for v in raw if np.isfinite(v)]

@@ -168,3 +168,20 @@ def test_rounds_without_messages_release_nothing() -> None:
     )
     eps = [sim.run_round()[0]["epsilon"] for _ in range(3)]
     assert eps[0] == eps[1] < eps[2]  # round 1 communicates nothing: epsilon does not move
+
+
+def test_the_per_pair_epsilon_counts_what_one_neighbour_received() -> None:
+    """Agent 0 sends 4 releases to each of 2 neighbours: the relay's epsilon covers 8, one
+    neighbour's covers 4; a checkpoint keeps the pairs, and an older one without them reads NaN
+    rather than a made-up number."""
+    from asfed.comm.dp import ReleaseAccountant, epsilon_from_mu
+
+    acc = ReleaseAccountant(3, sigma=2.0, delta=1e-5)
+    acc.add(np.array([8, 0, 0]), np.array([[0, 4, 4], [0, 0, 0], [0, 0, 0]]))
+    assert acc.epsilons()[0] == pytest.approx(epsilon_from_mu(8**0.5 / 2, 1e-5))
+    assert acc.pair_epsilon() == pytest.approx(epsilon_from_mu(4**0.5 / 2, 1e-5))
+    again = ReleaseAccountant(3, sigma=2.0, delta=1e-5)
+    again.load_state_dict(acc.state_dict())
+    assert again.pair_epsilon() == acc.pair_epsilon()
+    again.load_state_dict({"releases": [8, 0, 0]})
+    assert np.isnan(again.pair_epsilon())
