@@ -16,9 +16,11 @@ IPPO sends nothing: no evidence, and the attack says so.
 Every share of every logged round is read (all K steps: step 0 is the acting policy that
 produced the round's actions, each later one differs from it by one more update), and the copies
 of one release that the victim sent to several receivers (the same round, step, kind and rows)
-are averaged: without DP they are equal, and under DP each copy carries independent noise, so
-their mean has the noise of one copy divided by sqrt(copies). (The accountant counts every copy
-as a release: `RunConfig.release_bound`.)
+are averaged: without DP they are equal; under DP each copy of a distribution or of values
+carries independent noise, so their mean has the noise of one copy divided by sqrt(copies),
+while parameters are noised once and sent alike (averaging changes nothing). The accountant
+counts every copy as a release (`RunConfig.release_bound`), which is exact for the first kind
+and conservative for parameters.
 """
 
 from __future__ import annotations

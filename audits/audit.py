@@ -169,6 +169,7 @@ def audit_run(
                 row = _type_row(path, view, base, q, shadows, made)
             row.read = read
             row.extra["team_return"] = team
+            row.extra["dp_delta"] = cfg.dp_delta if cfg.private else 0.0
             out.append(row)
     return out
 
@@ -258,7 +259,10 @@ def _inversion_row(path: Path, view: AttackerView, base: dict) -> VictimScore:
 @dataclasses.dataclass
 class Summary:
     """Pooled over runs and victims of one (env, method, attack, attacker). Reward type: the
-    accuracy over secrets with its Clopper-Pearson interval; inversion: the mean over runs of
+    accuracy over secrets with its Clopper-Pearson interval (which takes the secrets of one run
+    as independent; they are drawn jointly, a permutation on exchange and navigation, so `extra`
+    also holds the accuracy and interval over one secret a run, strictly independent), and the
+    actions-only baseline over the same secrets; inversion: the mean over runs of
     each run's mean r, with its t interval; leakage: score - baseline, t interval over runs.
     `extra`: AUC and TPR at low FPR of the one-vs-rest tests (attack and baseline), the MI lower
     bound (lambda fitted leave-one-run-out) and the epsilon lower bound over one secret a run."""
@@ -331,10 +335,13 @@ def _type_extra(rs: list[VictimScore], scored: list[VictimScore]) -> dict[str, f
                 np.array([r.run for r in have]),
             )
     first = {}
-    for r in scored:  # one secret a run: independent trials for the epsilon bound
+    for r in scored:  # one secret a run: independent trials (a run's agents are drawn jointly)
         first.setdefault(r.run, r)
     hits = int(sum(r.score for r in first.values()))
-    extra["epsilon_lower_bound"] = epsilon_lower_bound(hits, len(first), k)
+    delta = float(rs[0].extra.get("dp_delta", 0.0))
+    extra["epsilon_lower_bound"] = epsilon_lower_bound(hits, len(first), k, delta)
+    extra["one_per_run_accuracy"] = hits / len(first) if first else math.nan
+    extra["one_per_run_ci"] = scoring.clopper_pearson(hits, len(first)) if first else None
     return extra
 
 
@@ -356,12 +363,13 @@ def pool(rows: list[VictimScore]) -> list[Summary]:
             measure, extra = "Pearson r (held out)", {}
             ci_method = f"t over {len(runs)} runs" if len(runs) > 1 else "one run: no interval"
         else:
-            hits, base_hits = sum(r.score for r in scored), sum(r.baseline for r in rs)
+            same = scored or rs  # the baseline over the secrets the attack scored
+            hits, base_hits = sum(r.score for r in scored), sum(r.baseline for r in same)
             values = (
                 hits / len(scored) if scored else None,
                 scoring.clopper_pearson(int(hits), len(scored)) if scored else None,
-                base_hits / len(rs),
-                scoring.clopper_pearson(int(base_hits), len(rs)),
+                base_hits / len(same),
+                scoring.clopper_pearson(int(base_hits), len(same)),
             )
             measure, extra = "accuracy over secrets", _type_extra(rs, scored)
             ci_method = f"Clopper-Pearson over {len(scored)} secrets ({len(runs)} runs)"

@@ -72,8 +72,11 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, fpr: float) -> float:
-    """The highest TPR at a threshold whose FPR is at most `fpr` (with fewer than 1/fpr
-    negatives that is the TPR at FPR 0: no threshold can be finer)."""
+    """The highest TPR at a threshold whose FPR is at most `fpr`; NaN with fewer than 1/fpr
+    negatives, where no threshold can resolve that FPR (the data cannot say)."""
+    negatives = int((~np.asarray(labels, bool)).sum())
+    if negatives < 1 / fpr:
+        return math.nan
     f, t = roc(scores, labels)
     return float(t[f <= fpr].max())
 

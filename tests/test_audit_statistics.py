@@ -60,7 +60,8 @@ def test_roc_auc_and_tpr_at_low_fpr_match_their_definitions() -> None:
     assert list(fpr) == pytest.approx([0, 0, 0.25, 0.25, 0.5, 0.75, 1.0])
     assert list(tpr) == pytest.approx([0, 0.5, 0.5, 1, 1, 1, 1])
     assert scoring.auc(scores, labels) == pytest.approx(7 / 8)  # 7 of 8 pairs ordered right
-    assert scoring.tpr_at_fpr(scores, labels, 0.01) == 0.5
+    assert scoring.tpr_at_fpr(scores, labels, 0.25) == 1.0
+    assert np.isnan(scoring.tpr_at_fpr(scores, labels, 0.01))  # 4 negatives cannot resolve 1%
     tied = scoring.auc(np.zeros(4), np.array([1, 0, 1, 0], bool))
     assert tied == 0.5
     s, y = scoring.one_vs_rest(np.array([[3.0, 1.0, 2.0]]), np.array([0]))

@@ -232,7 +232,7 @@ def _shadow_models(runs: list[Path], folder: Path | None, attacker: str) -> dict
     candidates = sorted(p for p in folder.iterdir() if (p / "config.toml").exists())
     for p in candidates:
         run_config(p)  # every candidate readable before anything is learned
-    chosen = {str(path): tuple(matching(path, candidates)) for path in runs}
+    chosen = {str(path): tuple(matching(path, candidates, attacker)) for path in runs}
     models: dict[tuple, Shadows] = {}
     for group in dict.fromkeys(chosen.values()):
         models[group] = Shadows(*learn(list(group), attacker), runs=len(group))

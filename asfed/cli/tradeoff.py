@@ -61,7 +61,7 @@ def tradeoff(
     exit_if_failed(run_plan(plan, folder, cores, None, read_private_seed(private_seed, None)))
     with FolderLock(folder, "sweep"):  # one writer per folder, as while the runs trained
         rows = experiment.rows_of(plan, folder)
-        summary = experiment.summarise(rows)
+        summary = experiment.summarise(rows, plan.points[0].config.dp_delta)
         console.print(_table(env, summary))
         experiment.write_csv(folder / "tradeoff.csv", rows)
         experiment.figure(folder / "tradeoff.png", summary, env, 1e-5)
@@ -76,8 +76,8 @@ def _table(env: str, summary: list[dict]) -> Table:
     for col in (
         "method",
         "target eps",
-        "accountant eps (relay)",
-        "per-pair eps (a neighbour)",
+        "accountant eps (the guarantee)",
+        "per-pair eps (direct releases to one neighbour; not a bound)",
         "empirical eps (95% lower bound, one secret a seed)",
         "team return",
         "type acc.",

@@ -164,9 +164,11 @@ def calibrate_sigma(target_epsilon: float, delta: float, releases: int) -> float
 
 
 class ReleaseAccountant:
-    """Counts each agent's releases (all at one noise multiplier) and converts to epsilon: over
-    every release (what the relay, which routes them all, sees) and over the releases one agent
-    sent to one receiver (what a curious neighbour sees; `pair_epsilon`)."""
+    """Counts each agent's releases (all at one noise multiplier) and converts to epsilon over
+    every release: the guarantee, against the relay and against anyone else. `pair_epsilon`
+    counts only the releases one agent sent directly to one receiver: a descriptive number, not
+    a bound on what that neighbour can infer, since its other neighbours' messages carry what
+    they learned from the victim's other releases onward (adaptive composition counts them all)."""
 
     def __init__(self, num_agents: int, sigma: float, delta: float) -> None:
         self.sigma, self.delta = sigma, delta
@@ -180,8 +182,8 @@ class ReleaseAccountant:
             self.pairs += np.asarray(per_pair, np.int64)
 
     def pair_epsilon(self) -> float:
-        """The largest epsilon any one receiver holds about any one sender (NaN where a run was
-        checkpointed before pairs were counted)."""
+        """Epsilon over the most releases any one sender sent directly to any one receiver (NaN
+        where a run was checkpointed before pairs were counted); not a bound (see the class)."""
         if self.pairs is None:
             return math.nan
         return epsilon_from_mu(math.sqrt(int(self.pairs.max())) / self.sigma, self.delta)

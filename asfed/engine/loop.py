@@ -204,7 +204,7 @@ class Simulation:
             self.accountant.add(sent, pairs)
             eps = self.accountant.epsilons()
             metrics["epsilon"] = float(eps.max())  # messages only, not the public trajectory
-            metrics["epsilon_pair"] = self.accountant.pair_epsilon()  # one curious neighbour
+            metrics["epsilon_pair"] = self.accountant.pair_epsilon()  # direct only: not a bound
             metrics.update({f"epsilon_{i}": float(e) for i, e in enumerate(eps)})
         self.round += 1
         return metrics, list(self.relay.record)
