@@ -71,20 +71,25 @@ def tradeoff(
 def _table(env: str, summary: list[dict]) -> Table:
     table = Table(
         title=f"{env}: privacy vs performance (means over seeds, 95% CIs)",
-        caption=f"epsilon: {NOT_COVERED}",
+        caption=(
+            f"epsilon: {NOT_COVERED}. eps: the accountant's, the guarantee (against the relay "
+            "and anyone); pair eps: the releases one neighbour received directly, not a bound; "
+            "emp. eps: a 95% lower bound over one secret a seed; type acc.: over every seed's "
+            "secrets (Clopper-Pearson)"
+        ),
     )
     for col in (
         "method",
-        "target eps",
-        "accountant eps (the guarantee)",
-        "per-pair eps (direct releases to one neighbour; not a bound)",
-        "empirical eps (95% lower bound, one secret a seed)",
+        "target",
+        "eps",
+        "pair eps",
+        "emp. eps",
         "team return",
         "type acc.",
-        "actions-only",
+        "actions",
         "inversion r",
     ):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     fmt = lambda v, ci=None: f"{v:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")  # noqa: E731
     for row in summary:
         table.add_row(

@@ -38,7 +38,8 @@ from audits.empirical import accuracy_ceiling, epsilon_lower_bound
 FIELDS = (
     "method", "epsilon_target", "seed", "team_return", "epsilon_accountant", "epsilon_pair",
     "first_agent_hit",
-    "type_accuracy", "type_baseline", "type_chance", "inversion_r", "inversion_baseline", "run",
+    "type_accuracy", "type_baseline", "type_secrets", "type_chance", "inversion_r",
+    "inversion_baseline", "run",
 )  # fmt: skip
 
 
@@ -97,7 +98,8 @@ def audit_point(path: Path) -> dict[str, Any]:
         "epsilon_pair": float(metrics[-1].get("epsilon_pair", math.inf)),
         "first_agent_hit": scored[0].score if scored else math.nan,  # one secret a seed
         "type_accuracy": mean([s.score for s in scored]),
-        "type_baseline": mean([s.baseline for s in types]),
+        "type_baseline": mean([s.baseline for s in scored or types]),
+        "type_secrets": len(scored),
         "type_chance": 1 / k,
         "inversion_r": mean([s.score for s in kind["reward-inversion"] if s.score is not None]),
         "inversion_baseline": mean([s.baseline for s in kind["reward-inversion"]]),
@@ -157,7 +159,8 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str, Any]]:
-    """Per (method, epsilon): means over seeds with 95% t intervals over seeds, and the epsilon
+    """Per (method, epsilon): means over seeds with 95% t intervals over seeds; the reward-type
+    accuracies pooled over every seed's secrets with Clopper-Pearson intervals; and the epsilon
     lower bound over one independent secret a seed (at dp_delta)."""
     out = []
     keys = sorted({(r["method"], r["epsilon_target"]) for r in rows}, key=lambda k: (k[0], k[1]))
@@ -177,6 +180,11 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
             infinite = any(math.isinf(v) for v in raw)
             entry[field] = float(np.mean(values)) if values else math.inf if infinite else math.nan
             entry[field + "_ci"] = scoring.t_interval(values)
+        n = int(sum(p["type_secrets"] for p in pts))
+        for field in ("type_accuracy", "type_baseline"):  # over secrets, not seeds
+            hits = round(sum(p[field] * p["type_secrets"] for p in pts if p["type_secrets"]))
+            entry[field] = hits / n if n else math.nan
+            entry[field + "_ci"] = scoring.clopper_pearson(hits, n) if n else None
         entry["type_chance"] = pts[0]["type_chance"]
         hits = [p["first_agent_hit"] for p in pts if np.isfinite(p["first_agent_hit"])]
         k = round(1 / pts[0]["type_chance"])
