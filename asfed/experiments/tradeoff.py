@@ -95,7 +95,7 @@ def audit_point(path: Path) -> dict[str, Any]:
         "seed": cfg.seed,
         "team_return": mean([float(r["team_return"]) for r in tail]),
         "epsilon_accountant": float(metrics[-1].get("epsilon", math.inf)),
-        "epsilon_pair": float(metrics[-1].get("epsilon_pair", math.inf)),
+        "epsilon_pair": _pair_epsilon(metrics[-1]),
         "first_agent_hit": scored[0].score if scored else math.nan,  # one secret a seed
         "type_accuracy": mean([s.score for s in scored]),
         "type_baseline": mean([s.baseline for s in scored or types]),
@@ -105,6 +105,15 @@ def audit_point(path: Path) -> dict[str, Any]:
         "inversion_baseline": mean([s.baseline for s in kind["reward-inversion"]]),
         "run": str(path),
     }  # fmt: skip
+
+
+def _pair_epsilon(last: dict[str, str]) -> float:
+    """The per-pair epsilon of a run's last round: inf without DP, NaN for a DP run trained
+    before pairs were counted (unknown, never a made-up number)."""
+    if "epsilon" not in last:
+        return math.inf
+    value = last.get("epsilon_pair", "")
+    return float(value) if value not in ("", None) else math.nan
 
 
 def write_point(path: Path) -> None:
