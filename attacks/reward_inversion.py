@@ -19,7 +19,7 @@ from attacks.channels import evidence
 from attacks.estimators import NormalEquations, logit_loglik, logit_weights
 from attacks.features import feature_candidates
 from attacks.registry import ATTACKS, Attack
-from attacks.reward_type import NoEvidence
+from attacks.reward_type import NoEvidence, silence
 from attacks.rounds import RoundFeatures, by_round, episode_keys, taken_features
 from attacks.view import AttackerView
 
@@ -42,9 +42,7 @@ def from_messages(view: AttackerView, episodes: set[int] | None = None):
     """Fit the reward on the messages' evidence from `episodes` (None: all)."""
     ev = evidence(view)
     if not ev:
-        return NoEvidence(
-            f"{view.attacker} received nothing from agent {view.victim} ({view.method} run)"
-        )
+        return silence(view)
     hyps = feature_candidates(view.env, view.options)
     dim = None
     systems: list[NormalEquations] = []

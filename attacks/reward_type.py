@@ -57,6 +57,13 @@ class NoEvidence:
     reason: str
 
 
+def silence(view: AttackerView) -> NoEvidence:
+    """What an attack returns when the victim sent the attacker nothing."""
+    return NoEvidence(
+        f"{view.attacker} received nothing from agent {view.victim} ({view.method} run)"
+    )
+
+
 def candidates(view: AttackerView) -> tuple[list[dict], list[int], np.ndarray]:
     """(distinct feature hypotheses, each type's index into them, type weights `[K, D]`), or
     an error where the env has no discrete reward type."""
@@ -89,9 +96,7 @@ def from_messages(view: AttackerView) -> TypeGuess | NoEvidence:
     distinct, index, weights = candidates(view)
     ev = evidence(view)
     if not ev:
-        return NoEvidence(
-            f"{view.attacker} received nothing from agent {view.victim} ({view.method} run)"
-        )
+        return silence(view)
     episodes = all_episodes(view)
     stats = [DirectionStats(episodes) for _ in weights]
     for r, evs in by_round(view, ev).items():

@@ -28,7 +28,7 @@ import numpy as np
 from attacks.channels import Evidence, evidence, from_params
 from attacks.estimators import centre
 from attacks.registry import ATTACKS, Attack
-from attacks.reward_type import NoEvidence, TypeGuess, candidates, from_actions
+from attacks.reward_type import NoEvidence, TypeGuess, candidates, from_actions, silence
 from attacks.rounds import RoundFeatures, by_round, taken_features
 from attacks.view import PARAM_KINDS, AttackerView
 
@@ -129,9 +129,7 @@ def from_messages(view: AttackerView) -> TypeGuess | NoEvidence:
     distinct, index, weights = candidates(view)
     ev = evidence(view)
     if not ev:
-        return NoEvidence(
-            f"{view.attacker} received nothing from agent {view.victim} ({view.method} run)"
-        )
+        return silence(view)
     k_count = len(weights)
     keys, per_round = [], []
     for r, evs in sorted(by_round(view, ev).items()):

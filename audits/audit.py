@@ -30,7 +30,7 @@ from attacks import ATTACKS
 from attacks.channels import evidence, reading
 from attacks.features import rules
 from attacks.reward_inversion import RewardEstimate, predict
-from attacks.reward_type import NoEvidence, TypeGuess
+from attacks.reward_type import NoEvidence, TypeGuess, silence
 from attacks.rounds import all_episodes
 from attacks.shadow import ShadowModel, features, guesses
 from attacks.view import AttackerView, load_view, parse_attacker, run_config
@@ -197,9 +197,7 @@ def _type_guesses(
     if attack == "shadow":
         feats = features(view, made)
         if not view.messages:
-            guess: TypeGuess | NoEvidence = NoEvidence(
-                f"{view.attacker} received nothing from agent {view.victim} ({view.method} run)"
-            )
+            guess: TypeGuess | NoEvidence = silence(view)
         else:
             guess = shadows.messages.guess(feats, "shadow")
         return guess, shadows.actions.guess(feats, "shadow-actions")

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 from rich.table import Table
 
 from asfed.atomic import atomic_write
+from asfed.folders import FolderLock
 from asfed.plots import legend_outside, png_bytes
 from audits import scoring
 from audits.audit import Summary, VictimScore
@@ -224,7 +225,8 @@ def write(
     table_csv, chart = _csv(summaries), _png(summaries, rows)
     for run in runs:
         out = Path(run) / "audit"
-        out.mkdir(exist_ok=True)
-        atomic_write(out / "audit.json", data)
-        atomic_write(out / "audit.csv", table_csv)
-        atomic_write(out / "audit.png", chart)
+        with FolderLock(Path(run), "run"):  # one writer: not while the run trains
+            out.mkdir(exist_ok=True)
+            atomic_write(out / "audit.json", data)
+            atomic_write(out / "audit.csv", table_csv)
+            atomic_write(out / "audit.png", chart)

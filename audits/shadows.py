@@ -25,6 +25,7 @@ from asfed.comm.log import INDEX
 from asfed.config import FIELDS, config_value, read_toml
 from asfed.csvfile import read_rows
 from asfed.errors import AsfedError
+from asfed.folders import FolderLock
 from attacks import shadow
 from attacks.features import rules
 from attacks.view import load_view, parse_attacker, run_config
@@ -172,8 +173,9 @@ def examples(path: Path, attacker: str) -> tuple[np.ndarray, np.ndarray]:
         "labels": labels,
     }
     try:
-        file.parent.mkdir(exist_ok=True)
-        atomic_write(file, json.dumps(payload).encode())
+        with FolderLock(path, "run"):  # one writer per folder: not while the shadow trains
+            file.parent.mkdir(exist_ok=True)
+            atomic_write(file, json.dumps(payload).encode())
     except OSError as err:
         raise AsfedError(f"cannot cache shadow features in {file}: {err}") from None
     return np.stack(feats), np.array(labels)
