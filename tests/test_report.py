@@ -87,6 +87,7 @@ def sweep(tmp_path_factory):
     row = f"as,1.0,1,-3.25,1.0,0.5,0.4,0.41,0.33,0.1,0.05,{folder / ('predation_as_eps1_s1' * 4)}"
     (folder / "tradeoff.csv").write_text(f"{wide}\n{row}\n")
     (folder / "tradeoff.png").write_bytes(png)
+    (folder / "frontier.png").write_bytes(png)
     return folder
 
 
@@ -101,7 +102,8 @@ def test_the_report_loads_in_headless_chromium_with_every_plot_and_no_error(swee
     assert res.returncode == 0, res.stderr
     plots = int(re.search(r"\((\d+) plots", res.stdout).group(1))
     # per panel a learning curve and Fig. 7; normalised finals, bytes, the audit, the trade-off
-    assert plots == 6
+    # and its frontier
+    assert plots == 7
     images = "JSON.stringify([Array.from(document.querySelectorAll('img.plot'), i => [i.alt, i.naturalWidth, i.naturalHeight]), innerWidth, document.documentElement.scrollWidth, Array.from(document.querySelectorAll('table'), t => t.getBoundingClientRect().right - document.body.getBoundingClientRect().right)])"  # noqa: E501
     page = browser.load(out.resolve().as_uri(), images, width=1280)
     assert page.console_errors == [] and page.exceptions == [] and page.log_errors == []

@@ -39,9 +39,14 @@ def test_a_tiny_tradeoff_writes_every_point_and_reuses_finished_ones(tmp_path) -
     assert rows[1]["epsilon_accountant"] == "inf"
     # navigation's line graph: agent 1 sends to two neighbours, so one neighbour sees half
     assert 0 < float(rows[0]["epsilon_pair"]) < float(rows[0]["epsilon_accountant"])
-    assert rows[0]["first_agent_hit"] in ("0.0", "1.0")  # a trial is a secret, not an episode
+    assert rows[0]["update_first_hit"] in ("0.0", "1.0")  # a trial is a secret, not an episode
+    for r in rows:  # the update attack, the one-step attack and the actions-only attacker
+        for field in ("update_accuracy", "type_accuracy", "type_baseline"):
+            assert 0.0 <= float(r[field]) <= 1.0, (field, r[field])
     assert "one secret a seed" in " ".join(res.stdout.split())
     assert (out / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+    assert "leakage" in res.stdout and "update" in res.stdout
     metrics = out / "navigation_as_eps2_s1" / "metrics.csv"
     before = metrics.stat().st_mtime_ns
     assert asfed(*args).returncode == 0
@@ -57,3 +62,45 @@ def test_bad_epsilons_are_refused_before_anything_runs(tmp_path) -> None:
     res = asfed("tradeoff", "--epsilons", "", "--out", str(tmp_path / "s"))
     assert res.returncode == 2 and "epsilon '' is invalid" in res.stderr
     assert not (tmp_path / "s").exists()
+
+
+SCENARIO = """env = "exchange"
+rounds = 2
+episodes = 2
+log_every = 1
+
+[sweep]
+seeds = 1
+cases = [{ method = "as", rho = 10.0 }, { method = "vs" }]
+"""
+
+
+def test_a_tradeoff_at_a_scenarios_budget_is_that_sweep_crossed_with_the_epsilons(
+    tmp_path,
+) -> None:
+    scenario = tmp_path / "tiny.toml"
+    scenario.write_text(SCENARIO)
+    out = tmp_path / "sweep"
+    base = ("tradeoff", "--scenario", str(scenario), "--epsilons", "4,inf", "--workers", "1")
+    res = asfed(*base, "--rounds", "5", "--out", str(out))
+    assert res.returncode == 2 and "not allowed with it: --rounds" in res.stderr
+    res = asfed(*base, "--estimate", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "4 runs" in res.stdout and not out.exists()  # priced, nothing written
+    res = asfed(*base, "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    with open(out / "tradeoff.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["method"], r["epsilon_target"]) for r in rows) == [
+        ("as", "4.0"),
+        ("as", "inf"),
+        ("vs", "4.0"),
+        ("vs", "inf"),
+    ]
+    assert {r["run"].rsplit("/", 1)[1] for r in rows} == {
+        "exchange_as_rho10_dp_epsilon4_s1",
+        "exchange_as_rho10_dp_epsilonnone_s1",
+        "exchange_vs_dp_epsilon4_s1",
+        "exchange_vs_dp_epsilonnone_s1",
+    }
+    assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"

@@ -9,20 +9,42 @@ import typer
 from rich.table import Table
 
 from asfed.cli.app import app, console
-from asfed.cli.common import check_seeds, exit_if_failed, method_list, run_plan, workers_or_cores
+from asfed.cli.common import (
+    check_seeds,
+    exit_if_failed,
+    method_list,
+    print_estimate,
+    run_plan,
+    workers_or_cores,
+)
 from asfed.cli.common import private_seed as read_private_seed
+from asfed.cli.sweep import EstimateOption
 from asfed.comm.dp import NOT_COVERED
+from asfed.errors import AsfedError
 from asfed.folders import FolderLock
 
 
 @app.command()
 def tradeoff(
     env: Annotated[str, typer.Option(help="The env to train on.")] = "navigation",
-    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "as,ps",
+    methods: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated methods (default: as,ps, or the scenario's)."),
+    ] = None,
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            help="Train at a named scenario's budget and cases instead (e.g. privacy-exchange, "
+            "where the methods learn), crossed with --epsilons; --env/--rounds/--episodes "
+            "then come from it."
+        ),
+    ] = None,
     epsilons: Annotated[
         str, typer.Option(help="Target epsilons over each run; inf: no noise.")
     ] = "0.5,1,2,4,8,16,inf",
-    seeds: Annotated[int, typer.Option(help="Seeds 1..N per point.")] = 5,
+    seeds: Annotated[
+        int | None, typer.Option(help="Seeds 1..N per point (default 5, or the scenario's).")
+    ] = None,
     rounds: Annotated[int | None, typer.Option(help="Rounds per run (default 30).")] = None,
     episodes: Annotated[int | None, typer.Option(help="Episodes a round (default 8).")] = None,
     workers: Annotated[int | None, typer.Option(help="Processes (default: every core).")] = None,
@@ -36,36 +58,64 @@ def tradeoff(
             "default: fresh entropy per run. Kept in <out>/ground_truth/."
         ),
     ] = None,
+    estimate: EstimateOption = False,
 ) -> None:
     """Buy privacy with noise and see the price: team return and attack success vs epsilon.
 
     Trains every (method, epsilon, seed) point with calibrated DP noise on every shared
-    message, audits it (reward-type and reward-inversion, the relay attacking every agent, beside
-    the actions-only baseline), and writes tradeoff.csv (every point, with the accountant's
-    epsilon) and tradeoff.png. The empirical epsilon is a 95% lower bound over independent
-    secrets (one agent a seed), so a few seeds certify little.
+    message, audits it (reward-type, the update attack and reward-inversion, the relay
+    attacking every agent, beside the actions-only baseline), and writes tradeoff.csv (every
+    point, with the accountant's epsilon), tradeoff.png (return and accuracy against epsilon)
+    and frontier.png (team return against leakage). The empirical epsilon is a 95% lower bound
+    over independent secrets (one agent a seed), so a few seeds certify little.
     Epsilon covers the messages only: the public trajectory (states, actions) is not covered.
+
+    \b
+    asfed tradeoff --env exchange --methods vs --epsilons 1,16,256,inf --seeds 3
+    asfed tradeoff --scenario privacy-exchange --epsilons 16,256,4096,inf --estimate
     """
     from asfed.experiments import tradeoff as experiment
 
     eps = experiment.parse_epsilons(epsilons)
-    names_ = method_list(methods)
-    seed_list = check_seeds(seeds)
     cores = workers_or_cores(workers)
-    plan = experiment.plan(env, names_, eps, seed_list, rounds=rounds, episodes=episodes)
-    folder = out or Path("runs") / f"tradeoff_{env}"
+    if scenario is not None:
+        given = [f"--{k}" for k, v in (("rounds", rounds), ("episodes", episodes)) if v]
+        if given:
+            raise AsfedError(
+                f"--scenario {scenario} sets the budget; not allowed with it: {', '.join(given)}"
+            )
+        if seeds is not None:
+            check_seeds(seeds)
+        names_ = method_list(methods) if methods else None
+        plan = experiment.scenario_plan(scenario, eps, seeds, names_)
+        env = plan.points[0].config.env
+        folder = out or Path("runs") / f"tradeoff_{scenario}"
+        what = f"scenario {scenario} ({len(plan.points)} runs)"
+    else:
+        names_ = method_list(methods or "as,ps")
+        seed_list = check_seeds(seeds or 5)
+        plan = experiment.plan(env, names_, eps, seed_list, rounds=rounds, episodes=episodes)
+        folder = out or Path("runs") / f"tradeoff_{env}"
+        what = f"{names_} x {len(seed_list)} seeds"
+    if estimate:
+        print_estimate(plan, cores)
+        return
     console.print(
-        f"trade-off on {env}: {names_} x epsilon {eps} x {seeds} seeds, {cores} "
-        f"workers -> {folder} ({NOT_COVERED})"
+        f"trade-off on {env}: {what} x epsilon {eps}, {cores} workers -> {folder} ({NOT_COVERED})"
     )
     exit_if_failed(run_plan(plan, folder, cores, None, read_private_seed(private_seed, None)))
+    from asfed.engine.driver import random_return
+
     with FolderLock(folder, "sweep"):  # one writer per folder, as while the runs trained
         rows = experiment.rows_of(plan, folder)
         summary = experiment.summarise(rows, plan.points[0].config.dp_delta)
         console.print(_table(env, summary))
         experiment.write_csv(folder / "tradeoff.csv", rows)
         experiment.figure(folder / "tradeoff.png", summary, env, 1e-5)
-    console.print(f"wrote {folder / 'tradeoff.csv'} and {folder / 'tradeoff.png'}")
+        base = random_return(plan.points[0].config)
+        experiment.frontier(folder / "frontier.png", summary, env, base)
+    written = ", ".join(str(folder / f) for f in ("tradeoff.csv", "tradeoff.png", "frontier.png"))
+    console.print(f"wrote {written}")
 
 
 def _table(env: str, summary: list[dict]) -> Table:
@@ -74,8 +124,10 @@ def _table(env: str, summary: list[dict]) -> Table:
         caption=(
             f"epsilon: {NOT_COVERED}. eps: the accountant's, the guarantee (against the relay "
             "and anyone); pair eps: the releases one neighbour received directly, not a bound; "
-            "emp. eps: a 95% lower bound over one secret a seed; type acc.: over every seed's "
-            "secrets (Clopper-Pearson)"
+            "emp. eps: a 95% lower bound over one secret a seed; update / one-step / actions: "
+            "reward-type accuracy of the update attack, the one-step attack and the "
+            "actions-only attacker over every seed's secrets (Clopper-Pearson); leakage: update "
+            "minus actions, t interval over seeds"
         ),
     )
     for col in (
@@ -85,8 +137,10 @@ def _table(env: str, summary: list[dict]) -> Table:
         "pair eps",
         "emp. eps",
         "team return",
-        "type acc.",
+        "update",
+        "one-step",
         "actions",
+        "leakage",
         "inversion r",
     ):
         table.add_column(col, overflow="fold")
@@ -99,8 +153,10 @@ def _table(env: str, summary: list[dict]) -> Table:
             f"{row['epsilon_pair']:.3g}",
             f"{row['epsilon_empirical']:.2f}",
             fmt(row["team_return"], row["team_return_ci"]),
-            fmt(row["type_accuracy"], row["type_accuracy_ci"]),
+            fmt(row["update_accuracy"], row["update_accuracy_ci"]),
+            fmt(row["type_accuracy"]),
             fmt(row["type_baseline"]),
+            fmt(row["leakage"], row["leakage_ci"]),
             fmt(row["inversion_r"]),
         )
     return table

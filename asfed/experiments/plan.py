@@ -147,6 +147,8 @@ def _table(raw: Any, source: str) -> dict[str, Any]:
 
 
 def _fmt(value: Any) -> str:
+    if value is None:  # `--set key=none`: the paper's default
+        return "none"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

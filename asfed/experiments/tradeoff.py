@@ -4,17 +4,25 @@ draw team return and attack success against epsilon.
 The points are a plan trained by the experiments' one runner (a process pool or Ray, with its
 resume, progress and manifest); a point whose run folder already holds its rounds and its row is
 reused, so an interrupted trade-off continues where it stopped. Each point is audited, as its
-post-run step, with reward-type and reward-inversion (the relay attacking every agent), beside the
-actions-only baseline. A trial is a secret: each point's reward-type score is the share of its
-agents whose run-level guess is right. The summary's empirical epsilon is a 95% lower bound over
-independent secrets, one agent a seed (`audits.empirical`): a handful of seeds can certify little,
-and that is what it says; `audits.dp_check` audits the mechanism itself with many releases.
-Epsilon covers the messages only: the public trajectory is not covered.
+post-run step, with reward-type, the update attack and reward-inversion (the relay attacking every
+agent), beside the actions-only baseline. The update attack is the strongest attack that needs no
+shadow runs (docs/audits.md: it names every agent's secret where the one-step attack names some),
+so a point's leakage is its accuracy minus the actions-only attacker's, per seed. A trial is a
+secret: each point's accuracies are the shares of its agents whose run-level guess is right. The
+summary's empirical epsilon is a 95% lower bound over independent secrets, one agent a seed
+(`audits.empirical`): a handful of seeds can certify little, and that is what it says;
+`audits.dp_check` audits the mechanism itself with many releases. Epsilon covers the messages
+only: the public trajectory is not covered.
+
+A trade-off is a sweep: `plan` crosses methods x epsilons x seeds at the audit's small budget;
+`scenario_plan` crosses a named scenario's grid (e.g. one where the methods learn) with the
+epsilons, as `asfed sweep NAME --set dp_epsilon=...` would, and audits every point.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -29,7 +37,7 @@ from asfed.csvfile import read_rows
 from asfed.errors import AsfedError
 from asfed.experiments.audit_runs import BUDGET
 from asfed.experiments.observers import TRADEOFF_POINT_FILE
-from asfed.experiments.plan import Point, Sweep, code_plan
+from asfed.experiments.plan import Point, Sweep, code_plan, load_sweep
 from asfed.plots import legend_outside, png_bytes
 from asfed.runs import FINAL_WINDOW
 from audits import scoring
@@ -37,10 +45,11 @@ from audits.empirical import accuracy_ceiling, epsilon_lower_bound
 
 FIELDS = (
     "method", "epsilon_target", "seed", "team_return", "epsilon_accountant", "epsilon_pair",
-    "first_agent_hit",
-    "type_accuracy", "type_baseline", "type_secrets", "type_chance", "inversion_r",
-    "inversion_baseline", "run",
+    "type_secrets", "type_chance", "type_accuracy", "update_accuracy", "type_baseline",
+    "update_first_hit", "baseline_first_hit", "inversion_r", "inversion_baseline", "run",
 )  # fmt: skip
+# The type attacks a point is audited with; "update" is the strongest without shadows.
+TYPE_ATTACKS = ("reward-type", "update")
 
 
 def parse_epsilons(text: str) -> list[float]:
@@ -82,11 +91,17 @@ def audit_point(path: Path) -> dict[str, Any]:
 
     cfg = run_config(Path(path))
     metrics = read_rows(Path(path) / "metrics.csv")
-    scores = audit_run(Path(path), ["reward-type", "reward-inversion"])
-    kind = {q: [s for s in scores if s.attack == q] for q in ("reward-type", "reward-inversion")}
-    types = kind["reward-type"]
-    scored = [s for s in types if s.score is not None]
-    k = round(1 / types[0].chance)
+    questions = (*TYPE_ATTACKS, "reward-inversion")
+    scores = audit_run(Path(path), list(questions))
+    kind = {q: [s for s in scores if s.attack == q] for q in questions}
+    updates = kind["update"]
+    # the secrets both type attacks scored (a victim that received nothing is scored by neither)
+    victims = {s.victim for s in updates if s.score is not None} & {
+        s.victim for s in kind["reward-type"] if s.score is not None
+    }
+    scored = {q: [s for s in kind[q] if s.victim in victims] for q in TYPE_ATTACKS}
+    first = scored["update"][0] if victims else None  # one secret a seed
+    k = round(1 / updates[0].chance)
     mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
     tail = metrics[-FINAL_WINDOW:]
     return {
@@ -96,11 +111,13 @@ def audit_point(path: Path) -> dict[str, Any]:
         "team_return": mean([float(r["team_return"]) for r in tail]),
         "epsilon_accountant": float(metrics[-1].get("epsilon", math.inf)),
         "epsilon_pair": _pair_epsilon(metrics[-1]),
-        "first_agent_hit": scored[0].score if scored else math.nan,  # one secret a seed
-        "type_accuracy": mean([s.score for s in scored]),
-        "type_baseline": mean([s.baseline for s in scored or types]),
-        "type_secrets": len(scored),
+        "type_secrets": len(victims),
         "type_chance": 1 / k,
+        "type_accuracy": mean([s.score for s in scored["reward-type"]]),
+        "update_accuracy": mean([s.score for s in scored["update"]]),
+        "type_baseline": mean([s.baseline for s in scored["update"]]),
+        "update_first_hit": first.score if first else math.nan,
+        "baseline_first_hit": first.baseline if first else math.nan,
         "inversion_r": mean([s.score for s in kind["reward-inversion"] if s.score is not None]),
         "inversion_baseline": mean([s.baseline for s in kind["reward-inversion"]]),
         "run": str(path),
@@ -154,6 +171,21 @@ def plan(
     return code_plan(f"tradeoff-{env}", title, points, ("tradeoff-audit",))
 
 
+def scenario_plan(
+    scenario: str, epsilons: list[float], seeds: int | None, methods: list[str] | None = None
+) -> Sweep:
+    """A named scenario's grid crossed with `epsilons` (inf: no noise), every point audited: the
+    trade-off at the scenario's budget, e.g. `privacy-exchange`, where the methods learn. The
+    same runs as `asfed sweep NAME --set dp_epsilon=...`, in a trade-off's own folder."""
+    grid = ",".join("none" if math.isinf(e) else repr(float(e)) for e in epsilons)
+    sweep = load_sweep(scenario, methods, seeds, [f"dp_epsilon={grid}"])
+    return dataclasses.replace(
+        sweep,
+        scenario=f"tradeoff-{sweep.scenario}",
+        observe=(*sweep.observe, "tradeoff-audit"),
+    )
+
+
 def rows_of(sweep: Sweep, folder: Path) -> list[dict[str, Any]]:
     """The points' rows, in plan order, from their run folders."""
     return [read_point(Path(folder) / p.name) for p in sweep.points]
@@ -168,9 +200,11 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str, Any]]:
-    """Per (method, epsilon): means over seeds with 95% t intervals over seeds; the reward-type
-    accuracies pooled over every seed's secrets with Clopper-Pearson intervals; and the epsilon
-    lower bound over one independent secret a seed (at dp_delta)."""
+    """Per (method, epsilon): means over seeds with 95% t intervals over seeds; the type
+    accuracies pooled over every seed's secrets with Clopper-Pearson intervals (which take a
+    run's agents as independent: `update_first` is the same over one secret a seed, which does
+    not); the leakage (update attack minus actions-only, per seed) with its t interval over seeds;
+    and the epsilon lower bound over one independent secret a seed (at dp_delta)."""
     out = []
     keys = sorted({(r["method"], r["epsilon_target"]) for r in rows}, key=lambda k: (k[0], k[1]))
     for method, eps in keys:
@@ -178,8 +212,6 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
         entry: dict[str, Any] = {"method": method, "epsilon_target": eps, "seeds": len(pts)}
         for field in (
             "team_return",
-            "type_accuracy",
-            "type_baseline",
             "inversion_r",
             "epsilon_accountant",
             "epsilon_pair",
@@ -189,23 +221,32 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
             infinite = any(math.isinf(v) for v in raw)
             entry[field] = float(np.mean(values)) if values else math.inf if infinite else math.nan
             entry[field + "_ci"] = scoring.t_interval(values)
-        n = int(sum(p["type_secrets"] for p in pts))
-        for field in ("type_accuracy", "type_baseline"):  # over secrets, not seeds
-            hits = round(sum(p[field] * p["type_secrets"] for p in pts if p["type_secrets"]))
+        scored = [p for p in pts if p["type_secrets"]]
+        n = int(sum(p["type_secrets"] for p in scored))
+        for field in ("type_accuracy", "update_accuracy", "type_baseline"):  # over secrets
+            hits = round(sum(p[field] * p["type_secrets"] for p in scored))
             entry[field] = hits / n if n else math.nan
             entry[field + "_ci"] = scoring.clopper_pearson(hits, n) if n else None
+        gaps = [p["update_accuracy"] - p["type_baseline"] for p in scored]
+        entry["leakage"] = float(np.mean(gaps)) if gaps else math.nan
+        entry["leakage_ci"] = scoring.t_interval(gaps)
+        firsts = [p["update_first_hit"] for p in scored]
+        entry["update_first"] = float(np.mean(firsts)) if firsts else math.nan
+        entry["update_first_ci"] = (
+            scoring.clopper_pearson(int(sum(firsts)), len(firsts)) if firsts else None
+        )
         entry["type_chance"] = pts[0]["type_chance"]
-        hits = [p["first_agent_hit"] for p in pts if np.isfinite(p["first_agent_hit"])]
         k = round(1 / pts[0]["type_chance"])
-        entry["epsilon_empirical"] = epsilon_lower_bound(int(sum(hits)), len(hits), k, delta)
-        entry["secrets"] = len(hits)
+        entry["epsilon_empirical"] = epsilon_lower_bound(int(sum(firsts)), len(firsts), k, delta)
+        entry["secrets"] = len(firsts)
         out.append(entry)
     return out
 
 
 def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) -> None:
-    """Team return vs epsilon and reward-type accuracy vs epsilon, with 95% CIs, chance, the
-    actions-only baseline and the accuracy ceiling epsilon implies."""
+    """Team return vs epsilon and the update attack's accuracy vs epsilon (the one-step
+    attack's dashed), with 95% CIs, chance, the actions-only baseline and the accuracy ceiling
+    epsilon implies."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -220,7 +261,7 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
             (s for s in summary if s["method"] == method), key=lambda s: xpos(s["epsilon_target"])
         )
         x = [xpos(s["epsilon_target"]) for s in pts]
-        for ax, field in ((left, "team_return"), (right, "type_accuracy")):
+        for ax, field in ((left, "team_return"), (right, "update_accuracy")):
             y = [s[field] for s in pts]
             lo = [
                 s[field + "_ci"][0] if s[field + "_ci"] else v for s, v in zip(pts, y, strict=True)
@@ -230,6 +271,8 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
             ]
             line = ax.plot(x, y, marker="o", label=method)[0]
             ax.fill_between(x, lo, hi, alpha=0.2, color=line.get_color())
+        y = [s["type_accuracy"] for s in pts]
+        right.plot(x, y, ls="--", lw=0.8, color=line.get_color(), label=f"{method} (one-step)")
     base = [s["type_baseline"] for s in summary]
     right.axhline(float(np.mean(base)), color="grey", ls=":", label="actions-only baseline")
     k = round(1 / summary[0]["type_chance"])
@@ -244,7 +287,7 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
     )
     for ax, title in (
         (left, f"team return (last {FINAL_WINDOW} rounds)"),
-        (right, "reward-type accuracy (relay)"),
+        (right, "reward-type accuracy (relay, update attack)"),
     ):
         ax.set_xscale("log")
         ax.set_xticks([*finite, inf_x], [f"{e:g}" for e in finite] + ["inf"])
@@ -253,4 +296,55 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
         ax.grid(alpha=0.3)
         legend_outside(ax)
     right.set_ylim(0, 1.02)
+    atomic_write(path, png_bytes(fig))
+
+
+def frontier(
+    path: Path, summary: list[dict[str, Any]], env: str, random_return: float | None = None
+) -> None:
+    """The privacy-performance frontier: team return (y) against leakage (x: the update
+    attack's accuracy minus the actions-only attacker's, over secrets), one curve per method
+    through its epsilons (each point labelled), 95% t intervals over seeds on both axes; the
+    actions-only level (x = 0) and the random policy's return marked. Up and left is better."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ci = lambda s, f: s[f + "_ci"] or (s[f], s[f])  # noqa: E731
+    for method in sorted({s["method"] for s in summary}):
+        pts = sorted(
+            (s for s in summary if s["method"] == method), key=lambda s: s["epsilon_target"]
+        )
+        x = np.array([s["leakage"] for s in pts], float)
+        y = np.array([s["team_return"] for s in pts], float)
+        xerr = np.abs(np.array([ci(s, "leakage") for s in pts], float).T - x)
+        yerr = np.abs(np.array([ci(s, "team_return") for s in pts], float).T - y)
+        bars = ax.errorbar(x, y, xerr=xerr, yerr=yerr, marker="o", capsize=3, label=method)
+        for s, xi, yi in zip(pts, x, y, strict=True):
+            eps = s["epsilon_target"]
+            ax.annotate(
+                "no noise" if math.isinf(eps) else f"eps {eps:g}",
+                (xi, yi),
+                textcoords="offset points",
+                xytext=(5, 5),
+                fontsize=7,
+                color=bars.lines[0].get_color(),
+            )
+    ax.axvline(0.0, color="grey", ls=":", label="actions-only level (no leakage)")
+    if random_return is not None and math.isfinite(random_return):
+        ax.axhline(random_return, color="black", ls="--", lw=0.8, label="uniformly random policy")
+    ax.set_xlabel(
+        "leakage: update attack's accuracy - actions-only attacker's (relay, over secrets)",
+        fontsize=8,
+    )
+    ax.set_ylabel(f"team return (last {FINAL_WINDOW} rounds)", fontsize=8)
+    ax.set_title(
+        f"{env}: privacy-performance frontier (95% CIs over seeds; epsilon covers the "
+        "messages only)",
+        fontsize=9,
+    )
+    ax.grid(alpha=0.3)
+    legend_outside(ax)
     atomic_write(path, png_bytes(fig))

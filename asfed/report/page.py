@@ -198,10 +198,13 @@ def _extras(source: Source) -> tuple[str, int]:
     out, plots = [], 0
     if source.tradeoff is not None:
         out.append("<h3>Privacy trade-off</h3>")
-        png = source.tradeoff.with_suffix(".png")
-        if png.is_file():
-            out.append(_img(png.read_bytes(), "privacy trade-off"))
-            plots += 1
+        for png, alt in (
+            (source.tradeoff.with_suffix(".png"), "privacy trade-off"),
+            (source.tradeoff.with_name("frontier.png"), "privacy-performance frontier"),
+        ):
+            if png.is_file():
+                out.append(_img(png.read_bytes(), alt))
+                plots += 1
         with open(source.tradeoff, newline="") as f:
             rows = list(csv.reader(f))
         if rows:
