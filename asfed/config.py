@@ -195,13 +195,16 @@ class RunConfig:
         return self.dp_epsilon is not None or self.dp_sigma is not None
 
     def release_bound(self) -> int:
-        """An upper bound on any agent's releases over the run: every round, each of the K
-        shares, each kind the method may send, to every agent it could ever neighbour."""
+        """An upper bound on any agent's releases over the run: every round that communicates
+        (with `every` k, rounds 0, k, 2k, ...: sharing every k-th round cuts the releases, so
+        the same epsilon buys sqrt(k) times less noise), each of the K shares, each kind the
+        method may send, to every agent it could ever neighbour."""
         n = self.agents or ENVS.get(self.env).default_agents
         topology = make_topology(self.topology_name(), n, self.every)
         degree = max(len(topology.potential(i)) for i in range(n))
         kinds = len(METHODS.get(self.method).allowed_kinds)
-        return self.rounds * self.ppo().epochs * kinds * degree
+        talking = len(range(0, self.rounds, self.every))
+        return talking * self.ppo().epochs * kinds * degree
 
     def dp_settings(self) -> DPSettings | None:
         """The agents' DP mechanism: sigma as given (a resolved config records the calibrated

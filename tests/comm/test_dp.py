@@ -163,11 +163,15 @@ def test_bad_dp_values_get_one_clear_error_and_write_nothing(tmp_path, flags, me
 
 
 def test_rounds_without_messages_release_nothing() -> None:
-    sim = Simulation(
-        build_config(env="navigation", method="as", episodes=2, every=2, dp_epsilon=1.0)
-    )
+    """With `every` 2, rounds 0 and 2 of 3 communicate: the noise is calibrated for those two
+    rounds' releases (half the every-round bound), and the run ends at its target epsilon."""
+    cfg = build_config(env="navigation", method="as", episodes=2, every=2, rounds=3, dp_epsilon=1.0)
+    every_round = build_config(env="navigation", method="as", episodes=2, rounds=3)
+    assert cfg.release_bound() * 3 == every_round.release_bound() * 2
+    sim = Simulation(cfg)
     eps = [sim.run_round()[0]["epsilon"] for _ in range(3)]
     assert eps[0] == eps[1] < eps[2]  # round 1 communicates nothing: epsilon does not move
+    assert eps[2] == pytest.approx(1.0, rel=1e-6)  # the bound is exact, not loose
 
 
 def test_the_per_pair_epsilon_counts_what_one_neighbour_received() -> None:
