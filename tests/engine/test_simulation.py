@@ -82,28 +82,29 @@ def test_relay_stops_a_method_that_oversteps() -> None:
         sim.run_round()
 
 
-def test_as_sustains_cooperation_where_ippo_and_the_ablation_defect() -> None:
+@pytest.mark.parametrize(
+    ("setting", "cooperates"),
+    [({"method": "as"}, True), ({"method": "ippo"}, False), ({"method": "as", "rho": 0.0}, False)],
+    ids=["as", "ippo", "as-rho0"],
+)
+def test_as_sustains_cooperation_where_ippo_and_the_ablation_defect(
+    setting: dict, cooperates: bool
+) -> None:
     """Exchange, 30 rounds of 8 episodes (Algorithm 1's cadence: 8 gradient steps an update),
     seed 1, actor/critic lr 1e-3.
 
     Selfish learning drives opening boxes out (all-defect = -9); AS's anticipation penalty keeps
     agents opening for each other. Measured: AS 4.4, IPPO -9.1, rho = 0 -8.9 (last 10 rounds).
-    Margins: AS's last-10-round mean beats all-defect by >= 8 and both IPPO and AS with rho = 0
-    (the paper's ablation) by >= 6; those two end near -9.
+    Margins: AS's last-10-round mean beats all-defect by >= 8; IPPO and AS with rho = 0 (the
+    paper's ablation) end at or below -7, so AS beats both by >= 6. One case a test, so that
+    parallel test workers share the three runs.
     """
-
-    def last10(**cfg) -> float:
-        rows = run_rounds(30, env="exchange", seed=1, **FAST, **cfg)
-        return float(np.mean([r["team_return"] for r in rows[-10:]]))
-
-    as_ret, ippo_ret, ablation = (
-        last10(method="as"),
-        last10(method="ippo"),
-        last10(method="as", rho=0.0),
-    )
-    assert as_ret >= -9.0 + 8.0
-    assert ippo_ret <= -7.0 and ablation <= -7.0
-    assert as_ret - max(ippo_ret, ablation) >= 6.0
+    rows = run_rounds(30, env="exchange", seed=1, **FAST, **setting)
+    last10 = float(np.mean([r["team_return"] for r in rows[-10:]]))
+    if cooperates:
+        assert last10 >= -9.0 + 8.0
+    else:
+        assert last10 <= -7.0
 
 
 def test_cppo_refuses_more_than_two_agents() -> None:
