@@ -42,7 +42,8 @@ STEPS_PER_ROUND = 9600
 MAX_SEED = 2**63 - 1
 MAX_INT = 2**31 - 1
 FLOAT_FIELDS = (
-    "rho", "actor_lr", "critic_lr", "max_grad_norm", "dp_epsilon", "dp_sigma", "dp_delta", "dp_clip"
+    "rho", "actor_lr", "critic_lr", "max_grad_norm", "dp_epsilon", "dp_sigma", "dp_delta",
+    "dp_clip", "share_rows",
 )  # fmt: skip
 # A scenario's optional `[sweep]` table (methods, seeds, grid): `asfed.experiments.plan` reads it.
 SWEEP_TABLE = "sweep"
@@ -125,6 +126,13 @@ class RunConfig:
     dp_clip: float = _key(
         1.0, "L2 clip of shared vectors: VS values, VPS/PS parameters (default: 1)."
     )
+    # A departure from the paper (which shares every row), to cut what AS releases: a message
+    # on R' of the R rows has DP sensitivity sqrt(2 R') and so needs sqrt(R / R') less noise.
+    share_rows: float = _key(
+        1.0,
+        "AS: share a random fraction of the round's rows each share (default: 1, every row, "
+        "the paper's); under DP the noise shrinks with the rows sent.",
+    )
 
     def __post_init__(self) -> None:
         ENVS.get(self.env)
@@ -183,6 +191,15 @@ class RunConfig:
             raise AsfedError(f"dp_delta={self.dp_delta} is invalid; accepted: 0 < delta < 1")
         if not self.dp_clip > 0:
             raise AsfedError(f"dp_clip={self.dp_clip} is invalid; accepted: a number > 0")
+        if not 0 < self.share_rows <= 1:
+            raise AsfedError(
+                f"share_rows={self.share_rows} is invalid; accepted: a fraction 0 < f <= 1"
+            )
+        if self.share_rows < 1 and self.method != "as":
+            raise AsfedError(
+                f"share_rows is an option of AS's distributions, not {self.method!r}; "
+                "accepted: 1 (the default) for other methods"
+            )
         if self.private and self.method == "cppo":
             raise AsfedError(
                 "cppo shares rewards, which have no DP mechanism; accepted methods "

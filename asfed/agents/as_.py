@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -76,13 +77,27 @@ class ASAgent(Agent):
         ants_p = torch.softmax(ants, -1).cpu().numpy()
         out = []
         for pos, j in enumerate(peers):
-            rows = neighbours.rows_of(self.id, j)
+            rows = self._sampled(neighbours.rows_of(self.id, j), len(own_p), round_, step, j)
             for kind, dist in (("policy_dist", own_p), ("anticipation", ants_p[pos])):
                 if rows is None:
                     out.append(Message(round_, step, self.id, j, kind, dist))
                 else:
                     out.append(Message(round_, step, self.id, j, kind, dist[rows], rows))
         return out
+
+    def _sampled(
+        self, rows: np.ndarray | None, m: int, round_: int, step: int, j: int
+    ) -> np.ndarray | None:
+        """The rows sent to j: with `share_rows` f < 1, a random f of them (at least one, sorted;
+        both kinds on the same rows), drawn from the public seed, round, step and pair, so every
+        engine and worker count sends the same rows; which rows went is public anyway."""
+        frac = self.spec.share_rows
+        if frac >= 1:
+            return rows
+        pool = np.arange(m) if rows is None else np.asarray(rows)
+        rng = np.random.default_rng([self.spec.seed, round_, step, j])
+        keep = max(1, round(frac * len(pool)))
+        return np.sort(rng.choice(pool, size=keep, replace=False)).astype(np.int32)
 
     def _shared(self, inbox: list[Message], peers: list[int]) -> dict[str, torch.Tensor | None]:
         """What the neighbours shared, spread over the round's M states and stacked in `peers`'

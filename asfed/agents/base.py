@@ -74,6 +74,7 @@ class AgentSpec:
     storage: the agent's private folder ("" for none: nothing is written).
     device: where the agent's networks learn ("cpu" or a torch device such as "cuda:0").
     dp: noise the agent adds to every message it sends (`asfed.comm.dp`; None: none).
+    share_rows: the fraction of a round's rows AS shares each share (1: all, the paper's).
     """
 
     agent_id: int
@@ -88,6 +89,7 @@ class AgentSpec:
     storage: str = ""
     dp: DPSettings | None = None
     device: str = "cpu"
+    share_rows: float = 1.0
 
 
 @dataclasses.dataclass

@@ -144,6 +144,7 @@ class Simulation:
                 storage=str(agent_root / f"agent_{i}") if agent_root is not None else "",
                 dp=self.dp,
                 device=self.device,
+                share_rows=cfg.share_rows,
             )
             for i in range(n)
         ]

@@ -135,3 +135,26 @@ def test_baselines_run_on_per_step_neighbourhoods(tmp_path, method) -> None:
     assert messages
     for m in messages:
         assert (m.rows is None) == m.kind.endswith("params")
+
+
+def test_as_can_share_a_random_fraction_of_its_rows(tmp_path) -> None:
+    """--share-rows 0.25 (a departure from the paper, to cut what AS releases: under DP a
+    message's noise is calibrated to the rows it carries, `asfed.comm.dp.gaussian_release`):
+    each message carries a quarter of the round's rows, both kinds of one pair the same rows,
+    other rows at another share, the same rows for the same seed."""
+    _, _, messages = logged(tmp_path, env="exchange", method="as", share_rows=0.25)
+    _, _, full = logged(tmp_path / "all", env="exchange", method="as")
+    m = len(full[0].payload)  # the round's rows
+    assert messages and all(len(msg.rows) == round(0.25 * m) for msg in messages)
+    pair = {}
+    for msg in messages:
+        pair.setdefault((msg.round, msg.step, msg.sender, msg.receiver), []).append(msg)
+    for both in pair.values():
+        assert len(both) == 2 and np.array_equal(both[0].rows, both[1].rows)
+    assert len({tuple(msg.rows) for msg in messages}) > len(messages) // 4  # drawn anew
+    again = logged(tmp_path / "again", env="exchange", method="as", share_rows=0.25)[2]
+    assert all(np.array_equal(a.rows, b.rows) for a, b in zip(messages, again, strict=True))
+    with pytest.raises(AsfedError, match=r"share_rows=0.0 is invalid; accepted: a fraction"):
+        build_config(env="exchange", share_rows=0.0)
+    with pytest.raises(AsfedError, match=r"share_rows is an option of AS's .* not 'vs'"):
+        build_config(env="exchange", method="vs", share_rows=0.5)
