@@ -84,6 +84,10 @@ def test_a_tradeoff_at_a_scenarios_budget_is_that_sweep_crossed_with_the_epsilon
     base = ("tradeoff", "--scenario", str(scenario), "--epsilons", "4,inf", "--workers", "1")
     res = asfed(*base, "--rounds", "5", "--out", str(out))
     assert res.returncode == 2 and "not allowed with it: --rounds" in res.stderr
+    res = asfed(*base, "--methods", "ps", "--out", str(out))
+    assert res.returncode == 2 and "no case of method(s) ps; accepted: as, vs" in res.stderr
+    res = asfed(*base, "--methods", "vs", "--estimate", "--out", str(out))
+    assert res.returncode == 0 and "2 runs" in res.stdout, res.stderr
     res = asfed(*base, "--estimate", "--out", str(out))
     assert res.returncode == 0, res.stderr
     assert "4 runs" in res.stdout and not out.exists()  # priced, nothing written

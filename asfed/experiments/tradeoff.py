@@ -176,13 +176,22 @@ def scenario_plan(
 ) -> Sweep:
     """A named scenario's grid crossed with `epsilons` (inf: no noise), every point audited: the
     trade-off at the scenario's budget, e.g. `privacy-exchange`, where the methods learn. The
-    same runs as `asfed sweep NAME --set dp_epsilon=...`, in a trade-off's own folder."""
+    same runs as `asfed sweep NAME --set dp_epsilon=...`, in a trade-off's own folder;
+    `methods` keeps the scenario's points of those methods (its cases included)."""
     grid = ",".join("none" if math.isinf(e) else repr(float(e)) for e in epsilons)
-    sweep = load_sweep(scenario, methods, seeds, [f"dp_epsilon={grid}"])
+    sweep = load_sweep(scenario, None, seeds, [f"dp_epsilon={grid}"])
+    points = [p for p in sweep.points if methods is None or p.config.method in methods]
+    if not points:
+        raise AsfedError(
+            f"scenario {scenario!r} has no case of method(s) {', '.join(methods or [])}; "
+            f"accepted: {', '.join(sweep.methods)}"
+        )
     return dataclasses.replace(
         sweep,
         scenario=f"tradeoff-{sweep.scenario}",
         observe=(*sweep.observe, "tradeoff-audit"),
+        points=tuple(points),
+        methods=tuple(dict.fromkeys(p.config.method for p in points)),
     )
 
 
