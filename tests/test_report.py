@@ -155,10 +155,19 @@ def test_the_readme_section_states_the_budget_and_where_asfed_differs(sweep, tmp
         in text
     )
     assert "Wall time" in text
-    (as_row,) = [
+    (as_row, ant) = [
         line for line in text.splitlines() if line.startswith("| predation, 2 agents | as |")
-    ]
+    ]  # the returns' table, then the anticipations'
+
     assert "closest to CPPO" in as_row and "differs from the paper (1000 to 2000)" in as_row
+    # what the anticipations do: AS's first and last logged round, IPPO (none logged) absent
+    (ant,) = [
+        line for line in text.splitlines() if line.startswith("| predation, 2 agents | as | 2 |")
+    ]
+    logs = [read_rows(sweep / f"predation_as_s{i}" / "anticipation.csv") for i in (1, 2)]
+    entropy = [sum(float(t[i]["entropy"]) for t in logs) / 2 for i in (0, -1)]
+    assert f"| 0 to 2 | {entropy[0]:.4f} to {entropy[1]:.4f} |" in ant
+    assert "| predation, 2 agents | ippo | 2 |" not in text
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nintro\n\n{BEGIN}\nold numbers\n{END}\n\nafter\n")
     out = tmp_path / "r.html"

@@ -131,7 +131,39 @@ def section(source: Source) -> str:
                 f"{source.claim_for(panel.env, s.method) or '-'} | "
                 f"{verdict(source, panel, s) or '-'} |"
             )
-    return "\n".join(lines)
+    return "\n".join(lines + _anticipation_lines(source))
+
+
+def _anticipation_lines(source: Source) -> list[str]:
+    """What the anticipations do (the `anticipation` post-run step's anticipation.csv): per
+    series, the shared policies' entropy and the policy-anticipation MSE at the first and the
+    last logged round, means over the seeds that logged both; [] where no run has them."""
+    rows = []
+    for panel in panels(source):
+        for s in panel.series:
+            logged = [r.anticipation for r in s.runs if len(r.anticipation) >= 2]
+            if not logged:
+                continue
+            first, last = [t[0] for t in logged], [t[-1] for t in logged]
+            mean = lambda ts, k: sum(float(t[k]) for t in ts) / len(ts)  # noqa: E731
+            span = f"{first[0]['round']} to {'/'.join(sorted({t['round'] for t in last}))}"
+            rows.append(
+                f"| {panel.title} | {s.label} | {len(logged)} | {span} | "
+                f"{mean(first, 'entropy'):.4f} to {mean(last, 'entropy'):.4f} | "
+                f"{mean(first, 'mse'):.2g} to {mean(last, 'mse'):.2g} |"
+            )
+    if not rows:
+        return []
+    return [
+        "",
+        "What the anticipations do (`anticipation.csv`, means over seeds): the shared "
+        "policies' entropy (uniform is log A nats) and the mean squared difference between a "
+        "policy and a neighbour's anticipation of it, at the first and the last logged round.",
+        "",
+        "| panel | method | seeds | rounds | policy entropy | policy-anticipation MSE |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 def results_markdown(sources: list[Source], command: str) -> str:
