@@ -95,7 +95,14 @@ def _copies(view: AttackerView) -> dict[tuple, list[Message]]:
 
 def evidence(view: AttackerView) -> list[Evidence]:
     """Every piece of evidence in the view's messages, one per release with its copies averaged,
-    in (round, step) order (empty when the victim sent nothing)."""
+    in (round, step) order (empty when the victim sent nothing). Computed once a view (PS and
+    VPS evaluate the shared networks for it) and shared by the attacks that read it."""
+    if "evidence" not in view.derived:
+        view.derived["evidence"] = _evidence(view)
+    return list(view.derived["evidence"])
+
+
+def _evidence(view: AttackerView) -> list[Evidence]:
     n = view.num_agents
     out = []
     for (round_, step, kind, actor, _), copies in sorted(

@@ -51,6 +51,11 @@ class AttackerView:
     gamma: float = 0.99  # the run's discount (public: the config)
     inbox: tuple[Message, ...] = ()
     degrees: dict[tuple[int, int, int], int] = dataclasses.field(default_factory=dict)
+    # What is derived from the view once and read by several attacks (`channels.evidence`):
+    # the view never changes, so neither does what follows from it.
+    derived: dict[str, Any] = dataclasses.field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @property
     def num_agents(self) -> int:

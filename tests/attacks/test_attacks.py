@@ -113,7 +113,9 @@ def test_attacks_see_only_the_view_and_say_when_there_is_no_channel(tmp_path) ->
         "gamma",
         "inbox",
         "degrees",
+        "derived",  # computed from the fields above, once (never passed in: init=False)
     }
+    assert not next(f for f in dataclasses.fields(AttackerView) if f.name == "derived").init
     for method in ("as", "ippo"):
         cfg = build_config(env="navigation", method=method, rounds=2, episodes=2, log_every=1)
         sim, run, rows = start(cfg, tmp_path / method, private_seed=11)
