@@ -108,3 +108,25 @@ def test_a_tradeoff_at_a_scenarios_budget_is_that_sweep_crossed_with_the_epsilon
         "exchange_vs_dp_epsilonnone_s1",
     }
     assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_leakage_interval_is_conservative_and_never_of_zero_width() -> None:
+    """Three seeds whose differences agree (update 3/3, actions 1/3 each): a t interval over
+    seeds would be [0.67, 0.67]; the difference of 97.5% Clopper-Pearson intervals is wide and
+    holds the truth, and its simulated coverage is at least 95%."""
+    import numpy as np
+
+    from asfed.experiments.tradeoff import _difference_interval
+    from audits.scoring import clopper_pearson
+
+    rows = [{"update_accuracy": 1.0, "type_baseline": 1 / 3, "type_secrets": 3}] * 3
+    lo, hi = _difference_interval(rows, 9)
+    assert hi - lo > 0.5 and lo < 2 / 3 < hi
+    assert lo == clopper_pearson(9, 9, 0.975)[0] - clopper_pearson(3, 9, 0.975)[1]
+    rng, (p, q), n, covered = np.random.default_rng(0), (0.7, 0.4), 15, 0
+    for _ in range(2000):
+        a, b = rng.binomial(n, p), rng.binomial(n, q)
+        one = [{"update_accuracy": a / n, "type_baseline": b / n, "type_secrets": n}]
+        lo, hi = _difference_interval(one, n)
+        covered += lo <= p - q <= hi
+    assert covered / 2000 >= 0.95

@@ -127,7 +127,7 @@ def _table(env: str, summary: list[dict]) -> Table:
             "emp. eps: a 95% lower bound over one secret a seed; update / one-step / actions: "
             "reward-type accuracy of the update attack, the one-step attack and the "
             "actions-only attacker over every seed's secrets (Clopper-Pearson); leakage: update "
-            "minus actions, t interval over seeds"
+            "minus actions (the difference of their 97.5% intervals)"
         ),
     )
     for col in (

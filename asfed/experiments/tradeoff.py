@@ -7,7 +7,7 @@ reused, so an interrupted trade-off continues where it stopped. Each point is au
 post-run step, with reward-type, the update attack and reward-inversion (the relay attacking every
 agent), beside the actions-only baseline. The update attack is the strongest attack that needs no
 shadow runs (docs/audits.md: it names every agent's secret where the one-step attack names some),
-so a point's leakage is its accuracy minus the actions-only attacker's, per seed. A trial is a
+so a point's leakage is its accuracy minus the actions-only attacker's, over secrets. A trial is a
 secret: each point's accuracies are the shares of its agents whose run-level guess is right. The
 summary's empirical epsilon is a 95% lower bound over independent secrets, one agent a seed
 (`audits.empirical`): a handful of seeds can certify little, and that is what it says;
@@ -212,8 +212,9 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
     """Per (method, epsilon): means over seeds with 95% t intervals over seeds; the type
     accuracies pooled over every seed's secrets with Clopper-Pearson intervals (which take a
     run's agents as independent: `update_first` is the same over one secret a seed, which does
-    not); the leakage (update attack minus actions-only, per seed) with its t interval over seeds;
-    and the epsilon lower bound over one independent secret a seed (at dp_delta)."""
+    not); the leakage (update attack minus actions-only, over secrets) with a conservative
+    interval (`_difference_interval`); and the epsilon lower bound over one independent secret
+    a seed (at dp_delta)."""
     out = []
     keys = sorted({(r["method"], r["epsilon_target"]) for r in rows}, key=lambda k: (k[0], k[1]))
     for method, eps in keys:
@@ -236,9 +237,8 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
             hits = round(sum(p[field] * p["type_secrets"] for p in scored))
             entry[field] = hits / n if n else math.nan
             entry[field + "_ci"] = scoring.clopper_pearson(hits, n) if n else None
-        gaps = [p["update_accuracy"] - p["type_baseline"] for p in scored]
-        entry["leakage"] = float(np.mean(gaps)) if gaps else math.nan
-        entry["leakage_ci"] = scoring.t_interval(gaps)
+        entry["leakage"] = entry["update_accuracy"] - entry["type_baseline"]
+        entry["leakage_ci"] = _difference_interval(scored, n)
         firsts = [p["update_first_hit"] for p in scored]
         entry["update_first"] = float(np.mean(firsts)) if firsts else math.nan
         entry["update_first_ci"] = (
@@ -250,6 +250,22 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
         entry["secrets"] = len(firsts)
         out.append(entry)
     return out
+
+
+def _difference_interval(scored: list[dict[str, Any]], n: int) -> tuple[float, float] | None:
+    """A conservative 95% interval for the update attack's accuracy minus the actions-only
+    attacker's over n secrets: the difference of their 97.5% Clopper-Pearson intervals (each
+    covers with 97.5%, so both do with at least 95%). Never of zero width, unlike a t interval
+    over a few seeds whose differences happen to agree."""
+    if not n:
+        return None
+    hits = {
+        f: round(sum(p[f] * p["type_secrets"] for p in scored))
+        for f in ("update_accuracy", "type_baseline")
+    }
+    a = scoring.clopper_pearson(hits["update_accuracy"], n, 0.975)
+    b = scoring.clopper_pearson(hits["type_baseline"], n, 0.975)
+    return (a[0] - b[1], a[1] - b[0])
 
 
 def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) -> None:
@@ -313,8 +329,9 @@ def frontier(
 ) -> None:
     """The privacy-performance frontier: team return (y) against leakage (x: the update
     attack's accuracy minus the actions-only attacker's, over secrets), one curve per method
-    through its epsilons (each point labelled), 95% t intervals over seeds on both axes; the
-    actions-only level (x = 0) and the random policy's return marked. Up and left is better."""
+    through its epsilons (each point labelled), 95% intervals on both axes (return: t over
+    seeds; leakage: `_difference_interval`); the actions-only level (x = 0) and the random
+    policy's return marked. Up and left is better."""
     import matplotlib
 
     matplotlib.use("Agg")
