@@ -205,3 +205,6 @@ def test_a_long_run_says_its_cost_and_a_known_frozen_setting_says_so_first(monke
     assert len(seen) == 1  # a 2-round run is not timed
     command._print_expectations(build_config(env="exchange", rounds=2, episodes=1, rho=10.0))
     assert "random policy's return" not in command.console.export_text()  # export clears
+    command._print_expectations(build_config(env="cleanup", rounds=2, episodes=1))
+    text = command.console.export_text()
+    assert "rho = 1e3" in text and "`--rho 10`" in text and "fig2-cleanup-tuned" in text

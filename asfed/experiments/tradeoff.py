@@ -367,8 +367,7 @@ def frontier(
     )
     ax.set_ylabel(f"team return (last {FINAL_WINDOW} rounds)", fontsize=8)
     ax.set_title(
-        f"{env}: privacy-performance frontier (95% CIs; epsilon covers the "
-        "messages only)",
+        f"{env}: privacy-performance frontier (95% CIs; epsilon covers the messages only)",
         fontsize=9,
     )
     ax.grid(alpha=0.3)
