@@ -108,6 +108,7 @@ def test_a_tradeoff_at_a_scenarios_budget_is_that_sweep_crossed_with_the_epsilon
         "exchange_vs_dp_epsilonnone_s1",
     }
     assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted({r["series"] for r in rows}) == ["as rho=10", "vs"]  # one curve a case
 
 
 def test_the_leakage_interval_is_conservative_and_never_of_zero_width() -> None:
@@ -130,3 +131,33 @@ def test_the_leakage_interval_is_conservative_and_never_of_zero_width() -> None:
         lo, hi = _difference_interval(one, n)
         covered += lo <= p - q <= hi
     assert covered / 2000 >= 0.95
+
+
+def test_two_cases_of_one_method_are_two_curves() -> None:
+    """privacy-exchange-as-dp's AS with the paper's sharing and AS with its releases cut: two
+    series in the summary, not one pooled curve."""
+    import math
+
+    from asfed.experiments.tradeoff import scenario_plan, series, summarise
+
+    plan = scenario_plan("privacy-exchange-as-dp", [4096.0, math.inf], 2)
+    names = [series(p) for p in plan.points]
+    assert sorted(set(names)) == ["as", "as share_rows=0.1 every=4"]
+    row = {
+        "method": "as", "team_return": 1.0, "epsilon_accountant": 1.0, "epsilon_pair": 1.0,
+        "type_secrets": 3, "type_chance": 1 / 3, "type_accuracy": 1.0, "update_accuracy": 1.0,
+        "type_baseline": 0.0, "update_first_hit": 1.0, "baseline_first_hit": 0.0,
+        "inversion_r": 0.5, "inversion_baseline": 0.0,
+    }  # fmt: skip
+    rows = [
+        {**row, "series": n, "epsilon_target": p.config.dp_epsilon or math.inf, "seed": s}
+        for s, (n, p) in enumerate(zip(names, plan.points, strict=True))
+    ]
+    summary = summarise(rows)
+    assert sorted((s["series"], s["epsilon_target"]) for s in summary) == [
+        ("as", 4096.0),
+        ("as", math.inf),
+        ("as share_rows=0.1 every=4", 4096.0),
+        ("as share_rows=0.1 every=4", math.inf),
+    ]
+    assert all(s["seeds"] == 2 for s in summary)

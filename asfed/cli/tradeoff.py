@@ -147,7 +147,7 @@ def _table(env: str, summary: list[dict]) -> Table:
     fmt = lambda v, ci=None: f"{v:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")  # noqa: E731
     for row in summary:
         table.add_row(
-            row["method"],
+            row["series"],
             f"{row['epsilon_target']:g}",
             f"{row['epsilon_accountant']:.3g}",
             f"{row['epsilon_pair']:.3g}",

@@ -196,13 +196,22 @@ def scenario_plan(
 
 
 def rows_of(sweep: Sweep, folder: Path) -> list[dict[str, Any]]:
-    """The points' rows, in plan order, from their run folders."""
-    return [read_point(Path(folder) / p.name) for p in sweep.points]
+    """The points' rows, in plan order, from their run folders, each with its `series`: the
+    method and the settings its case sets beside the epsilon (e.g. "as share_rows=0.1
+    every=4"), so two cases of one method are two curves."""
+    return [{**read_point(Path(folder) / p.name), "series": series(p)} for p in sweep.points]
+
+
+def series(point: Point) -> str:
+    """A point's curve: its method, then the case's settings other than the epsilon."""
+    rest = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.point.items()]
+    keep = [r for r, k in zip(rest, point.point, strict=True) if k not in ("method", "dp_epsilon")]
+    return " ".join([point.config.method, *keep])
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(FIELDS), lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=[*FIELDS, "series"], lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     atomic_write(path, buf.getvalue().encode())
@@ -216,10 +225,16 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
     interval (`_difference_interval`); and the epsilon lower bound over one independent secret
     a seed (at dp_delta)."""
     out = []
-    keys = sorted({(r["method"], r["epsilon_target"]) for r in rows}, key=lambda k: (k[0], k[1]))
-    for method, eps in keys:
-        pts = [r for r in rows if r["method"] == method and r["epsilon_target"] == eps]
-        entry: dict[str, Any] = {"method": method, "epsilon_target": eps, "seeds": len(pts)}
+    label = lambda r: r.get("series") or r["method"]  # noqa: E731
+    keys = sorted({(label(r), r["epsilon_target"]) for r in rows}, key=lambda k: (k[0], k[1]))
+    for name, eps in keys:
+        pts = [r for r in rows if label(r) == name and r["epsilon_target"] == eps]
+        entry: dict[str, Any] = {
+            "series": name,
+            "method": pts[0]["method"],
+            "epsilon_target": eps,
+            "seeds": len(pts),
+        }
         for field in (
             "team_return",
             "inversion_r",
@@ -281,9 +296,9 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
     inf_x = (max(finite) * 4) if finite else 1.0
     xpos = lambda e: inf_x if math.isinf(e) else e  # noqa: E731
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
-    for method in sorted({s["method"] for s in summary}):
+    for method in sorted({s["series"] for s in summary}):
         pts = sorted(
-            (s for s in summary if s["method"] == method), key=lambda s: xpos(s["epsilon_target"])
+            (s for s in summary if s["series"] == method), key=lambda s: xpos(s["epsilon_target"])
         )
         x = [xpos(s["epsilon_target"]) for s in pts]
         for ax, field in ((left, "team_return"), (right, "update_accuracy")):
@@ -328,10 +343,10 @@ def frontier(
     path: Path, summary: list[dict[str, Any]], env: str, random_return: float | None = None
 ) -> None:
     """The privacy-performance frontier: team return (y) against leakage (x: the update
-    attack's accuracy minus the actions-only attacker's, over secrets), one curve per method
-    through its epsilons (each point labelled), 95% intervals on both axes (return: t over
-    seeds; leakage: `_difference_interval`); the actions-only level (x = 0) and the random
-    policy's return marked. Up and left is better."""
+    attack's accuracy minus the actions-only attacker's, over secrets), one curve per series
+    (method and case) through its epsilons (each point labelled), 95% intervals on both axes
+    (return: t over seeds; leakage: `_difference_interval`); the actions-only level (x = 0)
+    and the random policy's return marked. Up and left is better."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -339,9 +354,9 @@ def frontier(
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ci = lambda s, f: s[f + "_ci"] or (s[f], s[f])  # noqa: E731
-    for method in sorted({s["method"] for s in summary}):
+    for method in sorted({s["series"] for s in summary}):
         pts = sorted(
-            (s for s in summary if s["method"] == method), key=lambda s: s["epsilon_target"]
+            (s for s in summary if s["series"] == method), key=lambda s: s["epsilon_target"]
         )
         x = np.array([s["leakage"] for s in pts], float)
         y = np.array([s["team_return"] for s in pts], float)
