@@ -14,7 +14,7 @@ from asfed.engine.driver import start, train
 from attacks.reward_type import from_messages
 from audits import scoring
 from tests.attacks.test_attacks import records, soft_optimal, view_with
-from tests.test_simulate_cli import asfed
+from tests.test_simulate_cli import asfed, refused
 
 
 def trained(tmp_path, name: str, private_seed: int = 11, **cfg) -> str:
@@ -98,7 +98,7 @@ def bad(tmp_path, src, *args, edit=None):
     shutil.copytree(src, run)
     if edit:
         edit(run)
-    res = asfed("audit", str(run), *args)
+    res = refused("audit", str(run), *args)
     assert res.returncode == 2, res.stdout + res.stderr
     assert "error:" in res.stderr and len(res.stderr.strip().splitlines()) <= 2, res.stderr
     assert not (run / "audit").exists()
@@ -108,7 +108,7 @@ def bad(tmp_path, src, *args, edit=None):
 def test_bad_input_gets_one_clear_error_and_writes_nothing(runs, tmp_path) -> None:
     src = runs["as"]
     (tmp_path / "empty").mkdir()
-    res = asfed("audit", str(tmp_path / "empty"))
+    res = refused("audit", str(tmp_path / "empty"))
     assert res.returncode == 2 and "is not a run folder" in res.stderr
     cases = [
         ({"edit": lambda r: shutil.rmtree(r / "public")}, "no public record"),

@@ -31,7 +31,7 @@ from asfed.report.results import (
     results_markdown,
 )
 from tests import browser
-from tests.test_simulate_cli import asfed
+from tests.test_simulate_cli import asfed, refused
 
 SCENARIO = """
 env = "predation"
@@ -186,7 +186,7 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(sweep, tmp_path) -> None
         collect([tmp_path])
     out, readme = tmp_path / "r.html", tmp_path / "README.md"
     readme.write_text("# no markers\n")
-    res = asfed("report", str(sweep), "--out", str(out), "--readme", str(readme))
+    res = refused("report", str(sweep), "--out", str(out), "--readme", str(readme))
     assert res.returncode == 2 and "needs one line <!-- asfed-results:begin -->" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert not out.exists() and readme.read_text() == "# no markers\n"

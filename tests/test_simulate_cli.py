@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
+import os
 import subprocess
 import sys
 import tomllib
@@ -21,6 +24,30 @@ def asfed(*args: str, cwd: Path | None = None, timeout: float = 300) -> subproce
     return subprocess.run(
         [*CLI, *args], capture_output=True, text=True, timeout=timeout, env=CLI_ENV, cwd=cwd
     )
+
+
+def refused(*args: str) -> subprocess.CompletedProcess:
+    """`asfed ARGS` run by the same entry point (`asfed.cli.main`) in this process, for bad
+    input that must be refused before anything trains: the same exit code, stdout and stderr
+    as `asfed`, without a new process's seconds of start-up (torch's import). Commands that
+    train run in a subprocess (`asfed`)."""
+    from asfed.cli import main
+
+    out, err, argv, columns = io.StringIO(), io.StringIO(), sys.argv, os.environ.get("COLUMNS")
+    sys.argv, os.environ["COLUMNS"] = ["asfed", *args], CLI_ENV["COLUMNS"]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    finally:
+        sys.argv = argv
+        if columns is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = columns
+    return subprocess.CompletedProcess(["asfed", *args], code, out.getvalue(), err.getvalue())
 
 
 def metrics(folder: Path) -> list[dict[str, str]]:
@@ -135,7 +162,7 @@ def test_every_scenario_is_valid_and_flags_override_it() -> None:
 )
 def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args, message) -> None:
     out = tmp_path / "run"
-    res = asfed("simulate", *args, "--out", str(out))  # fails before any round is run
+    res = refused("simulate", *args, "--out", str(out))  # fails before any round is run
     assert res.returncode == 2
     assert message in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
@@ -145,15 +172,15 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args, message)
 def test_unreadable_scenario_and_unknown_keys(tmp_path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("env = [unclosed\n")
-    res = asfed("simulate", "--scenario", str(bad), "--out", str(tmp_path / "r"))
+    res = refused("simulate", "--scenario", str(bad), "--out", str(tmp_path / "r"))
     assert res.returncode == 2 and f"cannot read {bad}" in res.stderr
     typo = tmp_path / "typo.toml"
     typo.write_text('env = "exchange"\nround = 3\n')
-    res = asfed("simulate", "--scenario", str(typo), "--out", str(tmp_path / "r"))
+    res = refused("simulate", "--scenario", str(typo), "--out", str(tmp_path / "r"))
     assert res.returncode == 2 and "unknown setting 'round'" in res.stderr
     wrong = tmp_path / "wrong.toml"
     wrong.write_text('rounds = "many"\n')
-    res = asfed("simulate", "--scenario", str(wrong), "--out", str(tmp_path / "r"))
+    res = refused("simulate", "--scenario", str(wrong), "--out", str(tmp_path / "r"))
     assert res.returncode == 2 and "rounds='many'" in res.stderr and "should be int" in res.stderr
     for line, expected in [
         ('rho = "high"', "rho='high'"),
@@ -162,7 +189,7 @@ def test_unreadable_scenario_and_unknown_keys(tmp_path) -> None:
         ("topology = 3", "topology=3"),
     ]:
         wrong.write_text(line + "\n")
-        res = asfed("simulate", "--scenario", str(wrong), "--out", str(tmp_path / "r"))
+        res = refused("simulate", "--scenario", str(wrong), "--out", str(tmp_path / "r"))
         assert res.returncode == 2 and expected in res.stderr, res.stderr
         assert "Traceback" not in res.stderr
 
@@ -170,17 +197,17 @@ def test_unreadable_scenario_and_unknown_keys(tmp_path) -> None:
 def test_resume_refuses_corrupt_files_and_existing_runs(tmp_path) -> None:
     out = tmp_path / "run"
     assert asfed("simulate", *SMALL, "--rounds", "1", "--out", str(out)).returncode == 0
-    res = asfed("simulate", *SMALL, "--rounds", "1", "--out", str(out))
+    res = refused("simulate", *SMALL, "--rounds", "1", "--out", str(out))
     assert res.returncode == 2 and "already holds a run" in res.stderr
     (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    res = asfed("simulate", "--resume", str(out), "--rounds", "2")
+    res = refused("simulate", "--resume", str(out), "--rounds", "2")
     assert res.returncode == 2 and "cannot read checkpoint" in res.stderr
     (out / "config.toml").write_text("method = 7\n")
-    res = asfed("simulate", "--resume", str(out))
+    res = refused("simulate", "--resume", str(out))
     assert res.returncode == 2 and "method=7" in res.stderr
-    res = asfed("simulate", "--resume", str(tmp_path / "nowhere"))
+    res = refused("simulate", "--resume", str(tmp_path / "nowhere"))
     assert res.returncode == 2 and "is not a run folder" in res.stderr
-    res = asfed("simulate", "--resume", str(out), "--method", "vs")
+    res = refused("simulate", "--resume", str(out), "--method", "vs")
     assert res.returncode == 2 and "not allowed: --method" in res.stderr
 
 

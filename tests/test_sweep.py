@@ -24,7 +24,7 @@ from asfed.experiments.manifest import MANIFEST, _differences, read_manifest
 from asfed.experiments.plan import load_sweep
 from asfed.experiments.runner import _ray_task, _unpack, rounds_done, run_sweep, train_run
 from asfed.report.collect import collect
-from tests.test_simulate_cli import CLI, CLI_ENV, asfed, metrics
+from tests.test_simulate_cli import CLI, CLI_ENV, asfed, metrics, refused
 
 TINY = """
 env = "exchange"
@@ -156,7 +156,7 @@ def test_a_sweep_refuses_a_folder_holding_other_runs_and_a_corrupt_manifest(tmp_
     plan = load_sweep(str(scenario), ["ippo"], 1)
     run_sweep(plan, out)
     manifest = (out / MANIFEST).read_bytes()
-    res = asfed("sweep", str(scenario), "--methods", "ippo", "--seeds", "1", "--set",
+    res = refused("sweep", str(scenario), "--methods", "ippo", "--seeds", "1", "--set",
                 "episodes=2", "--out", str(out))  # fmt: skip
     assert res.returncode == 2
     assert "holds a run with episodes=1, the sweep asks episodes=2" in res.stderr
@@ -280,6 +280,6 @@ def test_a_sweep_on_cuda_without_a_gpu_is_one_line_and_writes_nothing(tmp_path) 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: the refusal is for machines without one")
     out = tmp_path / "sweep"
-    res = asfed("sweep", "fig2-exchange", "--seeds", "1", "--device", "cuda", "--out", str(out))
+    res = refused("sweep", "fig2-exchange", "--seeds", "1", "--device", "cuda", "--out", str(out))
     assert res.returncode == 2 and "finds no CUDA GPU" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and not out.exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 
-from tests.test_simulate_cli import asfed
+from tests.test_simulate_cli import asfed, refused
 
 
 def test_a_tiny_tradeoff_writes_every_point_and_reuses_finished_ones(tmp_path) -> None:
@@ -54,12 +54,12 @@ def test_a_tiny_tradeoff_writes_every_point_and_reuses_finished_ones(tmp_path) -
 
 
 def test_bad_epsilons_are_refused_before_anything_runs(tmp_path) -> None:
-    res = asfed("tradeoff", "--epsilons", "1,0", "--out", str(tmp_path / "s"))
+    res = refused("tradeoff", "--epsilons", "1,0", "--out", str(tmp_path / "s"))
     assert res.returncode == 2 and "epsilon '0' is invalid" in res.stderr
     assert not (tmp_path / "s").exists()
-    res = asfed("tradeoff", "--epsilons", "4,1,inf", "--out", str(tmp_path / "s"))
+    res = refused("tradeoff", "--epsilons", "4,1,inf", "--out", str(tmp_path / "s"))
     assert res.returncode == 2 and "is not increasing at '1'" in res.stderr
-    res = asfed("tradeoff", "--epsilons", "", "--out", str(tmp_path / "s"))
+    res = refused("tradeoff", "--epsilons", "", "--out", str(tmp_path / "s"))
     assert res.returncode == 2 and "epsilon '' is invalid" in res.stderr
     assert not (tmp_path / "s").exists()
 
@@ -82,9 +82,9 @@ def test_a_tradeoff_at_a_scenarios_budget_is_that_sweep_crossed_with_the_epsilon
     scenario.write_text(SCENARIO)
     out = tmp_path / "sweep"
     base = ("tradeoff", "--scenario", str(scenario), "--epsilons", "4,inf", "--workers", "1")
-    res = asfed(*base, "--rounds", "5", "--out", str(out))
+    res = refused(*base, "--rounds", "5", "--out", str(out))
     assert res.returncode == 2 and "not allowed with it: --rounds" in res.stderr
-    res = asfed(*base, "--methods", "ps", "--out", str(out))
+    res = refused(*base, "--methods", "ps", "--out", str(out))
     assert res.returncode == 2 and "no case of method(s) ps; accepted: as, vs" in res.stderr
     res = asfed(*base, "--methods", "vs", "--estimate", "--out", str(out))
     assert res.returncode == 0 and "2 runs" in res.stdout, res.stderr

@@ -26,7 +26,7 @@ from asfed.engine.loop import Simulation
 from attacks import reward_type
 from audits import scoring
 from tests.attacks.test_attacks import records, soft_optimal, view_with
-from tests.test_simulate_cli import asfed
+from tests.test_simulate_cli import refused
 
 
 def gdp_epsilon(mu: float, delta: float) -> float:
@@ -157,7 +157,7 @@ def test_a_dp_run_logs_what_was_released_and_resumes_its_accountant(tmp_path) ->
 )
 def test_bad_dp_values_get_one_clear_error_and_write_nothing(tmp_path, flags, message) -> None:
     out = tmp_path / "run"
-    res = asfed("simulate", "--env", "navigation", "--engine", "local", "--out", str(out), *flags)
+    res = refused("simulate", "--env", "navigation", "--engine", "local", "--out", str(out), *flags)
     assert res.returncode == 2 and message in res.stderr, res.stderr
     assert not out.exists()
 
