@@ -15,8 +15,10 @@ the speed a core reaches on them alone.
     PYTHONPATH=<checkout of an older asfed> python benchmarks/train_speed.py   # "before"
 
 `--ablate` also times, on one worker, the loop with each saving turned off again: memoised
-forward passes (shares reused as pi_old, V once per update), the fused Adam kernel, and AS's
-stacked small networks (`asfed.agents.networks.STACK_LIMIT`; the loss keeps its neighbour block).
+forward passes (shares reused as pi_old, V once per update), the fused Adam kernel, AS's
+stacked small networks (`asfed.agents.networks.STACK_LIMIT`; the loss keeps its neighbour block)
+and lockstep minibatch steps (`asfed.agents.lockstep`: one backward and one Adam call a step for
+the policies and critics of all the agents a process holds).
 `--profile` shows where one in-process round's time goes (rollout, shares, the updates' matmuls,
 backward passes, Adam, everything else).
 """
@@ -36,6 +38,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from asfed.agents import base as agent_base
 from asfed.agents import networks
 from asfed.agents.hparams import paper_config
+
+try:
+    from asfed.agents import lockstep as agent_lockstep
+except ImportError:  # an asfed from before lockstep
+    agent_lockstep = None
 from asfed.agents.networks import mlp
 from asfed.config import build_config
 from asfed.engine.loop import Simulation, prepare
@@ -84,8 +91,11 @@ def round_flops(cfg) -> float:
 
 
 @contextlib.contextmanager
-def ablated(memo: bool = True, fused: bool = True, stacked: bool = True) -> Iterator[None]:
+def ablated(
+    memo: bool = True, fused: bool = True, stacked: bool = True, lockstep: bool = True
+) -> Iterator[None]:
     """Turn savings off again, in this process only (ablation rows run on one worker)."""
+    steps = agent_lockstep.together(lockstep) if agent_lockstep else contextlib.nullcontext()
     saved_memo, saved_adam = getattr(agent_base.Agent, "memo", None), torch.optim.Adam.__init__
     saved_limit = getattr(networks, "STACK_LIMIT", None)
     if not stacked and saved_limit is not None:
@@ -99,7 +109,8 @@ def ablated(memo: bool = True, fused: bool = True, stacked: bool = True) -> Iter
 
         torch.optim.Adam.__init__ = per_tensor  # type: ignore[method-assign]
     try:
-        yield
+        with steps:
+            yield
     finally:
         if saved_memo is not None:
             agent_base.Agent.memo = saved_memo  # type: ignore[method-assign]
@@ -195,6 +206,7 @@ def main() -> None:
                         (1, {"fused": False}, "fused Adam off"),
                         (1, {"memo": False, "fused": False}, "both off"),
                         (1, {"stacked": False}, "stacking off"),
+                        (1, {"lockstep": False}, "lockstep off"),
                     ]
                 base = None
                 for w, off, note in variants:

@@ -12,12 +12,14 @@ K updates a round (see `asfed.agents.base` for the cadence and the share that is
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from asfed.agents import lockstep
 from asfed.agents.as_loss import NeighbourTerms, as_loss
 from asfed.agents.base import Agent, AgentSpec, Graph, adam
 from asfed.agents.methods import METHODS, Method
@@ -131,7 +133,7 @@ class ASAgent(Agent):
         mask = seen["policy_dist"] & seen["anticipation"]
         return {**shared, "mask": None if bool(mask.all()) else mask}
 
-    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> None:
+    def plan_update(self, k: int, inbox: list[Message], neighbours: Graph) -> lockstep.Plan:
         peers = sorted(neighbours[self.id])
         shared = self._shared(inbox, peers)
         acts = self._actions
@@ -142,9 +144,9 @@ class ASAgent(Agent):
             logp_old = torch.log_softmax(own_old, -1).gather(1, acts[:, me : me + 1])[:, 0]
             ant_logp_old = torch.log_softmax(ants_old, -1).gather(-1, peer_acts[..., None])[..., 0]
         adv = self.advantages(self.values())
-        groups = self.clip_groups()
         mask = shared["mask"]
-        for idx in self.minibatches():
+
+        def step(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             own_logits, ants = self.policy.logits(self._obs_all[idx], peers)
             terms = []
             if peers:  # all neighbours as one block `[P, T, ...]`
@@ -167,13 +169,12 @@ class ASAgent(Agent):
                 clip=self.spec.cfg.clip,
                 rho=self.spec.cfg.rho,
             )
-            self._step(self.actor_opt, groups, parts.loss)
-            self.record(
-                policy_loss=parts.loss.item(),
-                penalty=parts.penalty.item(),
-                kappa=parts.kappa.item(),
-            )
-        self.record(value_loss=self.fit_critic())
+            stats = {"policy_loss": parts.loss, "penalty": parts.penalty, "kappa": parts.kappa}
+            return parts.loss, stats
+
+        steps = [functools.partial(step, idx) for idx in self.minibatches()]
+        policy = lockstep.Stream(self.actor_opt, self.clip_groups(), steps, "policy loss")
+        return lockstep.Plan(self, [policy, self.critic_stream()])
 
     def modules(self) -> dict[str, Any]:
         return {**super().modules(), "policy": self.policy, "actor_opt": self.actor_opt}

@@ -31,7 +31,9 @@ computed is read from a memo (`memo`), dropped whenever any parameter changes (`
 every optimiser step, consensus step and checkpoint load). So the distributions an agent shares at
 step k are the ones its update k + 1 starts from (pi_old), and V_i runs once per update. Adam is
 PyTorch's fused kernel: the same update rule in one pass over the parameters instead of a dozen
-(its rounding differs from the per-tensor loop in the last bits).
+(its rounding differs from the per-tensor loop in the last bits). The policy's and the
+critic's minibatch steps, and those of every agent one process holds, run in lockstep: one
+backward pass and one Adam call a step (`asfed.agents.lockstep`: the same arithmetic).
 
 Gradient clipping is off, as in the paper; `max_grad_norm` turns it on, taken separately over
 each clip group (AS: pi^ii and each pi^ij), so a large anticipation gradient cannot shrink the
@@ -41,6 +43,7 @@ own policy's step.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from asfed.agents import lockstep
 from asfed.agents.hparams import PPOConfig
 from asfed.agents.networks import mlp
 from asfed.agents.ppo import discounted_returns, gae, value_loss
@@ -239,9 +243,15 @@ class Agent(ABC):
                 out.append(Message(round_, step, self.id, j, kind, data[rows], rows))
         return out
 
-    @abstractmethod
     def update(self, k: int, inbox: list[Message], neighbours: Graph) -> None:
-        """Update k (1..K) with the messages delivered since the previous sharing step."""
+        """Update k (1..K) with the messages delivered since the previous sharing step (an
+        engine holding several agents runs their plans together: `lockstep.run`)."""
+        lockstep.run([self.plan_update(k, inbox, neighbours)])
+
+    @abstractmethod
+    def plan_update(self, k: int, inbox: list[Message], neighbours: Graph) -> lockstep.Plan:
+        """Update k, planned: whatever comes before its minibatch steps (consensus, advantages,
+        pi_old) done, the steps themselves as streams for `lockstep.run`."""
 
     def end_round(self, round_: int) -> None:
         """Close the round: this round's private diagnostics go to the agent's own storage."""
@@ -287,16 +297,22 @@ class Agent(ABC):
         """What the critic reads for each valid sample, `[M, D_critic]` (V_i: the state)."""
         return self._obs_all
 
-    def fit_critic(self, rewards: np.ndarray | None = None) -> float:
-        """One epoch of minibatch regression of the critic on Eq. 18's returns."""
+    def critic_stream(self, rewards: np.ndarray | None = None) -> lockstep.Stream:
+        """One epoch of minibatch regression of the critic on Eq. 18's returns (own rewards
+        unless `rewards` `[B, T]` is given); its mean loss is recorded as value_loss."""
         targets = self.returns(rewards)
         inputs = self.critic_inputs()
-        losses = []
-        for idx in self.minibatches():
-            loss = value_loss(self.critic(inputs[idx])[:, 0], targets[idx])
-            self._step(self.critic_opt, [list(self.critic.parameters())], loss)
-            losses.append(loss.item())
-        return mean(losses)
+
+        def step(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            return value_loss(self.critic(inputs[idx])[:, 0], targets[idx]), {}
+
+        return lockstep.Stream(
+            self.critic_opt,
+            [list(self.critic.parameters())],
+            [functools.partial(step, idx) for idx in self.minibatches()],
+            "value loss",
+            summary="value_loss",
+        )
 
     def minibatches(self) -> list[torch.Tensor]:
         """A fresh random split of the M valid samples into `minibatches` index sets (drawn on
@@ -309,26 +325,21 @@ class Agent(ABC):
             idx.to(self.device) for idx in torch.tensor_split(perm, min(self.spec.minibatches, m))
         ]
 
-    def _step(
-        self, opt: torch.optim.Optimizer, groups: list[list[nn.Parameter]], loss: torch.Tensor
-    ) -> None:
-        """One optimiser step; with `max_grad_norm` set, each group's gradient is clipped to
-        that norm on its own. A loss that is not finite stops the run (a `Diverged` error naming
-        the round, the agent and the loss) before it can reach any parameter."""
+    def check_loss(self, loss: torch.Tensor, what: str) -> None:
+        """A loss that is not finite stops the run (a `Diverged` error naming the round, the
+        agent and the loss) before it can reach any parameter."""
         if not bool(torch.isfinite(loss)):
-            what = "value loss" if opt is self.critic_opt else "policy loss"
             raise Diverged(
                 f"round {self._rounds_done}: agent {self.id}'s {what} is {loss.item()}: training "
                 "diverged (try smaller learning rates or rho); the last checkpoint is intact"
             )
-        opt.zero_grad()
-        loss.backward()
+
+    def clip(self, groups: list[list[nn.Parameter]]) -> None:
+        """With `max_grad_norm` set, clip each group's gradient to that norm on its own."""
         limit = self.spec.cfg.max_grad_norm
         if limit is not None:
             for params in groups:
                 nn.utils.clip_grad_norm_(params, limit)
-        opt.step()
-        self.params_changed()
 
     # ---- what the world acts with -----------------------------------------------------------
 

@@ -8,12 +8,14 @@ grows as A^N.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from asfed.agents import lockstep
 from asfed.agents.base import Agent, AgentSpec, Graph, adam
 from asfed.agents.methods import METHODS, Method, finite_policies, sample_categorical
 from asfed.agents.networks import mlp
@@ -37,7 +39,7 @@ class CentralLearner(Agent):
     def acting_modules(self) -> dict[str, nn.Module]:
         return {"actor": self.actor}
 
-    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> None:
+    def plan_update(self, k: int, inbox: list[Message], neighbours: Graph) -> lockstep.Plan:
         others = [m.payload.astype(np.float64) for m in inbox if m.kind == "reward"]
         if k == 1:
             self.team = self.rewards + sum(others)
@@ -45,14 +47,17 @@ class CentralLearner(Agent):
         adv = self.advantages(self.values(), rewards=self.team)
         with torch.no_grad():
             old = torch.log_softmax(self.actor(self._obs_all), -1).gather(1, joint[:, None])[:, 0]
-        groups = [list(self.actor.parameters())]
-        for idx in self.minibatches():
+
+        def step(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             logits = self.actor(self._obs_all[idx])
             logp = torch.log_softmax(logits, -1).gather(1, joint[idx, None])[:, 0]
             loss = clipped_surrogate(logp, old[idx], adv[idx], self.spec.cfg.clip)
-            self._step(self.actor_opt, groups, loss)
-            self.record(policy_loss=loss.item())
-        self.record(value_loss=self.fit_critic(self.team))
+            return loss, {"policy_loss": loss}
+
+        steps = [functools.partial(step, idx) for idx in self.minibatches()]
+        groups = [list(self.actor.parameters())]
+        policy = lockstep.Stream(self.actor_opt, groups, steps, "policy loss")
+        return lockstep.Plan(self, [policy, self.critic_stream(self.team)])
 
     def modules(self) -> dict[str, Any]:
         return {**super().modules(), "actor": self.actor, "actor_opt": self.actor_opt}
@@ -69,8 +74,8 @@ class RewardSender(Agent):
             return []
         return [Message(round_, step, self.id, 0, "reward", self.rewards)]
 
-    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> None:
-        return None
+    def plan_update(self, k: int, inbox: list[Message], neighbours: Graph) -> lockstep.Plan:
+        return lockstep.Plan(self, [])  # it learns nothing
 
 
 @METHODS.register("cppo")

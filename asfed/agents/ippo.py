@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 from torch import nn
 
+from asfed.agents import lockstep
 from asfed.agents.base import Agent, AgentSpec, Graph, adam
 from asfed.agents.methods import METHODS, Method
 from asfed.agents.networks import mlp
@@ -37,25 +39,29 @@ class PolicyAgent(Agent):
 
         return self.memo("actor_logits", compute)
 
-    def fit_policy(self, adv: torch.Tensor) -> None:
+    def policy_stream(self, adv: torch.Tensor) -> lockstep.Stream:
         """One epoch of clipped-surrogate minibatch steps against the pre-update policy.
         adv `[M]`: the method's advantage of each valid sample."""
         own = self._actions[:, self.id : self.id + 1]
         logp_old = torch.log_softmax(self.actor_logits(), -1).gather(1, own)[:, 0]
-        groups = [list(self.actor.parameters())]
-        for idx in self.minibatches():
+
+        def step(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             logp = torch.log_softmax(self.actor(self._obs_all[idx]), -1).gather(1, own[idx])[:, 0]
             loss = clipped_surrogate(logp, logp_old[idx], adv[idx], self.spec.cfg.clip)
-            self._step(self.actor_opt, groups, loss)
-            self.record(policy_loss=loss.item())
+            return loss, {"policy_loss": loss}
+
+        steps = [functools.partial(step, idx) for idx in self.minibatches()]
+        return lockstep.Stream(
+            self.actor_opt, [list(self.actor.parameters())], steps, "policy loss"
+        )
 
     def policy_advantages(self, inbox: list[Message], neighbours: Graph) -> torch.Tensor:
         """The advantage the policy ascends, `[M]` (IPPO: GAE of its own reward and critic)."""
         return self.advantages(self.values())
 
-    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> None:
-        self.fit_policy(self.policy_advantages(inbox, neighbours))
-        self.record(value_loss=self.fit_critic())
+    def plan_update(self, k: int, inbox: list[Message], neighbours: Graph) -> lockstep.Plan:
+        policy = self.policy_stream(self.policy_advantages(inbox, neighbours))
+        return lockstep.Plan(self, [policy, self.critic_stream()])
 
     def modules(self) -> dict[str, Any]:
         return {**super().modules(), "actor": self.actor, "actor_opt": self.actor_opt}

@@ -14,11 +14,13 @@ shrink each factor's step like (1 + eps)^(1/N) and stall PS at N = 20 or 30 by c
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 from torch import nn
 
+from asfed.agents import lockstep
 from asfed.agents.base import Agent, AgentSpec, Graph, adam, consensus_into, flat_params
 from asfed.agents.methods import METHODS, Method
 from asfed.agents.networks import mlp
@@ -58,7 +60,7 @@ class PSAgent(Agent):
             step, round_, neighbours, "policy_params", lambda: flat_params(self.joint)
         )
 
-    def update(self, k: int, inbox: list[Message], neighbours: Graph) -> None:
+    def plan_update(self, k: int, inbox: list[Message], neighbours: Graph) -> lockstep.Plan:
         received = {m.sender: m.payload for m in inbox if m.kind == "policy_params"}
         if neighbours[self.id]:
             consensus_into(self.joint, self.id, received, neighbours)
@@ -66,13 +68,16 @@ class PSAgent(Agent):
         adv = self.advantages(self.values())
         with torch.no_grad():
             old = self._logp_each(self._obs_all, self._actions)
-        groups = [list(self.joint.parameters())]
-        for idx in self.minibatches():
+
+        def step(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             logp = self._logp_each(self._obs_all[idx], self._actions[idx])
             loss = factor_surrogate(logp, old[idx], adv[idx], self.spec.cfg.clip)
-            self._step(self.actor_opt, groups, loss)
-            self.record(policy_loss=loss.item())
-        self.record(value_loss=self.fit_critic())
+            return loss, {"policy_loss": loss}
+
+        steps = [functools.partial(step, idx) for idx in self.minibatches()]
+        groups = [list(self.joint.parameters())]
+        policy = lockstep.Stream(self.actor_opt, groups, steps, "policy loss")
+        return lockstep.Plan(self, [policy, self.critic_stream()])
 
     def modules(self) -> dict[str, Any]:
         return {**super().modules(), "joint": self.joint, "actor_opt": self.actor_opt}

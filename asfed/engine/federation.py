@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from asfed.agents import lockstep
 from asfed.agents.base import Agent, AgentSpec, Graph, RoundBatch
 from asfed.agents.methods import Method
 from asfed.comm.messages import Message
@@ -76,10 +77,8 @@ class LocalFederation(Federation):
     def update(
         self, k: int, round_: int, inboxes: list[list[Message]], graph: Graph, last: bool
     ) -> list[Message]:
-        out: list[Message] = []
-        for agent, inbox in zip(self.agents, inboxes, strict=True):
-            out += step_agent(agent, k, round_, inbox, graph, last)
-        return out
+        replies = step_agents(self.agents, k, round_, inboxes, graph, last)
+        return [m for reply in replies for m in reply]
 
     def checkpoint(self, round_: int) -> None:
         for agent in self.agents:
@@ -100,3 +99,27 @@ def step_agent(
         agent.end_round(round_)
         return []
     return agent.share(k, round_, graph)
+
+
+def step_agents(
+    agents: list[Agent],
+    k: int,
+    round_: int,
+    inboxes: list[list[Message]],
+    graph: Graph,
+    last: bool,
+) -> list[list[Message]]:
+    """`step_agent` for the agents one process holds: their updates in lockstep (one backward
+    pass and one Adam call a minibatch step, `asfed.agents.lockstep`: the same numbers as one
+    agent at a time), then each one's share, in the agents' order."""
+    lockstep.run(
+        [agent.plan_update(k, inbox, graph) for agent, inbox in zip(agents, inboxes, strict=True)]
+    )
+    out = []
+    for agent in agents:
+        if last:
+            agent.end_round(round_)
+            out.append([])
+        else:
+            out.append(agent.share(k, round_, graph))
+    return out

@@ -34,7 +34,7 @@ from asfed.agents.base import Agent, AgentSpec, Graph, RoundBatch
 from asfed.agents.methods import Method
 from asfed.comm.messages import Message
 from asfed.dealer import AgentSecret
-from asfed.engine.federation import Federation, own_secret, step_agent
+from asfed.engine.federation import Federation, own_secret, step_agents
 from asfed.errors import AsfedError
 from asfed.lifetime import die_with_parent
 
@@ -205,12 +205,14 @@ def _handle(agents: dict[int, Agent], command: str, part: Any, common: dict) -> 
             out[i] = a.share(0, common["round_"], common["graph"])
         return out
     if command == "update":
-        out = {}
-        for i, a in agents.items():
-            k, round_, last = common["k"], common["round_"], common["last"]
-            msgs = step_agent(a, k, round_, part[i], common["graph"], last)
-            out[i] = (msgs, _acting(a) if last else None)
-        return out
+        ids = list(agents)
+        k, round_, last = common["k"], common["round_"], common["last"]
+        inboxes = [part[i] for i in ids]
+        replies = step_agents([agents[i] for i in ids], k, round_, inboxes, common["graph"], last)
+        return {
+            i: (msgs, _acting(agents[i]) if last else None)
+            for i, msgs in zip(ids, replies, strict=True)
+        }
     if command == "checkpoint":
         for a in agents.values():
             a.save_private(common["round_"])

@@ -1,0 +1,90 @@
+"""Lockstep minibatch steps (`asfed.agents.lockstep`) are the same arithmetic as one at a time."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from asfed.agents import lockstep
+from asfed.agents.base import Diverged
+from asfed.config import build_config
+from asfed.engine.loop import Simulation
+
+CASES = [
+    ("exchange", "as", {}),
+    ("navigation", "ippo", {}),
+    ("exchange", "vs", {}),
+    ("exchange", "vps", {}),
+    ("exchange", "ps", {}),
+    ("navigation", "cppo", {"agents": 2}),
+    ("exchange", "as", {"max_grad_norm": 0.5}),
+]
+
+
+def trained(env: str, method: str, on: bool, **options) -> tuple[list[torch.Tensor], list]:
+    """Every parameter and Adam state tensor of every agent, and the round metrics, after two
+    rounds of four episodes with lockstep on or off."""
+    cfg = build_config(env=env, method=method, engine="local", episodes=4, **options)
+    sim = Simulation(cfg, private_seed=3)
+    with lockstep.together(on):
+        metrics = [sim.run_round()[0] for _ in range(2)]
+    tensors = []
+    for agent in sim.federation.agents:
+        for module in agent.modules().values():
+            if isinstance(module, torch.nn.Module):
+                tensors += [p.detach() for p in module.parameters()]
+            else:  # an optimiser: its per-parameter state, in parameter order
+                for group in module.param_groups:
+                    for p in group["params"]:
+                        tensors += [v for v in module.state[p].values() if torch.is_tensor(v)]
+        tensors += [torch.tensor(v) for _, v in sorted(agent._stats.items())]
+    return tensors, metrics
+
+
+@pytest.mark.parametrize(("env", "method", "options"), CASES)
+def test_lockstep_gives_the_numbers_of_one_step_at_a_time(env, method, options) -> None:
+    """Every agent's parameters, Adam moments and step counts, its diagnostics and the team
+    returns are bit for bit those of stepping each optimiser alone, agent by agent (the gradient
+    of a sum over disjoint parameters is each term's; Adam is elementwise)."""
+    ours, ours_metrics = trained(env, method, True, **options)
+    alone, alone_metrics = trained(env, method, False, **options)
+    assert len(ours) == len(alone) and len(ours) > 20
+    assert all(torch.equal(a, b) for a, b in zip(ours, alone, strict=True))
+    assert ours_metrics == alone_metrics
+
+
+def test_a_non_finite_loss_names_its_agent_and_which_loss_and_changes_nothing() -> None:
+    """One agent's diverged critic stops the lockstep update before any parameter moves."""
+    cfg = build_config(env="navigation", method="ippo", engine="local", episodes=2)
+    sim = Simulation(cfg, private_seed=1)
+    sim.run_round()
+    agents = sim.federation.agents
+    before = [p.detach().clone() for a in agents for p in a.critic.parameters()]
+    graph = sim.topology.neighbours(0, sim.topology_rng, sim.last_trajectory.valid_positions())
+    plans = [a.plan_update(1, [], graph) for a in agents]
+    critic = plans[1].streams[1]
+    broken = critic.steps[0]
+    critic.steps[0] = lambda: (broken()[0] * float("nan"), {})
+    with pytest.raises(Diverged, match="agent 1's value loss is nan"):
+        lockstep.run(plans)
+    after = [p.detach() for a in agents for p in a.critic.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_the_joint_optimiser_updates_each_agents_own_state() -> None:
+    """A joint step leaves its moments and step count in each agent's own optimiser (what its
+    checkpoint saves), and merges groups of equal hyperparameters into one."""
+    nets = [torch.nn.Linear(3, 2) for _ in range(3)]
+    opts = [torch.optim.Adam(n.parameters(), lr=1e-3, fused=True) for n in nets]
+    joint = lockstep.joint_optimizer(opts)
+    assert len(joint.param_groups) == 1
+    joint.zero_grad()
+    torch.autograd.backward([n(torch.ones(1, 3)).sum() for n in nets])
+    joint.step()
+    for net, opt in zip(nets, opts, strict=True):
+        state = opt.state_dict()["state"]
+        assert len(state) == 2 and all(float(s["step"]) == 1.0 for s in state.values())
+        assert torch.equal(opt.state[net.weight]["exp_avg"], joint.state[net.weight]["exp_avg"])
+    other = torch.optim.Adam(torch.nn.Linear(3, 2).parameters(), lr=2e-3, fused=True)
+    mixed = lockstep.joint_optimizer([*opts, other])
+    assert len(mixed.param_groups) == 2
