@@ -88,3 +88,17 @@ def test_the_joint_optimiser_updates_each_agents_own_state() -> None:
     other = torch.optim.Adam(torch.nn.Linear(3, 2).parameters(), lr=2e-3, fused=True)
     mixed = lockstep.joint_optimizer([*opts, other])
     assert len(mixed.param_groups) == 2
+
+
+def test_only_small_networks_step_in_lockstep() -> None:
+    """Table 2's 128-64 MLPs step together; cleanup's 1024-256 ones one at a time (lockstep
+    measured slower there)."""
+    from asfed.agents.hparams import paper_config
+    from asfed.agents.networks import mlp
+
+    def stream(env: str, obs_dim: int) -> lockstep.Stream:
+        net = mlp([obs_dim, *paper_config(env).actor_hidden], 6)
+        return lockstep.Stream(torch.optim.Adam(net.parameters()), [], [], "policy loss")
+
+    assert lockstep.small([stream("navigation", 61), stream("predation", 18)])
+    assert not lockstep.small([stream("exchange", 70), stream("cleanup", 236)])
