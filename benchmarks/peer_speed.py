@@ -1,0 +1,182 @@
+"""asfed against JAX on this CPU, side by side: env steps/s, FLOPs per env step, GFLOP/s, ratios.
+
+One process tree, one system after the other (never two at once):
+
+1. asfed: `asfed simulate --env navigation` rounds at the paper's defaults (3 agents, 96 episodes
+   of 100 steps, Table 2's 128-64 networks, K = 3 epochs of one minibatch per episode), IPPO and
+   AS, on 1 and on every worker; FLOPs counted by torch (FlopCounterMode, every matrix product
+   of a round).
+2. IPPO in JAX with asfed's networks and schedule (`benchmarks/peer/jax_ippo.py`: what differs
+   from asfed and from JaxMARL is in its docstring), on every core and on one.
+3. JaxMARL's own IPPO as shipped (`baselines/IPPO/ippo_ff_mpe.py`, its config), from a JaxMARL
+   checkout (`--jaxmarl-repo`; skipped, saying so, without one).
+
+The JAX sides run in their own environment (`bash benchmarks/peer/setup.sh .venv-bench`, then
+`--bench-python .venv-bench/bin/python`). Their FLOPs are counted from the networks' shapes
+(matrix products of the rollout's forwards and of each epoch's forward and backward), as torch
+counts asfed's; XLA's own cost analysis counts a scanned loop's body once and is not used.
+
+    python benchmarks/peer_speed.py --bench-python .venv-bench/bin/python \\
+        --jaxmarl-repo ../JaxMARL
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from train_speed import round_flops, time_rounds
+
+from asfed.agents.hparams import paper_config
+from asfed.config import build_config
+from asfed.engine.loop import prepare
+from asfed.engine.placement import available_cores
+
+HERE = Path(__file__).resolve().parent
+ASFED_SETUP = "128-64 ReLU, separate, K=3 x 96 of 100 rows"
+
+
+def forward_flops(sizes: list[int]) -> int:
+    """Matrix FLOPs of one row through an MLP of layer widths `sizes` (input first)."""
+    return sum(2 * a * b for a, b in itertools.pairwise(sizes))
+
+
+def train_flops(sizes: list[int]) -> int:
+    """One row's forward and backward: weight gradients for every layer, input gradients for
+    every layer but the first (the observations need none)."""
+    first = 2 * sizes[0] * sizes[1]
+    return 3 * forward_flops(sizes) - first
+
+
+def peer_flops(
+    obs: int, actions: int, hidden: list[int], agents: int, rows: int, epochs: int
+) -> float:
+    """A JAX update's matrix FLOPs: the rollout's actor and critic forwards on every agent's
+    `rows` samples (and the last values), then `epochs` epochs of forward and backward."""
+    actor, critic = [obs, *hidden, actions], [obs, *hidden, 1]
+    rollout = rows * (forward_flops(actor) + forward_flops(critic))
+    training = epochs * rows * (train_flops(actor) + train_flops(critic))
+    return float(agents * (rollout + training))
+
+
+def run_json(cmd: list[str], env: dict[str, str] | None = None) -> dict:
+    """A JAX side's one JSON line (its stderr shown if it fails)."""
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd[:3])} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def one_core(env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """Pinned to core 0 and XLA's thread pool off: one core, as one asfed worker."""
+    return ["taskset", "-c", "0"], {**env, "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bench-python", default=".venv-bench/bin/python")
+    parser.add_argument("--jaxmarl-repo", default=None, help="a JaxMARL checkout (its baselines/)")
+    parser.add_argument("--rounds", type=int, default=2, help="asfed: timed rounds a row")
+    parser.add_argument("--updates", type=int, default=5, help="JAX IPPO: timed updates")
+    parser.add_argument("--methods", default="ippo,as")
+    args = parser.parse_args()
+    cores = available_cores()
+    rows: list[tuple[str, str, float, float]] = []  # system, setup, steps/s, FLOPs/step
+
+    cfg0 = build_config(env="navigation", method="ippo", engine="local")
+    env0 = prepare(cfg0)[1]
+    steps = cfg0.num_episodes() * env0.horizon
+    ppo = paper_config("navigation")
+    print(f"{cores} cores; navigation: {env0.num_agents} agents, {steps:,} env steps a round")
+    for method in args.methods.split(","):
+        cfg = build_config(env="navigation", method=method, engine="local")
+        flops = round_flops(cfg) / steps
+        for workers in sorted({1, cores}):
+            seconds = time_rounds(cfg, workers, args.rounds)
+            label = f"asfed {method}, {workers} worker{'s' if workers > 1 else ''}"
+            rows.append(
+                (label, "128-64 ReLU, separate, K=3 x 96 of 100 rows", steps / seconds, flops)
+            )
+            print(f"  {label}: {steps / seconds:,.0f} env steps/s", flush=True)
+
+    python = args.bench_python
+    if not Path(python).exists():
+        sys.exit(f"no JAX environment at {python}: run `bash benchmarks/peer/setup.sh .venv-bench`")
+    peer_cfg = {
+        "num_envs": cfg0.num_episodes(),
+        "num_steps": env0.horizon,
+        "minibatches": cfg0.num_minibatches(),
+        "epochs": ppo.epochs,
+        "hidden": list(ppo.actor_hidden),
+        "actor_lr": ppo.actor_lr,
+        "critic_lr": ppo.critic_lr,
+        "gamma": ppo.gamma,
+        "gae_lambda": ppo.gae_lambda,
+        "clip": ppo.clip,
+        "obs_dim": env0.obs_dim,  # MPE's observations zero-padded: asfed's layer shapes
+    }
+    cmd = [python, str(HERE / "peer" / "jax_ippo.py"), "--config", json.dumps(peer_cfg)]
+    cmd += ["--updates", str(args.updates)]
+    base_env = dict(os.environ)
+    mpe_actions, mpe_agents = 5, 3  # MPE simple spread, as jaxmarl makes it
+    hidden = list(ppo.actor_hidden)
+    jax_flops = peer_flops(env0.obs_dim, mpe_actions, hidden, mpe_agents, steps, ppo.epochs)
+    jax_flops /= steps
+    for label, (prefix, env) in {
+        f"JAX IPPO, asfed's networks, {cores} cores": ([], base_env),
+        "JAX IPPO, asfed's networks, 1 core": one_core(base_env),
+    }.items():
+        out = run_json(prefix + cmd, env)
+        rows.append(
+            (
+                label,
+                "128-64 ReLU, separate, K=3 x 96 of 100 rows",
+                out["env_steps_per_s"],
+                jax_flops,
+            )
+        )
+        print(
+            f"  {label}: {out['env_steps_per_s']:,.0f} env steps/s ({out['devices']})", flush=True
+        )
+
+    if args.jaxmarl_repo is None:
+        print("  JaxMARL's IPPO as shipped: skipped (no --jaxmarl-repo)")
+    else:
+        shipped = [python, str(HERE / "peer" / "jaxmarl_ippo.py"), "--repo", args.jaxmarl_repo]
+        for label, (prefix, env) in {
+            f"JaxMARL IPPO as shipped, {cores} cores": ([], base_env),
+            "JaxMARL IPPO as shipped, 1 core": one_core(base_env),
+        }.items():
+            out = run_json(prefix + shipped, env)
+            c = out["config"]
+            n_rows = c["NUM_ENVS"] * c["NUM_STEPS"]
+            hidden = [64, 64]
+            flops = peer_flops(
+                out["obs_dim"], out["actions"], hidden, out["agents"], n_rows, c["UPDATE_EPOCHS"]
+            )
+            epochs, minibatches = c["UPDATE_EPOCHS"], c["NUM_MINIBATCHES"]
+            setup = f"64-64 {c['ACTIVATION']}, one shared, {epochs} x {minibatches}"
+            rows.append((label, setup, out["env_steps_per_s"], flops / n_rows))
+            print(f"  {label}: {out['env_steps_per_s']:,.0f} env steps/s", flush=True)
+
+    ref = {label: sps for label, _, sps, _ in rows}
+    peer_all = ref[f"JAX IPPO, asfed's networks, {cores} cores"]
+    peer_one = ref["JAX IPPO, asfed's networks, 1 core"]
+    print()
+    head = ["system", "networks, schedule", "env steps/s", "MFLOP / env step", "GFLOP/s"]
+    print("| " + " | ".join([*head, "vs JAX IPPO, same networks and cores"]) + " |")
+    print("|---" * (len(head) + 1) + "|")
+    for label, setup, sps, fps in rows:
+        single = label.endswith((" 1 worker", " 1 core"))
+        ratio = sps / (peer_one if single else peer_all)
+        cells = [label, setup, f"{sps:,.0f}", f"{fps / 1e6:.2f}", f"{sps * fps / 1e9:.1f}"]
+        print("| " + " | ".join([*cells, f"{ratio:.2f}"]) + " |")
+
+
+if __name__ == "__main__":
+    main()
