@@ -54,14 +54,17 @@ def train_flops(sizes: list[int]) -> int:
 
 
 def peer_flops(
-    obs: int, actions: int, hidden: list[int], agents: int, rows: int, epochs: int
+    obs: int, actions: int, hidden: list[int], agents: int, rows: int, epochs: int, algorithm1: bool
 ) -> float:
-    """A JAX update's matrix FLOPs: the rollout's actor and critic forwards on every agent's
-    `rows` samples (and the last values), then `epochs` epochs of forward and backward."""
+    """A JAX update's matrix FLOPs for `agents` agents' `rows` samples each: the rollout's
+    forwards (the actor; and the critic, where V is computed once a rollout), then `epochs`
+    epochs of forward and backward, each after fresh forwards of actor and critic on every
+    sample when `algorithm1` (pi_old and V recomputed at each update, as asfed does)."""
     actor, critic = [obs, *hidden, actions], [obs, *hidden, 1]
-    rollout = rows * (forward_flops(actor) + forward_flops(critic))
-    training = epochs * rows * (train_flops(actor) + train_flops(critic))
-    return float(agents * (rollout + training))
+    both = forward_flops(actor) + forward_flops(critic)
+    rollout = rows * (forward_flops(actor) if algorithm1 else both)
+    per_epoch = rows * (train_flops(actor) + train_flops(critic) + (both if algorithm1 else 0))
+    return float(agents * (rollout + epochs * per_epoch))
 
 
 def run_json(cmd: list[str], env: dict[str, str] | None = None) -> dict:
@@ -125,7 +128,9 @@ def main() -> None:
     base_env = dict(os.environ)
     mpe_actions, mpe_agents = 5, 3  # MPE simple spread, as jaxmarl makes it
     hidden = list(ppo.actor_hidden)
-    jax_flops = peer_flops(env0.obs_dim, mpe_actions, hidden, mpe_agents, steps, ppo.epochs)
+    jax_flops = peer_flops(
+        env0.obs_dim, mpe_actions, hidden, mpe_agents, steps, ppo.epochs, algorithm1=True
+    )
     jax_flops /= steps
     for label, (prefix, env) in {
         f"JAX IPPO, asfed's networks, {cores} cores": ([], base_env),
@@ -157,7 +162,13 @@ def main() -> None:
             n_rows = c["NUM_ENVS"] * c["NUM_STEPS"]
             hidden = [64, 64]
             flops = peer_flops(
-                out["obs_dim"], out["actions"], hidden, out["agents"], n_rows, c["UPDATE_EPOCHS"]
+                out["obs_dim"],
+                out["actions"],
+                hidden,
+                out["agents"],
+                n_rows,
+                c["UPDATE_EPOCHS"],
+                False,
             )
             epochs, minibatches = c["UPDATE_EPOCHS"], c["NUM_MINIBATCHES"]
             setup = f"64-64 {c['ACTIVATION']}, one shared, {epochs} x {minibatches}"

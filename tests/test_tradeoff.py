@@ -4,6 +4,7 @@ points reused, bad epsilons refused."""
 from __future__ import annotations
 
 import csv
+import math
 
 from tests.test_simulate_cli import asfed, refused
 
@@ -161,3 +162,38 @@ def test_two_cases_of_one_method_are_two_curves() -> None:
         ("as share_rows=0.1 every=4", math.inf),
     ]
     assert all(s["seeds"] == 2 for s in summary)
+
+
+def test_a_series_whose_leakage_was_not_measured_is_named_not_drawn_at_zero(tmp_path, monkeypatch):
+    """AS with its releases cut to a random tenth of the rows leaves the update attack nothing
+    to compare: its leakage is NaN, and the frontier says so in the legend (with its team
+    returns) instead of placing it at x = 0, the no-leakage line."""
+    from asfed.experiments import tradeoff
+
+    seen = {}
+    monkeypatch.setattr(
+        tradeoff,
+        "legend_outside",
+        lambda ax: seen.update(zip(*ax.get_legend_handles_labels()[::-1], strict=True)),
+    )
+    point = lambda series, eps, leak, ret: {  # noqa: E731
+        "series": series,
+        "epsilon_target": eps,
+        "leakage": leak,
+        "leakage_ci": None,
+        "team_return": ret,
+        "team_return_ci": None,
+    }
+    summary = [
+        point("as", math.inf, 0.5, 5.0),
+        point("as", 4096.0, 0.0, 4.4),
+        point("as cut", math.inf, math.nan, -9.0),
+        point("as cut", 4096.0, math.nan, -8.9),
+    ]
+    tradeoff.frontier(tmp_path / "f.png", summary, "exchange", 4.2)
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    cut = [label for label in seen if label.startswith("as cut")]
+    assert cut == [
+        "as cut: leakage not measured (the attack had nothing usable); team return -9.00 to -8.90"
+    ]
+    assert "as" in seen

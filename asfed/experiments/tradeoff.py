@@ -360,6 +360,16 @@ def frontier(
         )
         x = np.array([s["leakage"] for s in pts], float)
         y = np.array([s["team_return"] for s in pts], float)
+        if not np.isfinite(x).any():  # no point to place: say so in the legend, not at x = 0
+            ax.plot(
+                [],
+                [],
+                ls="none",
+                marker="x",
+                label=f"{method}: leakage not measured (the attack had nothing usable); "
+                f"team return {np.nanmin(y):.2f} to {np.nanmax(y):.2f}",
+            )
+            continue
         xerr = np.abs(np.array([ci(s, "leakage") for s in pts], float).T - x)
         yerr = np.abs(np.array([ci(s, "team_return") for s in pts], float).T - y)
         bars = ax.errorbar(x, y, xerr=xerr, yerr=yerr, marker="o", capsize=3, label=method)

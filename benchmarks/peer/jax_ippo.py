@@ -15,7 +15,9 @@ navigation --method ippo`):
   minibatch per episode's worth of rows (96 of 100 rows for a 9,600-step round), not 4 x 4;
 - two Adams (the actor's and the critic's learning rates, PyTorch's defaults otherwise), no
   gradient clipping, no entropy bonus, no learning-rate annealing, no value clipping;
-- the critic regresses on GAE's returns (asfed: Monte-Carlo returns; the same arithmetic cost).
+- each of the K epochs starts from pi_old <- pi and GAE under the current critic (Algorithm 1;
+  PureJaxRL's structure computes both once a rollout and reuses them, a different algorithm);
+  the critic regresses on Monte-Carlo returns (Eq. 18), not on GAE's.
 
 The environment is JaxMARL's MPE simple spread (3 agents, 25-step episodes, reset inside the
 rollout), not asfed's navigation: asfed's envs are NumPy, and the rollout is 5% of an asfed
@@ -96,19 +98,17 @@ def make_update(cfg: dict):
             x = observe(obs)  # [N, E, D]
             logits = jax.vmap(mlp)(actor, x)  # [N, E, A]
             act = jax.random.categorical(k_act, logits)
-            logp = jnp.take_along_axis(jax.nn.log_softmax(logits), act[..., None], -1)[..., 0]
-            value = jax.vmap(mlp)(critic, x)[..., 0]
             step_keys = jax.random.split(k_env, e)
             obs2, state2, reward, done, _ = jax.vmap(env.step)(
                 step_keys, state, {a: act[i] for i, a in enumerate(agents)}
             )
-            out = (x, act, logp, value, stack(reward), stack(done))
+            out = (x, act, stack(reward), stack(done))
             return (state2, obs2, key), out
 
-        (state, obs, key), (x, act, logp, value, reward, done) = jax.lax.scan(
+        (state, obs, key), (x, act, reward, done) = jax.lax.scan(
             env_step, (state, obs, key), None, t
         )
-        last = jax.vmap(mlp)(critic, observe(obs))[..., 0]  # [N, E]
+        x_last = observe(obs)  # [N, E, D]: the states after the rollout's last step
 
         def gae_step(c, inp):
             gae, next_value = c
@@ -117,16 +117,31 @@ def make_update(cfg: dict):
             gae = delta + cfg["gamma"] * cfg["gae_lambda"] * (1 - d) * gae
             return (gae, v), gae
 
-        _, adv = jax.lax.scan(
-            gae_step, (jnp.zeros_like(last), last), (reward, value, done), reverse=True
+        def return_step(running, inp):  # Eq. 18's Monte-Carlo targets, to each episode's end
+            r, d = inp
+            running = r + cfg["gamma"] * running * (1 - d)
+            return running, running
+
+        _, targets = jax.lax.scan(
+            return_step, jnp.zeros_like(reward[0]), (reward, done), reverse=True
         )
-        targets = adv + value
 
         def per_agent(z: jax.Array) -> jax.Array:  # [T, N, E, ...] -> [N, T * E, ...]
             z = jnp.moveaxis(z, 1, 0)
             return z.reshape((n, rows, *z.shape[3:]))
 
-        data = tuple(per_agent(z) for z in (x, act, logp, adv, targets))
+        def old_and_advantages(actor, critic):
+            """Algorithm 1 at each update: pi_old <- pi, and GAE under the current critic."""
+            logits = jax.vmap(mlp)(actor, x.swapaxes(0, 1))  # [N, T, E, A]
+            logp = jnp.take_along_axis(
+                jax.nn.log_softmax(logits), act.swapaxes(0, 1)[..., None], -1
+            )
+            value = jax.vmap(mlp)(critic, x.swapaxes(0, 1))[..., 0].swapaxes(0, 1)  # [T, N, E]
+            last = jax.vmap(mlp)(critic, x_last)[..., 0]  # [N, E]
+            _, adv = jax.lax.scan(
+                gae_step, (jnp.zeros_like(last), last), (reward, value, done), reverse=True
+            )
+            return logp[..., 0].swapaxes(0, 1), adv
 
         def loss(actor, critic, batch):
             x, act, logp_old, adv, target = batch  # each [N, B, ...]
@@ -145,6 +160,8 @@ def make_update(cfg: dict):
 
         def epoch(c, _):
             actor, critic, opt_a, opt_c, key = c
+            logp, adv = old_and_advantages(actor, critic)
+            data = tuple(per_agent(z) for z in (x, act, logp, adv, targets))
             key, k_perm = jax.random.split(key)
             perms = jax.vmap(lambda k: jax.random.permutation(k, rows))(
                 jax.random.split(k_perm, n)
