@@ -194,6 +194,7 @@ def test_a_series_whose_leakage_was_not_measured_is_named_not_drawn_at_zero(tmp_
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
     cut = [label for label in seen if label.startswith("as cut")]
     assert cut == [
-        "as cut: leakage not measured (the attack had nothing usable); team return -9.00 to -8.90"
+        "as cut:\nleakage not measured (the attack\nhad nothing usable); "
+        "team return\n-9.00 to -8.90"
     ]
     assert "as" in seen

@@ -366,8 +366,8 @@ def frontier(
                 [],
                 ls="none",
                 marker="x",
-                label=f"{method}: leakage not measured (the attack had nothing usable); "
-                f"team return {np.nanmin(y):.2f} to {np.nanmax(y):.2f}",
+                label=f"{method}:\nleakage not measured (the attack\nhad nothing usable); "
+                f"team return\n{np.nanmin(y):.2f} to {np.nanmax(y):.2f}",
             )
             continue
         xerr = np.abs(np.array([ci(s, "leakage") for s in pts], float).T - x)
