@@ -98,25 +98,39 @@ def _local_steps(view: AttackerView, round_: int) -> list[tuple[np.ndarray, np.n
 
 
 def _changes(view: AttackerView, evs: list[Evidence]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(rows `[R]`, signal `[R]`) per release: the first-to-last change of shared preferences at
-    the actor's taken actions (for parameters, the local steps alone where the relay can remove
-    the consensus), or shared values averaged over the round's shares."""
+    """(rows `[R]`, signal `[R]`) per actor: the first-to-last change of shared preferences at
+    the actor's taken actions, row by row between the first and the last share that carried
+    the row (so releases of a random subset of the rows, `--share-rows`, still compare wherever
+    two shares overlap); for parameters, the local steps alone where the relay can remove the
+    consensus; shared values averaged over the round's shares."""
     round_ = evs[0].round
     local = _local_steps(view, round_)
     if local:
         evs = [e for e in evs if e.kind not in PARAM_KINDS]
-    groups: dict[tuple, list[Evidence]] = {}
-    for e in evs:
-        groups.setdefault((e.actor, e.prefs is None, e.rows.tobytes()), []).append(e)
-    actions = view.records[round_].row_actions()
+    record = view.records[round_]
+    actions = record.row_actions()
     out = []
-    for (actor, is_taken, _), items in groups.items():
+    taken: dict[tuple, list[Evidence]] = {}
+    prefs: dict[int, list[Evidence]] = {}
+    for e in evs:
+        if e.prefs is None:
+            taken.setdefault((e.actor, e.rows.tobytes()), []).append(e)
+        else:
+            prefs.setdefault(e.actor, []).append(e)
+    for items in taken.values():
+        out.append((items[0].rows, np.mean([e.taken for e in items], axis=0)))
+    for actor, items in prefs.items():
         items.sort(key=lambda e: e.step)
-        rows = items[0].rows
-        if is_taken:
-            out.append((rows, np.mean([e.taken for e in items], axis=0)))
-        elif len(items) >= 2:
-            delta = centre(items[-1].prefs - items[0].prefs)  # [R, A]
+        m, a = record.num_rows, items[0].prefs.shape[1]
+        first, last = np.zeros((m, a)), np.zeros((m, a))
+        first_step, last_step = np.full(m, -1), np.full(m, -1)
+        for e in items:
+            unseen = first_step[e.rows] < 0
+            first[e.rows[unseen]], first_step[e.rows[unseen]] = e.prefs[unseen], e.step
+            last[e.rows], last_step[e.rows] = e.prefs, e.step
+        rows = np.flatnonzero(last_step > first_step)
+        if rows.size:
+            delta = centre(last[rows] - first[rows])  # [R, A]
             out.append((rows, delta[np.arange(len(rows)), actions[rows, actor]]))
     return local + out
 

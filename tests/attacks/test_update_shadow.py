@@ -27,10 +27,13 @@ def rtg(recs, env, victim: int) -> dict[int, np.ndarray]:
     return out
 
 
-def learner(recs, env, victim: int, follows: bool, seed: int = 0) -> tuple[Message, ...]:
+def learner(
+    recs, env, victim: int, follows: bool, seed: int = 0, share_rows: float = 1.0
+) -> tuple[Message, ...]:
     """A victim sharing its policy twice a round (steps 0 and 1) to two receivers, each copy
     with independent noise; between the steps its log-policy at the taken actions rose with its
-    return-to-go (`follows`) or with noise unrelated to its reward."""
+    return-to-go (`follows`) or with noise unrelated to its reward. With `share_rows` < 1 each
+    message carries its own random subset of the rows (AS's `--share-rows`)."""
     rng = np.random.default_rng(seed)
     g = rtg(recs, env, victim)
     out = []
@@ -45,7 +48,12 @@ def learner(recs, env, victim: int, follows: bool, seed: int = 0) -> tuple[Messa
             p /= p.sum(1, keepdims=True)
             for receiver in (3, 4):
                 noisy = np.clip(p + rng.normal(0, 0.02, p.shape), 1e-6, None)
-                out.append(Message(r, step, victim, receiver, "policy_dist", noisy))
+                if share_rows >= 1:
+                    out.append(Message(r, step, victim, receiver, "policy_dist", noisy))
+                    continue
+                rows = np.sort(rng.choice(m, max(1, round(share_rows * m)), replace=False))
+                msg = Message(r, step, victim, receiver, "policy_dist", noisy[rows], rows)
+                out.append(msg)
     return tuple(out)
 
 
@@ -81,6 +89,18 @@ def test_the_update_attack_names_a_learner_that_follows_its_return_and_not_one_t
         blind = update.from_messages(view(recs, victim, learner(recs, env, victim, False)))
         wrong += abs(blind.scores).max() < 0.1  # no hypothesis explains reward-blind changes
     assert right == 3 and wrong == 3
+
+
+def test_the_update_attack_reads_a_random_subset_of_rows_where_two_shares_overlap() -> None:
+    """With every message on its own random 40% of the rows no two releases carry the same
+    rows; the attack compares each row between the first and the last share that carried it,
+    and still names every victim (reading only identical row sets, it had nothing to compare)."""
+    recs, env = records(episodes=16, rounds=3)
+    for victim in range(3):
+        truth = env.private_params["slot_of"][victim]
+        msgs = learner(recs, env, victim, True, share_rows=0.4)
+        assert len({m.rows.tobytes() for m in msgs}) == len(msgs)
+        assert update.from_messages(view(recs, victim, msgs)).guess == truth
 
 
 def test_the_shadow_model_learns_which_feature_carries_the_type() -> None:
