@@ -87,6 +87,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="asfed: timed rounds a row")
     parser.add_argument("--updates", type=int, default=5, help="JAX IPPO: timed updates")
     parser.add_argument("--methods", default="ippo,as")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where asfed's learners compute (cuda: a GPU); the JAX sides use JAX's default "
+        "device, a GPU where the bench environment has jax[cuda12]",
+    )
     args = parser.parse_args()
     cores = available_cores()
     rows: list[tuple[str, str, float, float]] = []  # system, setup, steps/s, FLOPs/step
@@ -100,8 +106,10 @@ def main() -> None:
         cfg = build_config(env="navigation", method=method, engine="local")
         flops = round_flops(cfg) / steps
         for workers in sorted({1, cores}):
-            seconds = time_rounds(cfg, workers, args.rounds)
+            seconds = time_rounds(cfg, workers, args.rounds, args.device)
             label = f"asfed {method}, {workers} worker{'s' if workers > 1 else ''}"
+            if args.device != "cpu":
+                label += f" ({args.device})"
             rows.append(
                 (label, "128-64 ReLU, separate, K=3 x 96 of 100 rows", steps / seconds, flops)
             )
@@ -183,7 +191,7 @@ def main() -> None:
     print("| " + " | ".join([*head, "vs JAX IPPO, same networks and cores"]) + " |")
     print("|---" * (len(head) + 1) + "|")
     for label, setup, sps, fps in rows:
-        single = label.endswith((" 1 worker", " 1 core"))
+        single = " 1 worker" in label or label.endswith(" 1 core")
         ratio = sps / (peer_one if single else peer_all)
         cells = [label, setup, f"{sps:,.0f}", f"{fps / 1e6:.2f}", f"{sps * fps / 1e9:.1f}"]
         print("| " + " | ".join([*cells, f"{ratio:.2f}"]) + " |")

@@ -119,9 +119,10 @@ def ablated(
             networks.STACK_LIMIT = saved_limit  # type: ignore[attr-defined]
 
 
-def time_rounds(cfg, workers: int, rounds: int) -> float:
-    """Seconds a round (mean of `rounds` after one warm-up round)."""
-    sim = Simulation(cfg, workers=workers) if workers > 1 else Simulation(cfg)
+def time_rounds(cfg, workers: int, rounds: int, device: str = "cpu") -> float:
+    """Seconds a round (mean of `rounds` after one warm-up round), learners on `device`."""
+    on = {} if device == "cpu" else {"device": device}  # an older asfed takes no device
+    sim = Simulation(cfg, workers=workers, **on) if workers > 1 else Simulation(cfg, **on)
     try:
         sim.run_round()
         start = time.perf_counter()
