@@ -231,6 +231,21 @@ def test_series_read_in_numeric_order_with_no_noise_named_and_last(sweep) -> Non
     ]
 
 
+def test_a_method_that_does_not_read_rho_is_not_labelled_with_it(sweep) -> None:
+    """AS at two rho beside IPPO (cleanup-diagnosis): "as rho=1", "as rho=1000", "ippo"."""
+    (source,) = collect([sweep])
+    as_run = next(r for r in source.runs if r.config["method"] == "as")
+    other = next(r for r in source.runs if r.config["method"] != "as")
+    source.runs = [
+        dataclasses.replace(as_run, config={**as_run.config, "rho": 1000.0}),
+        dataclasses.replace(as_run, config={**as_run.config, "rho": 1.0}),
+        dataclasses.replace(other, config={**other.config, "rho": 1000.0}),
+    ]
+    (panel,) = panels(source)
+    method = other.config["method"]
+    assert sorted(s.label for s in panel.series) == sorted(["as rho=1", "as rho=1000", method])
+
+
 def test_a_named_section_is_rewritten_and_the_main_one_kept(tmp_path) -> None:
     page = tmp_path / "results.md"
     named = "<!-- asfed-results:ssd:begin -->\nold ssd\n<!-- asfed-results:ssd:end -->"

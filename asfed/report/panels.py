@@ -31,6 +31,9 @@ LEARNER = (
 # Settings that name neither: the seed is pooled, the rest do not change the numbers or only
 # the length of the curve.
 IGNORED = ("seed", "rounds", "log_every", "checkpoint_every", "engine")
+# Learner settings only some methods read: a series of another method is not labelled with them
+# (IPPO beside AS at several rho is "ippo", not "ippo rho=1000").
+READ_BY = {"rho": {"as"}, "layout": {"as"}}
 # Env options the references depend on (config key -> make_vec_env option); zap and private
 # weights are options of cleanup and harvest only.
 ENV_OPTIONS = {"agents": "num_agents", "horizon": "horizon"}
@@ -156,7 +159,12 @@ def panels(source: Source) -> list[Panel]:
         )
         by_series: dict[str, list[Run]] = {}
         for run in runs:
-            extra = " ".join(f"{k}={_fmt(config_value(run.config, k), k)}" for k in learner)
+            method = run.config["method"]
+            extra = " ".join(
+                f"{k}={_fmt(config_value(run.config, k), k)}"
+                for k in learner
+                if method in READ_BY.get(k, {method})
+            )
             by_series.setdefault(f"{run.config['method']} {extra}".strip(), []).append(run)
         series = [Series(label, rs[0].config["method"], rs) for label, rs in by_series.items()]
         setting = ", ".join(f"{k}={_fmt(config_value(cfg, k), k)}" for k in shown if k != "agents")
