@@ -235,3 +235,5 @@ def test_a_long_run_says_its_cost_and_a_known_frozen_setting_says_so_first(monke
     command._print_expectations(build_config(env="cleanup", rounds=2, episodes=1))
     text = command.console.export_text()
     assert "rho = 1e3" in text and "`--rho 10`" in text and "fig2-cleanup-tuned" in text
+    command._print_expectations(build_config(env="harvest", rounds=2, episodes=1))
+    assert "IPPO reached 114-115" in command.console.export_text()
