@@ -257,7 +257,7 @@ class Agent(ABC):
         """Close the round: this round's private diagnostics go to the agent's own storage."""
         self._rounds_done += 1
         if self.store is not None and self._stats:
-            row = {"round": round_, **{k: mean(v) for k, v in sorted(self._stats.items())}}
+            row = {"round": round_, **{k: lockstep.mean(v) for k, v in sorted(self._stats.items())}}
             self.store.append_diagnostics(row)
 
     def record(self, **stats: float) -> None:
@@ -412,11 +412,6 @@ class Agent(ABC):
 def adam(params: Any, lr: float) -> torch.optim.Adam:
     """Adam with PyTorch's defaults (the paper's optimiser), run by the fused kernel."""
     return torch.optim.Adam(params, lr=lr, fused=True)
-
-
-def mean(values: list[float]) -> float:
-    """The mean of a round's per-minibatch statistics (NaN when there were none)."""
-    return float(np.mean(values)) if values else float("nan")
 
 
 def flat_params(module: nn.Module) -> np.ndarray:

@@ -138,7 +138,12 @@ def _run(streams: list[tuple[Learner, Stream]]) -> None:
             agent.params_changed()
     for (agent, stream), values in zip(streams, losses, strict=True):
         if stream.summary is not None:
-            agent.record(**{stream.summary: float(np.mean(values)) if values else float("nan")})
+            agent.record(**{stream.summary: mean(values)})
+
+
+def mean(values: list[float]) -> float:
+    """The mean of a round's per-minibatch statistics (NaN when there were none)."""
+    return float(np.mean(values)) if values else float("nan")
 
 
 def joint_optimizer(opts: list[torch.optim.Optimizer]) -> torch.optim.Optimizer:
