@@ -101,8 +101,9 @@ def _changes(view: AttackerView, evs: list[Evidence]) -> list[tuple[np.ndarray, 
     """(rows `[R]`, signal `[R]`) per actor: the first-to-last change of shared preferences at
     the actor's taken actions, row by row between the first and the last share that carried
     the row (so releases of a random subset of the rows, `--share-rows`, still compare wherever
-    two shares overlap); for parameters, the local steps alone where the relay can remove the
-    consensus; shared values averaged over the round's shares."""
+    two shares overlap; a step's copies averaged row by row, `_per_step`); for parameters,
+    the local steps alone where the relay can remove the consensus; shared values averaged
+    over the round's shares."""
     round_ = evs[0].round
     local = _local_steps(view, round_)
     if local:
@@ -120,19 +121,37 @@ def _changes(view: AttackerView, evs: list[Evidence]) -> list[tuple[np.ndarray, 
     for items in taken.values():
         out.append((items[0].rows, np.mean([e.taken for e in items], axis=0)))
     for actor, items in prefs.items():
-        items.sort(key=lambda e: e.step)
         m, a = record.num_rows, items[0].prefs.shape[1]
         first, last = np.zeros((m, a)), np.zeros((m, a))
         first_step, last_step = np.full(m, -1), np.full(m, -1)
-        for e in items:
-            unseen = first_step[e.rows] < 0
-            first[e.rows[unseen]], first_step[e.rows[unseen]] = e.prefs[unseen], e.step
-            last[e.rows], last_step[e.rows] = e.prefs, e.step
+        for step, prefs_at in _per_step(items, m, a):
+            have = ~np.isnan(prefs_at[:, 0])
+            unseen = have & (first_step < 0)
+            first[unseen], first_step[unseen] = prefs_at[unseen], step
+            last[have], last_step[have] = prefs_at[have], step
         rows = np.flatnonzero(last_step > first_step)
         if rows.size:
             delta = centre(last[rows] - first[rows])  # [R, A]
             out.append((rows, delta[np.arange(len(rows)), actions[rows, actor]]))
     return local + out
+
+
+def _per_step(items: list[Evidence], m: int, a: int) -> list[tuple[int, np.ndarray]]:
+    """Each step's preferences over the round's rows `[M, A]` (NaN on rows no copy carried),
+    every copy of the step averaged row by row: copies to different neighbours may carry
+    different random row subsets (`--share-rows`), and under DP each carries its own noise, so
+    a row seen twice is read from the mean of both (in probability space, as `evidence`
+    averages copies with identical rows; weighted by how many copies each item already
+    averages)."""
+    out = []
+    for step in sorted({e.step for e in items}):
+        total, count = np.zeros((m, a)), np.zeros(m)
+        for e in (e for e in items if e.step == step):
+            total[e.rows] += e.copies * np.exp(e.prefs)
+            count[e.rows] += e.copies
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out.append((step, np.log(total / count[:, None])))
+    return out
 
 
 def from_messages(view: AttackerView) -> TypeGuess | NoEvidence:

@@ -103,6 +103,25 @@ def test_the_update_attack_reads_a_random_subset_of_rows_where_two_shares_overla
         assert update.from_messages(view(recs, victim, msgs)).guess == truth
 
 
+def test_copies_of_one_step_on_different_rows_are_averaged_row_by_row() -> None:
+    """Two neighbours' copies of one release, each on its own rows with its own noise: a row
+    both carried is read from the mean of the two (weighted by the copies each already
+    averages), a row one carried from that one, a row neither carried is missing."""
+    from attacks.channels import Evidence
+
+    p1 = np.array([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5]])
+    p2 = np.array([[0.4, 0.6], [0.3, 0.7]])
+    one = Evidence(0, np.array([0, 1, 2]), 1, prefs=np.log(p1))
+    two = Evidence(0, np.array([1, 3]), 1, prefs=np.log(p2))
+    one.step = two.step = 0
+    one.copies, two.copies = 1, 3  # `two` already averages three identical-row copies
+    ((step, got),) = update._per_step([one, two], 5, 2)
+    assert step == 0
+    assert np.allclose(np.exp(got[0]), p1[0]) and np.allclose(np.exp(got[2]), p1[2])
+    assert np.allclose(np.exp(got[1]), (p1[1] + 3 * p2[0]) / 4)
+    assert np.allclose(np.exp(got[3]), p2[1]) and np.isnan(got[4]).all()
+
+
 def test_the_shadow_model_learns_which_feature_carries_the_type() -> None:
     """Synthetic shadow secrets whose `update` column carries the type and whose others are
     noise: the fitted model weighs `update` most and names held-out secrets; the actions-only
