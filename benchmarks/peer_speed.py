@@ -23,6 +23,7 @@ counts asfed's; XLA's own cost analysis counts a scanned loop's body once and is
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -93,6 +94,12 @@ def main() -> None:
         help="where asfed's learners compute (cuda: a GPU); the JAX sides use JAX's default "
         "device, a GPU where the bench environment has jax[cuda12]",
     )
+    parser.add_argument(
+        "--compile-steps",
+        action="store_true",
+        help="also time asfed with compile_steps (torch.compile per agent; after a warm-up "
+        "round that compiles)",
+    )
     args = parser.parse_args()
     cores = available_cores()
     rows: list[tuple[str, str, float, float]] = []  # system, setup, steps/s, FLOPs/step
@@ -102,12 +109,14 @@ def main() -> None:
     steps = cfg0.num_episodes() * env0.horizon
     ppo = paper_config("navigation")
     print(f"{cores} cores; navigation: {env0.num_agents} agents, {steps:,} env steps a round")
-    for method in args.methods.split(","):
-        cfg = build_config(env="navigation", method=method, engine="local")
-        flops = round_flops(cfg) / steps
+    variants = [False, True] if args.compile_steps else [False]
+    for method, compiled in itertools.product(args.methods.split(","), variants):
+        cfg = build_config(env="navigation", method=method, engine="local", compile_steps=compiled)
+        flops = round_flops(dataclasses.replace(cfg, compile_steps=False)) / steps
         for workers in sorted({1, cores}):
             seconds = time_rounds(cfg, workers, args.rounds, args.device)
-            label = f"asfed {method}, {workers} worker{'s' if workers > 1 else ''}"
+            label = f"asfed {method}{' compiled' if compiled else ''}, "
+            label += f"{workers} worker{'s' if workers > 1 else ''}"
             if args.device != "cpu":
                 label += f" ({args.device})"
             rows.append(

@@ -237,3 +237,15 @@ def test_a_long_run_says_its_cost_and_a_known_frozen_setting_says_so_first(monke
     assert "rho = 1e3" in text and "`--rho 10`" in text and "fig2-cleanup-tuned" in text
     command._print_expectations(build_config(env="harvest", rounds=2, episodes=1))
     assert "IPPO reached 114-115" in command.console.export_text()
+
+
+def test_compiled_steps_without_a_compiler_are_refused_before_training(monkeypatch) -> None:
+    """torch.compile on the CPU builds C++; without a compiler the config says so up front,
+    rather than a run failing in its first update."""
+    from asfed.errors import AsfedError
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr("asfed.config.shutil.which", lambda name: None)
+    with pytest.raises(AsfedError, match=r"compile_steps needs a C\+\+ compiler"):
+        build_config(env="exchange", compile_steps=True)
+    build_config(env="exchange")  # the default needs none

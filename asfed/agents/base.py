@@ -79,6 +79,7 @@ class AgentSpec:
     device: where the agent's networks learn ("cpu" or a torch device such as "cuda:0").
     dp: noise the agent adds to every message it sends (`asfed.comm.dp`; None: none).
     share_rows: the fraction of a round's rows AS shares each share (1: all, the paper's).
+    compile_steps: run the minibatch steps through `torch.compile` (`lockstep.compiled_forward`).
     """
 
     agent_id: int
@@ -94,6 +95,7 @@ class AgentSpec:
     dp: DPSettings | None = None
     device: str = "cpu"
     share_rows: float = 1.0
+    compile_steps: bool = False
 
 
 @dataclasses.dataclass
@@ -121,6 +123,7 @@ class Agent(ABC):
         """Without a secret (`hold`) the agent is an acting copy: it can act but not learn."""
         self.spec = spec
         self.id = spec.agent_id
+        self.compiled = spec.compile_steps
         self.secret: AgentSecret | None = None
         self.device = torch.device(spec.device)
         torch.manual_seed(spec.seed)  # network initialisation, reproducible per agent

@@ -145,6 +145,7 @@ class Simulation:
                 dp=self.dp,
                 device=self.device,
                 share_rows=cfg.share_rows,
+                compile_steps=cfg.compile_steps,
             )
             for i in range(n)
         ]

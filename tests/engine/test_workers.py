@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,9 @@ from asfed.errors import AsfedError
 
 def simulate(out: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-c", "from asfed.cli import main; main()", "simulate", *args]
-    env = {"COLUMNS": "200", "PATH": "", "OMP_NUM_THREADS": "1"}
+    # torch.compile on the CPU builds C++: compiled runs see the compiler, the rest nothing.
+    path = os.path.dirname(shutil.which("g++") or "") if "--compile-steps" in args else ""
+    env = {"COLUMNS": "200", "PATH": path, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(
         [*cmd, "--out", str(out)], capture_output=True, text=True, timeout=300, env=env
     )
@@ -38,12 +41,18 @@ def run_files(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.skipif(os.cpu_count() == 1, reason="two workers need two cores")
-@pytest.mark.parametrize("method", ["as", "ps"])
-def test_one_and_two_workers_write_identical_runs(tmp_path, method) -> None:
+@pytest.mark.parametrize(
+    ("method", "compiled"),
+    [("as", False), ("ps", False), ("as", True)],
+    ids=["as", "ps", "as-compiled"],
+)
+def test_one_and_two_workers_write_identical_runs(tmp_path, method, compiled) -> None:
+    """Compiled steps too: each agent's graph depends on its own steps only, never on which
+    agents share its process (`asfed.agents.lockstep.compiled_forward`)."""
     common = (
         "--env", "navigation", "--method", method, "--episodes", "2", "--rounds", "3",
         "--horizon", "20", "--engine", "local", "--log-every", "1", "--checkpoint-every", "2",
-        "--private-seed", "11",
+        "--private-seed", "11", *(["--compile-steps"] if compiled else []),
     )  # fmt: skip
     one, two = tmp_path / "one", tmp_path / "two"
     simulate(one, *common, "--workers", "1")
