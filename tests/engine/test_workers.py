@@ -43,7 +43,15 @@ def run_files(folder: Path) -> dict[str, bytes]:
 @pytest.mark.skipif(os.cpu_count() == 1, reason="two workers need two cores")
 @pytest.mark.parametrize(
     ("method", "compiled"),
-    [("as", False), ("ps", False), ("as", True)],
+    [
+        ("as", False),
+        ("ps", False),
+        pytest.param(
+            "as",
+            True,
+            marks=pytest.mark.skipif(shutil.which("g++") is None, reason="compiling needs g++"),
+        ),
+    ],
     ids=["as", "ps", "as-compiled"],
 )
 def test_one_and_two_workers_write_identical_runs(tmp_path, method, compiled) -> None:
