@@ -123,7 +123,6 @@ class Agent(ABC):
         """Without a secret (`hold`) the agent is an acting copy: it can act but not learn."""
         self.spec = spec
         self.id = spec.agent_id
-        self.compiled = spec.compile_steps
         self.secret: AgentSecret | None = None
         self.device = torch.device(spec.device)
         torch.manual_seed(spec.seed)  # network initialisation, reproducible per agent
@@ -188,6 +187,11 @@ class Agent(ABC):
     def tensor(self, array: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
         """An array as a tensor on the agent's device."""
         return torch.as_tensor(array, dtype=dtype, device=self.device)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether lockstep runs this agent's steps compiled (`lockstep.compiled_forward`)."""
+        return self.spec.compile_steps
 
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:
         """`compute()`, or its result from earlier in the round if no parameter has changed

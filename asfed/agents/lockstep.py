@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -146,6 +147,8 @@ def _run(streams: list[tuple[Learner, Stream]]) -> None:
 def _forward(streams: list[tuple[Learner, Stream]], j: int) -> list[tuple[torch.Tensor, Any]]:
     """Step j's forward pass of each stream, in order. An agent with `compiled` set runs its
     streams' steps as one compiled call (`compiled_forward`), the others eagerly."""
+    if not any(agent.compiled for agent, _ in streams):  # the default: nothing to group
+        return [stream.steps[j]() for _, stream in streams]
     out: list[Any] = [None] * len(streams)
     agents: dict[int, list[int]] = {}
     for pos, (agent, _) in enumerate(streams):
@@ -164,7 +167,16 @@ def _calls(steps: list[Step]) -> list[tuple[torch.Tensor, dict[str, torch.Tensor
     return [step() for step in steps]
 
 
-_COMPILED: list[Callable[[list[Step]], list[Any]]] = []
+@functools.cache
+def _compiled_calls() -> Callable[[list[Step]], list[Any]]:
+    """`_calls` compiled, once a process, with dynamo's limits set for one graph per agent and
+    size class (many agents need many entries; reaching the limit raises)."""
+    import torch._dynamo.config as dynamo
+
+    dynamo.recompile_limit = max(dynamo.recompile_limit, 1024)
+    dynamo.accumulated_recompile_limit = max(dynamo.accumulated_recompile_limit, 8192)
+    dynamo.fail_on_recompile_limit_hit = True
+    return torch.compile(_calls, dynamic=True)
 
 
 def compiled_forward(steps: list[Step]) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
@@ -180,15 +192,7 @@ def compiled_forward(steps: list[Step]) -> list[tuple[torch.Tensor, dict[str, to
     or sizes the process compiled before; reaching the recompile limit raises rather than
     silently falling back to eager. Compiled and eager agree only to rounding (inductor fuses
     and reorders elementwise work), so `compile_steps` is a setting, off by default."""
-    if not _COMPILED:
-        import torch._dynamo.config as dynamo
-
-        # One graph per agent and size class: many agents need many entries.
-        dynamo.recompile_limit = max(dynamo.recompile_limit, 1024)
-        dynamo.accumulated_recompile_limit = max(dynamo.accumulated_recompile_limit, 8192)
-        dynamo.fail_on_recompile_limit_hit = True
-        _COMPILED.append(torch.compile(_calls, dynamic=True))
-    return _COMPILED[0](steps)
+    return _compiled_calls()(steps)
 
 
 def mean(values: list[float]) -> float:
