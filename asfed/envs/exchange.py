@@ -111,23 +111,31 @@ class Exchange(VecEnv):
         feats[..., 0] = 1.0
         s.pos = grid.move(s.pos, np.where(actions < 4, actions, -1), SIZE, SIZE)
 
-        near = grid.manhattan(s.pos[:, :, None, :], s.boxes[:, None, :, :]) <= 1  # [B, agent, slot]
-        not_own = np.arange(3)[None, :] != box_of[:, None]  # [agent, slot]
-        eligible = near & not_own[None] & (s.status == CLOSED)[:, None, :]
-        eligible &= (actions == self.action_names.index("open"))[..., None]
-        has = eligible.any(-1)
-        target = np.where(has, eligible.argmax(-1), -1)  # [B, agent]: lowest eligible slot
-        claims = (target[:, :, None] == np.arange(3)[None, None, :]) & has[..., None]
-        first_claim = claims & (np.cumsum(claims, axis=1) == 1)  # lowest agent per slot
-        opened_by = first_claim.any(-1)  # [B, agent]
-        feats[..., 1] = opened_by
-        s.status[first_claim.any(1)] = OPEN
+        # Over the 3 slots and 3 agents the loops are unrolled: numpy's reductions over such
+        # short axes cost more than the arithmetic (the attacks' counterfactuals call this on
+        # millions of rows).
+        closed = s.status == CLOSED  # [B, slot]
+        opens = actions == self.action_names.index("open")  # [B, agent]
+        dist = [grid.manhattan(s.pos, s.boxes[:, None, k, :]) for k in range(3)]  # [B, agent]
+        target = np.full(actions.shape, -1)  # [B, agent]: lowest eligible slot, -1 none
+        for k in (2, 1, 0):  # the lowest eligible slot wins
+            eligible = opens & (dist[k] <= 1) & (box_of != k)[None, :] & closed[:, k, None]
+            target[eligible] = k
+        for k in range(3):
+            claims = target == k  # [B, agent]
+            c0, c1, c2 = claims[:, 0], claims[:, 1], claims[:, 2]
+            feats[:, 0, 1] += c0  # the lowest claiming agent opens the slot
+            feats[:, 1, 1] += c1 & ~c0
+            feats[:, 2, 1] += c2 & ~c0 & ~c1
+            s.status[c0 | c1 | c2, k] = OPEN
 
-        on_box = (s.pos[:, :, None, :] == s.boxes[:, None, :, :]).all(-1)  # [B, agent, slot]
-        on_open = on_box & (s.status == OPEN)[:, None, :]
-        feats[..., 2:] = on_open
-        eaten = on_open & (np.arange(3)[None, :] == box_of[:, None])[None]
-        s.status[eaten.any(1)] = EMPTY
+        for k in range(3):
+            on_box = (s.pos[..., 0] == s.boxes[:, None, k, 0]) & (
+                s.pos[..., 1] == s.boxes[:, None, k, 1]
+            )  # [B, agent]
+            on_open = on_box & (s.status[:, k] == OPEN)[:, None]
+            feats[..., 2 + k] = on_open
+            s.status[on_open[:, box_of == k].any(1), k] = EMPTY  # its owner ate
         s.t += 1
         return s, feats
 

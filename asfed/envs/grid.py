@@ -10,6 +10,9 @@ import numpy as np
 
 MOVE_NAMES = ("up", "down", "left", "right")
 DIRS = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int64)
+# `move`'s per-axis steps by direction + 1 (index 0: stay), so no [..., 2] temporaries are made.
+_ROW_STEP = np.concatenate([[0], DIRS[:, 0]])
+_COL_STEP = np.concatenate([[0], DIRS[:, 1]])
 
 
 def parse_map(rows: tuple[str, ...]) -> np.ndarray:
@@ -30,10 +33,10 @@ def move(pos: np.ndarray, direction: np.ndarray, height: int, width: int) -> np.
 
     pos: int `[B, K, 2]`; direction: int `[B, K]`. Returns a new int64 `[B, K, 2]`.
     """
-    delta = np.where((direction >= 0)[..., None], DIRS[np.clip(direction, 0, 3)], 0)
-    new = pos + delta
-    np.clip(new[..., 0], 0, height - 1, out=new[..., 0])
-    np.clip(new[..., 1], 0, width - 1, out=new[..., 1])
+    step = np.clip(direction, -1, 3) + 1  # 0: stay; 1-4: DIRS[0-3]
+    new = np.empty(np.broadcast_shapes(pos.shape, (*np.shape(direction), 2)), np.int64)
+    np.clip(pos[..., 0] + _ROW_STEP[step], 0, height - 1, out=new[..., 0])
+    np.clip(pos[..., 1] + _COL_STEP[step], 0, width - 1, out=new[..., 1])
     return new
 
 
@@ -100,7 +103,7 @@ def write_positions(
 
 def manhattan(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Manhattan distance between positions `[..., 2]` (broadcasting)."""
-    return np.abs(a - b).sum(-1)
+    return np.abs(a[..., 0] - b[..., 0]) + np.abs(a[..., 1] - b[..., 1])
 
 
 def step_toward(pos: np.ndarray, target: np.ndarray) -> np.ndarray:
