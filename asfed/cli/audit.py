@@ -20,6 +20,7 @@ from asfed.cli.common import (
 )
 from asfed.cli.common import private_seed as read_private_seed
 from asfed.errors import AsfedError
+from asfed.threads import one_thread
 
 # The command's options, declared once here so its signature reads in a glance.
 RunsOption = Annotated[
@@ -142,6 +143,7 @@ def audit(
     from audits.audit_files import table as render
     from audits.audit_files import write
 
+    one_thread()  # the attacks' numpy is single-threaded per process (asfed.threads)
     if dp_check:
         _dp_check(runs or [])
         return

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from asfed.agents.base import AgentSpec
 from asfed.agents.methods import METHODS, Method
@@ -44,6 +43,7 @@ from asfed.engine.world import rollout
 from asfed.envs import ENVS, make_vec_env
 from asfed.envs.base import VecEnv
 from asfed.errors import AsfedError
+from asfed.threads import one_thread
 
 FederationFactory = Callable[[Method, list[AgentSpec]], Federation]
 
@@ -108,7 +108,7 @@ class Simulation:
         (`cpu`, `cuda[:N]`, `auto`); rollouts stay on the CPU's vectorised envs. secrets: the
         run's deal (None: dealt here from `private_seed`, or from OS entropy if that is None,
         and handed out to the agents' storage)."""
-        torch.set_num_threads(1)
+        one_thread()
         self.cfg = cfg
         self.method, self.env, self.topology = prepare(cfg)
         if secrets is None:  # standalone (tests, estimates): deal afresh, as the driver would

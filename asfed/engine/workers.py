@@ -37,6 +37,7 @@ from asfed.dealer import AgentSecret
 from asfed.engine.federation import Federation, own_secret, step_agents
 from asfed.errors import AsfedError
 from asfed.lifetime import die_with_parent
+from asfed.threads import one_thread
 
 
 class WorkerFederation(Federation):
@@ -161,7 +162,7 @@ class WorkerFederation(Federation):
 
 def _serve(pipe: Connection) -> None:
     """A worker: build its agents, then answer commands until told to close."""
-    torch.set_num_threads(1)
+    one_thread()
     agents: dict[int, Agent] = {}
     while True:
         try:

@@ -103,13 +103,12 @@ def train_run(
     returns the seconds it took. Runs in a worker process (or in this one, with one worker).
     private_seed: a new run's secrets' seed (None: fresh entropy; a resumed run keeps its own).
     device: where its learners compute (cpu, cuda, cuda:N; the numbers need not match cpu's)."""
-    import torch
-
     from asfed.engine.driver import resume, start, train
     from asfed.runs import CONFIG
+    from asfed.threads import one_thread
 
     began = time.perf_counter()
-    torch.set_num_threads(1)
+    one_thread()
     path = Path(path)
     if rounds_done(path) < cfg.rounds:
         if (path / CONFIG).exists():
