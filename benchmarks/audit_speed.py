@@ -9,6 +9,10 @@ the audit twice: first with the shadows' features still to compute, then with th
 "once its shadow runs exist" means). The goal on a 2-core machine is <= 60 s.
 
     python benchmarks/audit_speed.py [--rounds 30] [--episodes 96] [--out /tmp/asfed-audit-bench]
+
+With `--target RUN --shadows FOLDER` it trains nothing and times the audit of a finished run
+against shadows that already exist (e.g. a run of `asfed audit --scenario privacy-exchange-paper`
+and its `shadows/`), twice as above.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 from asfed.config import build_config
 from asfed.engine.driver import start, train
 from audits.audit import QUESTIONS, Shadows, audit_run
-from audits.shadows import check, learn
+from audits.shadows import check, learn, matching
 
 
 def main() -> None:
@@ -29,7 +33,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--episodes", type=int, default=96)
     parser.add_argument("--out", type=Path, default=Path("/tmp/asfed-audit-bench"))
+    parser.add_argument("--target", type=Path, help="a finished run to audit (trains nothing)")
+    parser.add_argument("--shadows", type=Path, help="with --target: its shadow runs' folder")
     args = parser.parse_args()
+    if (args.target is None) != (args.shadows is None):
+        parser.error("--target and --shadows go together")
+    if args.target is not None:
+        candidates = sorted(p for p in args.shadows.iterdir() if (p / "config.toml").exists())
+        time_audit(args.target, matching(args.target, candidates))
+        return
     shutil.rmtree(args.out, ignore_errors=True)
     runs = []
     t = time.perf_counter()
@@ -50,7 +62,11 @@ def main() -> None:
         f"trained 3 runs of {args.rounds} logged rounds of {args.episodes} episodes in "
         f"{time.perf_counter() - t:.0f} s"
     )
-    target, shadows = runs[0], runs[1:]
+    time_audit(runs[0], runs[1:])
+
+
+def time_audit(target: Path, shadows: list[Path]) -> None:
+    """Time every attack on `target`, first as the shadows' features stand, then cached."""
     check([target], shadows)
     for label in ("shadow features computed", "shadow features cached"):
         t = time.perf_counter()
