@@ -100,6 +100,73 @@ def test_exchange_non_owner_on_open_box_does_not_eat() -> None:
     assert env.state.status[0, 0] == OPEN
 
 
+def _exchange_step_by_the_rules(pos, boxes, status, actions, box_of):
+    """One copy's step, written from the module docstring in plain loops: moves (clipped), then
+    each `open` opens the lowest closed slot in reach that is not the agent's own, the
+    lowest-indexed agent winning a contested slot, then owners on their open boxes eat."""
+    moves = {0: (-1, 0), 1: (1, 0), 2: (0, -1), 3: (0, 1)}
+    pos = [list(p) for p in pos]
+    status = list(status)
+    feats = np.zeros((3, 5))
+    feats[:, 0] = 1.0
+    for i, a in enumerate(actions):
+        if a in moves:
+            pos[i] = [
+                min(4, max(0, pos[i][0] + moves[a][0])),
+                min(4, max(0, pos[i][1] + moves[a][1])),
+            ]
+    claimed = set()
+    for i, a in enumerate(actions):
+        if a != 4:
+            continue
+        reach = [
+            k
+            for k in range(3)
+            if abs(pos[i][0] - boxes[k][0]) + abs(pos[i][1] - boxes[k][1]) <= 1
+            and box_of[i] != k
+            and status[k] == CLOSED
+        ]
+        if reach and reach[0] not in claimed:
+            claimed.add(reach[0])
+            feats[i, 1] = 1.0
+    for k in claimed:
+        status[k] = OPEN
+    eaten = set()
+    for i in range(3):
+        for k in range(3):
+            if pos[i] == list(boxes[k]) and status[k] == OPEN:
+                feats[i, 2 + k] = 1.0
+                if box_of[i] == k:
+                    eaten.add(k)
+    for k in eaten:
+        status[k] = EMPTY
+    return pos, status, feats
+
+
+def test_exchange_vectorised_step_matches_the_rules_copy_by_copy() -> None:
+    """Crowded random states (agents and boxes on a 2 x 2 corner, most agents opening), so
+    contested slots, boxes in reach of several agents and owners on open boxes all occur."""
+    rng = np.random.default_rng(7)
+    b = 2000
+    env = asfed.make_vec_env("exchange", b, seed=0)
+    env.reset()
+    s = env.get_state()
+    s.pos[:] = rng.integers(0, 2, (b, 3, 2))
+    s.boxes[:] = rng.integers(0, 2, (b, 3, 2))
+    s.status[:] = rng.integers(0, 3, (b, 3))
+    actions = rng.choice([0, 1, 2, 3, 4, 4, 4, 5], (b, 3))
+    for cand in env.feature_candidates():
+        feats = env.reward_features(s, actions, private=cand)
+        nxt, _ = env._transition(s, env.check_actions(actions), cand)
+        for c in range(b):
+            pos, status, want = _exchange_step_by_the_rules(
+                s.pos[c], s.boxes[c], s.status[c], actions[c], cand["box_of"]
+            )
+            assert nxt.pos[c].tolist() == pos and nxt.status[c].tolist() == status, c
+            np.testing.assert_array_equal(feats[c], want)
+    assert (feats[:, :, 1] == 1).sum(0).min() > 0  # every agent opened somewhere
+
+
 # ---- cleanup ------------------------------------------------------------------------------
 
 
