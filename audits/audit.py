@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +176,54 @@ def audit_run(
             row.extra["dp_delta"] = cfg.dp_delta if cfg.private else 0.0
             out.append(row)
     return out
+
+
+def audit_runs(
+    paths: list[Path],
+    attacks: list[str],
+    attacker: str = "relay",
+    victims: list[int] | None = None,
+    shadows: dict[str, Shadows] | None = None,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[VictimScore]:
+    """`audit_run` on every run, as rows in run order then victim order, with the (run, victim)
+    pairs spread over `workers` processes. Each pair is attacked on its own view with
+    deterministic attacks, so the rows are the same for any `workers`; more than one pays on
+    long runs, where one AS victim of a 300-round exchange run takes most of a minute.
+    shadows: each run's shadow models, by str(path). progress(done, total) after each pair."""
+    shadows = shadows or {}
+    report = progress or (lambda done, total: None)
+    tasks = []
+    for path in paths:
+        n = int(run_config(Path(path)).agents or 0)
+        listener = parse_attacker(attacker, n)
+        for j in victims if victims is not None else [j for j in range(n) if j != listener]:
+            tasks.append((Path(path), attacks, attacker, [j], shadows.get(str(path))))
+    report(0, len(tasks))
+    if workers <= 1 or len(tasks) <= 1:
+        out = []
+        for i, task in enumerate(tasks):
+            out += audit_run(*task)
+            report(i + 1, len(tasks))
+        return out
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        min(workers, len(tasks)), mp_context=ctx, initializer=_init, initargs=(os.getpid(),)
+    ) as pool:
+        futures = [pool.submit(audit_run, *task) for task in tasks]
+        for i, _ in enumerate(as_completed(futures)):
+            report(i + 1, len(tasks))
+        return [row for f in futures for row in f.result()]
+
+
+def _init(parent: int) -> None:
+    """An attack process: one library thread, killed by the kernel if the audit dies."""
+    from asfed.lifetime import die_with_parent
+    from asfed.threads import one_thread
+
+    die_with_parent(parent)
+    one_thread()
 
 
 def _team_return(path: Path) -> float:

@@ -18,13 +18,14 @@ and its `shadows/`), twice as above.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
 from pathlib import Path
 
 from asfed.config import build_config
 from asfed.engine.driver import start, train
-from audits.audit import QUESTIONS, Shadows, audit_run
+from audits.audit import QUESTIONS, Shadows, audit_runs
 from audits.shadows import check, learn, matching
 
 
@@ -33,6 +34,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--episodes", type=int, default=96)
     parser.add_argument("--out", type=Path, default=Path("/tmp/asfed-audit-bench"))
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="victims attacked at once"
+    )
     parser.add_argument("--target", type=Path, help="a finished run to audit (trains nothing)")
     parser.add_argument("--shadows", type=Path, help="with --target: its shadow runs' folder")
     args = parser.parse_args()
@@ -40,7 +44,7 @@ def main() -> None:
         parser.error("--target and --shadows go together")
     if args.target is not None:
         candidates = sorted(p for p in args.shadows.iterdir() if (p / "config.toml").exists())
-        time_audit(args.target, matching(args.target, candidates))
+        time_audit(args.target, matching(args.target, candidates), args.workers)
         return
     shutil.rmtree(args.out, ignore_errors=True)
     runs = []
@@ -62,19 +66,22 @@ def main() -> None:
         f"trained 3 runs of {args.rounds} logged rounds of {args.episodes} episodes in "
         f"{time.perf_counter() - t:.0f} s"
     )
-    time_audit(runs[0], runs[1:])
+    time_audit(runs[0], runs[1:], args.workers)
 
 
-def time_audit(target: Path, shadows: list[Path]) -> None:
-    """Time every attack on `target`, first as the shadows' features stand, then cached."""
+def time_audit(target: Path, shadows: list[Path], workers: int) -> None:
+    """Time every attack on `target`, first as the shadows' features stand, then cached, with
+    `workers` victims attacked at once (as `asfed audit --workers`)."""
     check([target], shadows)
     for label in ("shadow features computed", "shadow features cached"):
         t = time.perf_counter()
         models = Shadows(*learn(shadows, "relay"), runs=len(shadows))
-        scores = audit_run(target, list(QUESTIONS), "relay", None, models)
+        shadows_of = {str(target): models}
+        scores = audit_runs([target], list(QUESTIONS), "relay", None, shadows_of, workers)
         total = time.perf_counter() - t
         print(
             f"{', '.join(QUESTIONS)}; relay, {len(scores) // len(QUESTIONS)} victims, "
+            f"{workers} process(es), "
             f"{label}: {total:.1f} s (goal <= 60 s): {'met' if total <= 60 else 'missed'}"
         )
 

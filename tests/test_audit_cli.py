@@ -3,6 +3,7 @@ one clear error (writing nothing) for every kind of bad input."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -188,3 +189,19 @@ def test_train_mode_trains_shadows_once_and_runs_the_shadow_attack(tmp_path) -> 
     assert cache.stat().st_mtime_ns == before
     res = asfed("audit", str(out / "exchange_as_s1"), "--estimate")
     assert res.returncode == 2 and "--estimate belongs to a train mode" in res.stderr
+
+
+def test_victims_attacked_on_two_processes_give_the_rows_of_one(runs) -> None:
+    """`audit_runs` spreads (run, victim) pairs over processes; each pair's attacks are
+    deterministic on its own view, so the rows, in run then victim order, are the same."""
+    from audits.audit import audit_runs
+
+    paths = [runs["as"], runs["as3"]]
+    attacks = ["reward-type", "update", "reward-inversion"]
+    seen: list[tuple[int, int]] = []
+    one = audit_runs(paths, attacks, workers=1, progress=lambda d, t: seen.append((d, t)))
+    two = audit_runs(paths, attacks, workers=2)
+    assert seen[0] == (0, 6) and seen[-1] == (6, 6)  # 2 runs x 3 victims
+    assert [(r.run, r.victim, r.attack) for r in one] == [(r.run, r.victim, r.attack) for r in two]
+    same = json.dumps([dataclasses.asdict(r) for r in one])  # NaN == NaN as text
+    assert same == json.dumps([dataclasses.asdict(r) for r in two])

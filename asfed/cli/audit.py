@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import Progress
 
 from asfed.cli.app import app, console
 from asfed.cli.common import (
     check_seeds,
-    counted,
     exit_if_failed,
     method_list,
     print_estimate,
+    progress_columns,
     run_plan,
     workers_or_cores,
 )
@@ -69,7 +70,11 @@ EpisodesOption = Annotated[
     int | None, typer.Option(help="Train mode: episodes a round (default 8).")
 ]
 WorkersOption = Annotated[
-    int | None, typer.Option(help="Train mode: runs at once (default: every core).")
+    int | None,
+    typer.Option(
+        help="Runs trained at once (train modes), and victims attacked at once: the numbers do "
+        "not depend on it (default: every core)."
+    ),
 ]
 OutOption = Annotated[
     Path | None, typer.Option(help="Train mode: the folder of runs (finished ones reused).")
@@ -138,7 +143,7 @@ def audit(
     asfed audit runs/ex_as_s* --attack shadow --shadows runs/ex_as_shadows
     asfed audit --env exchange --methods as,vs --seeds 5 --shadow-seeds 5 --attack all
     """
-    from audits.audit import QUESTIONS, audit_run, pool
+    from audits.audit import QUESTIONS, audit_runs, pool
     from audits.audit_files import markdown as to_markdown
     from audits.audit_files import table as render
     from audits.audit_files import write
@@ -169,10 +174,17 @@ def audit(
         raise AsfedError("nothing to audit; give run folders, or --env to train and audit")
     wanted = [q for q in QUESTIONS if q != "shadow" or shadows] if attack == "all" else [attack]
     models = _shadow_models(list(runs), shadows, attacker) if "shadow" in wanted else {}
-    rows = []
-    for path in counted(list(runs), "auditing runs"):
-        models_here = models.get(str(path))
-        rows += audit_run(path, wanted, attacker, None if victim is None else [victim], models_here)
+    with Progress(*progress_columns("attacking victims"), console=console, transient=True) as bar:
+        task = bar.add_task("attack", total=None)
+        rows = audit_runs(
+            list(runs),
+            wanted,
+            attacker,
+            None if victim is None else [victim],
+            models,
+            workers_or_cores(workers),
+            lambda done, total: bar.update(task, completed=done, total=total),
+        )
     if victim is not None and all(r.score is None for r in rows):
         raise AsfedError(
             f"{attacker} received nothing from agent {victim} in "

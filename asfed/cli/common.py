@@ -150,14 +150,9 @@ def sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
 
 
-def counted(items: list, what: str) -> Iterator:
-    """`items`, one by one, behind a progress bar (done of total, time left)."""
-    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(what, total=len(items))
-        for item in items:
-            yield item
-            bar.advance(task)
+def progress_columns(what: str) -> tuple:
+    """A progress bar's columns: what, the bar, done of total, time left."""
+    return (TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
 
 
 def print_estimate(plan: Sweep, workers: int) -> None:
