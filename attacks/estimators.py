@@ -109,7 +109,7 @@ class NormalEquations:
             self.xtx[d, :d] += sums
             self.xtx[d, d] += len(x)
             self.xty[d] += y.sum()
-        self.yy += float(np.dot(y, y))  # np.dot: `@` on vectors measured 100x slower under load
+        self.yy += float(np.dot(y, y))
         self.sy += float(y.sum())
         self.n += len(y)
 
