@@ -71,7 +71,21 @@ def counterfactual(
     private: dict,
 ) -> np.ndarray:
     """Phi `[M, A, D]`: the victim's features on each valid row of the round if `actor` had
-    taken action a (others as recorded), under the hypothesis `private`.
+    taken action a (others as recorded), under the hypothesis `private`: `counterfactual_agents`'
+    slice for the victim."""
+    return counterfactual_agents(rec, env, options, actor, private)[:, :, victim]
+
+
+def counterfactual_agents(
+    rec: PublicRecord,
+    env: str,
+    options: dict[str, Any],
+    actor: int,
+    private: dict,
+) -> np.ndarray:
+    """Phi `[M, A, N, D]`: every agent's features on each valid row of the round if `actor`
+    had taken action a (others as recorded), under the hypothesis `private` (one evaluation
+    serves every victim of a run).
 
     Every valid row's state is gathered from the record (`[T, B, ...]` -> `[M, ...]`) and the
     rows are evaluated together, A copies each, in chunks of CHUNK_COPIES env copies: a feature
@@ -83,7 +97,7 @@ def counterfactual(
     b_idx, t_idx = np.nonzero(rec.valid)  # row-major [B, T]: the rows' order
     fields = {k: v for k, v in rec.states.items() if k != "t"}
     rows = max(1, CHUNK_COPIES // a_count)
-    out = np.zeros((len(b_idx), a_count, len(probe.feature_names)))
+    out = np.zeros((len(b_idx), a_count, probe.num_agents, len(probe.feature_names)))
     for lo in range(0, len(b_idx), rows):
         b, t = b_idx[lo : lo + rows], t_idx[lo : lo + rows]
         state = cls(t=0, **{k: v[t, b] for k, v in fields.items()})
@@ -92,7 +106,7 @@ def counterfactual(
         joint[:, actor] = np.tile(np.arange(a_count), len(b))
         core = rules(env, options, len(b) * a_count)
         feats = core.reward_features(big, joint, private=private)  # [R * A, N, D]
-        out[lo : lo + len(b)] = feats[:, victim].reshape(len(b), a_count, -1)
+        out[lo : lo + len(b)] = feats.reshape(len(b), a_count, *feats.shape[1:])
     return out
 
 

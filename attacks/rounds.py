@@ -1,7 +1,8 @@
 """Streaming an attacker's view round by round: episode keys and counterfactual features.
 
-Features are computed per round, per actor and per hypothesis, when first asked for, and dropped
-with the round, so an audit's memory does not grow with the run.
+Features are computed per round, per actor and per hypothesis, when first asked for, for every
+agent at once (one evaluation serves every victim of the run: `attacks.view` shares a run's
+records between its victims' views), and dropped with the record.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 
 from attacks.channels import Evidence
 from attacks.estimators import EPISODE
-from attacks.features import counterfactual
+from attacks.features import counterfactual_agents
 from attacks.view import AttackerView
 
 
@@ -26,13 +27,14 @@ def all_episodes(view: AttackerView) -> np.ndarray:
     return np.unique(np.concatenate([episode_keys(view, r) for r in view.records]))
 
 
-# Features computed for a record, kept while the record lives (an attack and its baseline, and
-# both questions, read the same features of the same view).
+# Every agent's features computed for a record, kept while the record lives (an attack and its
+# baseline, both questions and every victim read the same features of the same record).
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class RoundFeatures:
-    """One round's counterfactual features `[M, A, D]`, by (actor, hypothesis index)."""
+    """One round's counterfactual features of the view's victim `[M, A, D]`, by (actor,
+    hypothesis index); read-only, as they are shared."""
 
     def __init__(self, view: AttackerView, round_: int, hypotheses: list[dict]) -> None:
         self.view, self.round, self.hypotheses = view, round_, hypotheses
@@ -41,11 +43,13 @@ class RoundFeatures:
         v = self.view
         rec = v.records[self.round]
         hyp = tuple(sorted((k, np.asarray(x).tobytes()) for k, x in self.hypotheses[h].items()))
-        key = (v.env, tuple(sorted(v.options.items())), v.victim, actor, hyp)
+        key = (v.env, tuple(sorted(v.options.items())), actor, hyp)
         store = _CACHE.setdefault(rec, {})
         if key not in store:
-            store[key] = counterfactual(rec, v.env, v.options, v.victim, actor, self.hypotheses[h])
-        return store[key]
+            phi = counterfactual_agents(rec, v.env, v.options, actor, self.hypotheses[h])
+            phi.setflags(write=False)
+            store[key] = phi
+        return store[key][:, :, v.victim]
 
 
 def by_round(view: AttackerView, evidence: list[Evidence]) -> dict[int, list[Evidence]]:

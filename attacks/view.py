@@ -109,7 +109,7 @@ def load_view(path: Path, attacker: str, victim: int) -> AttackerView:
                 f"{record.PUBLIC}/{record.round_file(missing[0])} is missing; the run folder is "
                 "damaged (an audit never skips a logged round)"
             )
-        records = {r: record.read_public(path, r) for r in rounds}
+        records = _public_records(path, rounds)
         messages, inbox, degrees = _read_messages(path, records, victim, listener)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise AsfedError(f"cannot read the message log or public record of {path}: {err}") from None
@@ -135,6 +135,31 @@ def load_view(path: Path, attacker: str, victim: int) -> AttackerView:
 
 
 PARAM_KINDS = ("policy_params", "value_params")
+
+# The last run's public records, so the views of its victims share record objects and with
+# them the counterfactual features computed from them (`attacks.rounds`), which every victim
+# of a run reads: (path, each round file's (name, mtime, size)) -> records.
+_LAST_RECORDS: dict[tuple, dict[int, PublicRecord]] = {}
+
+
+def _public_records(path: Path, rounds: list[int]) -> dict[int, PublicRecord]:
+    """The run's public records by round, shared with the previous view of the same run while
+    its files are unchanged (one run at a time is kept)."""
+    files = [path / record.PUBLIC / record.round_file(r) for r in rounds]
+    key = (str(path.resolve()), *((f.name, *_stamp(f)) for f in files))
+    if key not in _LAST_RECORDS:
+        _LAST_RECORDS.clear()
+        records = {r: record.read_public(path, r) for r in rounds}
+        for rec in records.values():  # shared between views: nobody may change them
+            for array in (rec.obs, rec.actions, rec.terminated, rec.valid, *rec.states.values()):
+                array.setflags(write=False)
+        _LAST_RECORDS[key] = records
+    return _LAST_RECORDS[key]
+
+
+def _stamp(file: Path) -> tuple[int, int]:
+    st = file.stat()
+    return st.st_mtime_ns, st.st_size
 
 
 def _read_messages(

@@ -187,33 +187,42 @@ def audit_runs(
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[VictimScore]:
-    """`audit_run` on every run, as rows in run order then victim order, with the (run, victim)
-    pairs spread over `workers` processes. Each pair is attacked on its own view with
-    deterministic attacks, so the rows are the same for any `workers`; more than one pays on
-    long runs, where one AS victim of a 300-round exchange run takes most of a minute.
-    shadows: each run's shadow models, by str(path). progress(done, total) after each pair."""
+    """`audit_run` on every run, as rows in run order then victim order, with the runs spread
+    over `workers` processes. A run's victims go to one process together, where they share the
+    counterfactual features (computed once for every agent); a run is split into groups of
+    victims only where there are fewer runs than processes. Each victim is attacked on its own
+    view with deterministic attacks, so the rows are the same for any `workers`; more than one
+    pays on long runs, where one AS victim of a 300-round exchange run takes most of a minute.
+    shadows: each run's shadow models, by str(path). progress(done, total) counts (run,
+    victim) pairs, reported as each group finishes."""
     shadows = shadows or {}
     report = progress or (lambda done, total: None)
     tasks = []
     for path in paths:
         n = int(run_config(Path(path)).agents or 0)
         listener = parse_attacker(attacker, n)
-        for j in victims if victims is not None else [j for j in range(n) if j != listener]:
-            tasks.append((Path(path), attacks, attacker, [j], shadows.get(str(path))))
-    report(0, len(tasks))
+        chosen = victims if victims is not None else [j for j in range(n) if j != listener]
+        groups = max(1, min(len(chosen), -(-workers // len(paths))))
+        for part in np.array_split(np.asarray(chosen, int), groups):
+            group = [int(j) for j in part]
+            tasks.append((Path(path), attacks, attacker, group, shadows.get(str(path))))
+    total, done = sum(len(t[3]) for t in tasks), 0
+    report(0, total)
     if workers <= 1 or len(tasks) <= 1:
         out = []
-        for i, task in enumerate(tasks):
+        for task in tasks:
             out += audit_run(*task)
-            report(i + 1, len(tasks))
+            done += len(task[3])
+            report(done, total)
         return out
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         min(workers, len(tasks)), mp_context=ctx, initializer=_init, initargs=(os.getpid(),)
     ) as pool:
-        futures = [pool.submit(audit_run, *task) for task in tasks]
-        for i, _ in enumerate(as_completed(futures)):
-            report(i + 1, len(tasks))
+        futures = {pool.submit(audit_run, *task): len(task[3]) for task in tasks}
+        for future in as_completed(futures):
+            done += futures[future]
+            report(done, total)
         return [row for f in futures for row in f.result()]
 
 

@@ -9,6 +9,7 @@ the audit twice: first with the shadows' features still to compute, then with th
 "once its shadow runs exist" means). The goal on a 2-core machine is <= 60 s.
 
     python benchmarks/audit_speed.py [--rounds 30] [--episodes 96] [--out /tmp/asfed-audit-bench]
+    python benchmarks/audit_speed.py --env exchange --rho 10 --episodes 32   # 300-round exchange
 
 With `--target RUN --shadows FOLDER` it trains nothing and times the audit of a finished run
 against shadows that already exist (e.g. a run of `asfed audit --scenario privacy-exchange-paper`
@@ -33,6 +34,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--episodes", type=int, default=96)
+    parser.add_argument("--env", default="navigation", help="env of the trained runs")
+    parser.add_argument("--method", default="as", help="method of the trained runs")
+    parser.add_argument("--rho", type=float, help="AS's rho (default: the env's Table 2 value)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/asfed-audit-bench"))
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="victims attacked at once"
@@ -51,8 +55,9 @@ def main() -> None:
     t = time.perf_counter()
     for seed in (1, 1001, 1002):  # the target, then its two shadows
         cfg = build_config(
-            env="navigation",
-            method="as",
+            env=args.env,
+            method=args.method,
+            rho=args.rho,
             rounds=args.rounds,
             episodes=args.episodes,
             log_every=1,

@@ -205,3 +205,31 @@ def test_victims_attacked_on_two_processes_give_the_rows_of_one(runs) -> None:
     assert [(r.run, r.victim, r.attack) for r in one] == [(r.run, r.victim, r.attack) for r in two]
     same = json.dumps([dataclasses.asdict(r) for r in one])  # NaN == NaN as text
     assert same == json.dumps([dataclasses.asdict(r) for r in two])
+    split = audit_runs(paths[:1], attacks, workers=2)  # one run: its victims in two groups
+    first_run = [r for r in one if r.run == str(paths[0])]
+    assert json.dumps([dataclasses.asdict(r) for r in split]) == json.dumps(
+        [dataclasses.asdict(r) for r in first_run]
+    )
+
+
+def test_a_runs_victims_share_its_counterfactual_features(runs, monkeypatch) -> None:
+    """Every agent's counterfactual features of a (round, actor, hypothesis) are computed once
+    for all the victims a process attacks in one run, not once a victim."""
+    import attacks.rounds
+    import attacks.view
+    from audits.audit import audit_run
+
+    calls: list[tuple] = []
+    real = attacks.rounds.counterfactual_agents
+
+    def counted(rec, env, options, actor, private):
+        calls.append((rec.round, actor, repr(sorted(private.items()))))
+        return real(rec, env, options, actor, private)
+
+    monkeypatch.setattr(attacks.rounds, "counterfactual_agents", counted)
+    attacks.view._LAST_RECORDS.clear()
+    audit_run(runs["as"], ["update", "reward-inversion"], victims=[0])
+    alone = len(calls)
+    audit_run(runs["as"], ["update", "reward-inversion"], victims=[1, 2])
+    assert alone > 0 and len(set(calls)) == len(calls)  # nothing computed twice
+    assert len(calls) < 3 * alone
