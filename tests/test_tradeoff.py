@@ -167,20 +167,23 @@ def test_two_cases_of_one_method_are_two_curves() -> None:
 def test_a_series_whose_leakage_was_not_measured_is_named_not_drawn_at_zero(tmp_path, monkeypatch):
     """AS with its releases cut to a random tenth of the rows leaves the update attack nothing
     to compare: its leakage is NaN, and the frontier says so in the legend (with its team
-    returns) instead of placing it at x = 0, the no-leakage line."""
+    returns) instead of placing it at x = 0, the no-leakage line; a series measured in one panel
+    only is drawn there and named as unmeasured in the other."""
     from asfed.experiments import tradeoff
 
     seen = {}
     monkeypatch.setattr(
         tradeoff,
         "legend_outside",
-        lambda ax: seen.update(zip(*ax.get_legend_handles_labels()[::-1], strict=True)),
+        lambda ax, handles, labels: seen.update(dict.fromkeys(labels)),
     )
     point = lambda series, eps, leak, ret: {  # noqa: E731
         "series": series,
         "epsilon_target": eps,
         "leakage": leak,
         "leakage_ci": None,
+        "inversion_leakage": 0.2 if series == "as" and math.isinf(eps) else math.nan,
+        "inversion_leakage_ci": None,
         "team_return": ret,
         "team_return_ci": None,
     }
@@ -194,7 +197,43 @@ def test_a_series_whose_leakage_was_not_measured_is_named_not_drawn_at_zero(tmp_
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
     cut = [label for label in seen if label.startswith("as cut")]
     assert cut == [
-        "as cut:\nleakage not measured (the attack\nhad nothing usable); "
+        f"as cut:\n{what} leakage not measured (the\nattack had nothing usable); "
         "team return\n-9.00 to -8.90"
+        for what in ("reward type", "reward detail")
     ]
-    assert "as" in seen
+    assert "as" in seen  # drawn in both panels: one entry
+    assert not any(label.startswith("as:") for label in seen)
+
+
+def test_archived_points_are_not_trained_again_and_a_changed_config_is_refused(tmp_path) -> None:
+    """A grid finished over several sittings: every finished point's row goes to --archive;
+    with the run folders gone, the same command trains nothing and writes the same rows; an
+    archived point whose config differs from the plan's is refused, naming the key."""
+    import json
+    import shutil
+
+    out, archive = tmp_path / "sweep", tmp_path / "archive"
+    args = [
+        "tradeoff", "--env", "navigation", "--methods", "as", "--epsilons", "2,inf",
+        "--seeds", "1", "--rounds", "2", "--episodes", "2", "--workers", "1",
+        "--out", str(out), "--archive", str(archive),
+    ]  # fmt: skip
+    assert asfed(*args).returncode == 0
+    assert sorted(p.name for p in archive.iterdir()) == [
+        "navigation_as_eps2_s1.json",
+        "navigation_as_epsinf_s1.json",
+    ]
+    first = (out / "tradeoff.csv").read_text()
+    shutil.rmtree(out)
+    res = asfed(*args)
+    assert res.returncode == 0, res.stderr
+    assert not (out / "navigation_as_eps2_s1").exists()  # nothing trained
+    assert "2 point(s) from" in " ".join(res.stdout.split())
+    assert (out / "tradeoff.csv").read_text() == first
+    file = archive / "navigation_as_eps2_s1.json"
+    entry = json.loads(file.read_text())
+    entry["config"]["rho"] = 0.5
+    for damage, says in ((json.dumps(entry), "rho=0.5"), ("{not json", "cannot read archived")):
+        file.write_text(damage)
+        res = refused(*args)
+        assert res.returncode == 2 and says in " ".join(res.stderr.split()), res.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -58,6 +59,14 @@ def tradeoff(
             "default: fresh entropy per run. Kept in <out>/ground_truth/."
         ),
     ] = None,
+    archive: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of finished points' rows (one small JSON a point) kept apart from the "
+            "run folders: points found there are not trained again, and every point that "
+            "finishes is added, so a grid is finished over several sittings."
+        ),
+    ] = None,
     estimate: EstimateOption = False,
 ) -> None:
     """Buy privacy with noise and see the price: team return and attack success vs epsilon.
@@ -73,7 +82,10 @@ def tradeoff(
     \b
     asfed tradeoff --env exchange --methods vs --epsilons 1,16,256,inf --seeds 3
     asfed tradeoff --scenario privacy-exchange --epsilons 16,256,4096,inf --estimate
+    asfed tradeoff --scenario privacy-exchange-paper --epsilons 4096,65536,inf \\
+        --archive docs/data/tradeoff_privacy-exchange-paper
     """
+    from asfed.experiments import archive as archived
     from asfed.experiments import tradeoff as experiment
 
     eps = experiment.parse_epsilons(epsilons)
@@ -97,17 +109,33 @@ def tradeoff(
         plan = experiment.plan(env, names_, eps, seed_list, rounds=rounds, episodes=episodes)
         folder = out or Path("runs") / f"tradeoff_{env}"
         what = f"{names_} x {len(seed_list)} seeds"
+    kept = archived.load(archive, plan) if archive is not None else {}
+    todo = dataclasses.replace(plan, points=tuple(p for p in plan.points if p.name not in kept))
     if estimate:
-        print_estimate(plan, cores)
+        if kept:
+            console.print(f"{len(kept)} of {len(plan.points)} points are archived in {archive}")
+        print_estimate(todo, cores)
         return
+    if archive is not None and folder.is_dir():  # what finished in an earlier sitting
+        with FolderLock(folder, "sweep"):
+            saved = archived.save_finished(archive, todo, folder)
+        kept = archived.load(archive, plan)
+        todo = dataclasses.replace(plan, points=tuple(p for p in plan.points if p.name not in kept))
+        if saved:
+            console.print(f"archived {len(saved)} finished point(s) in {archive}")
     console.print(
         f"trade-off on {env}: {what} x epsilon {eps}, {cores} workers -> {folder} ({NOT_COVERED})"
+        + (f"; {len(kept)} point(s) from {archive}" if kept else "")
     )
-    exit_if_failed(run_plan(plan, folder, cores, None, read_private_seed(private_seed, None)))
+    if todo.points:
+        exit_if_failed(run_plan(todo, folder, cores, None, read_private_seed(private_seed, None)))
     from asfed.engine.driver import random_return
 
+    folder.mkdir(parents=True, exist_ok=True)  # every point archived: nothing trained here
     with FolderLock(folder, "sweep"):  # one writer per folder, as while the runs trained
-        rows = experiment.rows_of(plan, folder)
+        if archive is not None:
+            archived.save_finished(archive, todo, folder)
+        rows = experiment.rows_of(plan, folder, kept)
         summary = experiment.summarise(rows, plan.points[0].config.dp_delta)
         console.print(_table(env, summary))
         experiment.write_csv(folder / "tradeoff.csv", rows)
@@ -127,7 +155,8 @@ def _table(env: str, summary: list[dict]) -> Table:
             "emp. eps: a 95% lower bound over one secret a seed; update / one-step / actions: "
             "reward-type accuracy of the update attack, the one-step attack and the "
             "actions-only attacker over every seed's secrets (Clopper-Pearson); leakage: update "
-            "minus actions (the difference of their 97.5% intervals)"
+            "minus actions (the difference of their 97.5% intervals); inv. leakage: inversion r "
+            "minus the actions-only fit's r (t over seeds)"
         ),
     )
     for col in (
@@ -142,6 +171,7 @@ def _table(env: str, summary: list[dict]) -> Table:
         "actions",
         "leakage",
         "inversion r",
+        "inv. leakage",
     ):
         table.add_column(col, overflow="fold")
     fmt = lambda v, ci=None: f"{v:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")  # noqa: E731
@@ -158,5 +188,6 @@ def _table(env: str, summary: list[dict]) -> Table:
             fmt(row["type_baseline"]),
             fmt(row["leakage"], row["leakage_ci"]),
             fmt(row["inversion_r"]),
+            fmt(row["inversion_leakage"], row["inversion_leakage_ci"]),
         )
     return table

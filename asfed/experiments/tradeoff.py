@@ -195,11 +195,18 @@ def scenario_plan(
     )
 
 
-def rows_of(sweep: Sweep, folder: Path) -> list[dict[str, Any]]:
-    """The points' rows, in plan order, from their run folders, each with its `series`: the
-    method and the settings its case sets beside the epsilon (e.g. "as share_rows=0.1
-    every=4"), so two cases of one method are two curves."""
-    return [{**read_point(Path(folder) / p.name), "series": series(p)} for p in sweep.points]
+def rows_of(
+    sweep: Sweep, folder: Path, kept: dict[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The points' rows, in plan order, from their run folders or, for the points in `kept`
+    (archived rows by point name: `asfed.experiments.archive`), from there, each with its
+    `series`: the method and the settings its case sets beside the epsilon (e.g. "as
+    share_rows=0.1 every=4"), so two cases of one method are two curves."""
+    kept = kept or {}
+    return [
+        {**(kept.get(p.name) or read_point(Path(folder) / p.name)), "series": series(p)}
+        for p in sweep.points
+    ]
 
 
 def series(point: Point) -> str:
@@ -222,8 +229,10 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
     accuracies pooled over every seed's secrets with Clopper-Pearson intervals (which take a
     run's agents as independent: `update_first` is the same over one secret a seed, which does
     not); the leakage (update attack minus actions-only, over secrets) with a conservative
-    interval (`_difference_interval`); and the epsilon lower bound over one independent secret
-    a seed (at dp_delta)."""
+    interval (`_difference_interval`); the inversion leakage (each seed's reward-inversion r
+    minus its actions-only r, a t interval over seeds: what still separates methods once the
+    actions name every type); and the epsilon lower bound over one independent secret a seed
+    (at dp_delta)."""
     out = []
     label = lambda r: r.get("series") or r["method"]  # noqa: E731
     keys = sorted({(label(r), r["epsilon_target"]) for r in rows}, key=lambda k: (k[0], k[1]))
@@ -246,6 +255,10 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
             infinite = any(math.isinf(v) for v in raw)
             entry[field] = float(np.mean(values)) if values else math.inf if infinite else math.nan
             entry[field + "_ci"] = scoring.t_interval(values)
+        inv = [float(p["inversion_r"]) - float(p["inversion_baseline"]) for p in pts]
+        inv = [v for v in inv if np.isfinite(v)]  # a seed's r beyond the actions-only fit's
+        entry["inversion_leakage"] = float(np.mean(inv)) if inv else math.nan
+        entry["inversion_leakage_ci"] = scoring.t_interval(inv)
         scored = [p for p in pts if p["type_secrets"]]
         n = int(sum(p["type_secrets"] for p in scored))
         for field in ("type_accuracy", "update_accuracy", "type_baseline"):  # over secrets
@@ -342,23 +355,58 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
 def frontier(
     path: Path, summary: list[dict[str, Any]], env: str, random_return: float | None = None
 ) -> None:
-    """The privacy-performance frontier: team return (y) against leakage (x: the update
-    attack's accuracy minus the actions-only attacker's, over secrets), one curve per series
-    (method and case) through its epsilons (each point labelled), 95% intervals on both axes
-    (return: t over seeds; leakage: `_difference_interval`); the actions-only level (x = 0)
-    and the random policy's return marked. Up and left is better."""
+    """The privacy-performance frontier, team return (y) against leakage (x) in two panels:
+    the reward type (the update attack's accuracy minus the actions-only attacker's, over
+    secrets; its interval `_difference_interval`) and the reward's detail (reward inversion's r
+    minus the actions-only fit's, t over seeds), which still separates methods where learned
+    actions name every type. One curve per series (method and case) through its epsilons, each
+    point labelled; 95% intervals on both axes; the actions-only level (x = 0) and the random
+    policy's return marked. Up and left is better."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ci = lambda s, f: s[f + "_ci"] or (s[f], s[f])  # noqa: E731
-    for method in sorted({s["series"] for s in summary}):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    panels = (
+        ("leakage", "reward type", "update attack's accuracy - actions-only's (over secrets)"),
+        ("inversion_leakage", "reward detail", "inversion r - actions-only r (over seeds)"),
+    )
+    names = sorted({s["series"] for s in summary})
+    colors = {name: f"C{i % 10}" for i, name in enumerate(names)}  # one colour a series
+    for ax, (field, what, xlabel) in zip(axes, panels, strict=True):
+        _frontier_panel(ax, summary, field, what, colors)
+        ax.axvline(0.0, color="grey", ls=":", label="actions-only level (no leakage)")
+        if random_return is not None and math.isfinite(random_return):
+            ax.axhline(
+                random_return, color="black", ls="--", lw=0.8, label="uniformly random policy"
+            )
+        ax.set_xlabel(f"leakage to the relay, {what}:\n{xlabel}", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"team return (last {FINAL_WINDOW} rounds)", fontsize=8)
+    fig.suptitle(
+        f"{env}: privacy-performance frontier (95% CIs; epsilon covers the messages only)",
+        fontsize=9,
+    )
+    legend: dict[str, Any] = {}  # both panels' entries, each once
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    legend_outside(axes[1], handles=list(legend.values()), labels=list(legend))
+    atomic_write(path, png_bytes(fig))
+
+
+def _frontier_panel(
+    ax: Any, summary: list[dict[str, Any]], field: str, what: str, colors: dict[str, str]
+) -> None:
+    """One frontier panel: each series through its epsilons at x = `field` (NaN everywhere:
+    named in the legend, with the panel's `what` and its return range, never drawn at x = 0)."""
+    ci = lambda s, f: s.get(f + "_ci") or (s[f], s[f])  # noqa: E731
+    for method in sorted(colors):
         pts = sorted(
             (s for s in summary if s["series"] == method), key=lambda s: s["epsilon_target"]
         )
-        x = np.array([s["leakage"] for s in pts], float)
+        x = np.array([s.get(field, math.nan) for s in pts], float)
         y = np.array([s["team_return"] for s in pts], float)
         if not np.isfinite(x).any():  # no point to place: say so in the legend, not at x = 0
             ax.plot(
@@ -366,13 +414,16 @@ def frontier(
                 [],
                 ls="none",
                 marker="x",
-                label=f"{method}:\nleakage not measured (the attack\nhad nothing usable); "
+                color=colors[method],
+                label=f"{method}:\n{what} leakage not measured (the\nattack had nothing usable); "
                 f"team return\n{np.nanmin(y):.2f} to {np.nanmax(y):.2f}",
             )
             continue
-        xerr = np.abs(np.array([ci(s, "leakage") for s in pts], float).T - x)
+        xerr = np.abs(np.array([ci(s, field) for s in pts], float).T - x)
         yerr = np.abs(np.array([ci(s, "team_return") for s in pts], float).T - y)
-        bars = ax.errorbar(x, y, xerr=xerr, yerr=yerr, marker="o", capsize=3, label=method)
+        bars = ax.errorbar(
+            x, y, xerr=xerr, yerr=yerr, marker="o", capsize=3, label=method, color=colors[method]
+        )
         for s, xi, yi in zip(pts, x, y, strict=True):
             eps = s["epsilon_target"]
             ax.annotate(
@@ -383,18 +434,3 @@ def frontier(
                 fontsize=7,
                 color=bars.lines[0].get_color(),
             )
-    ax.axvline(0.0, color="grey", ls=":", label="actions-only level (no leakage)")
-    if random_return is not None and math.isfinite(random_return):
-        ax.axhline(random_return, color="black", ls="--", lw=0.8, label="uniformly random policy")
-    ax.set_xlabel(
-        "leakage: update attack's accuracy - actions-only attacker's (relay, over secrets)",
-        fontsize=8,
-    )
-    ax.set_ylabel(f"team return (last {FINAL_WINDOW} rounds)", fontsize=8)
-    ax.set_title(
-        f"{env}: privacy-performance frontier (95% CIs; epsilon covers the messages only)",
-        fontsize=9,
-    )
-    ax.grid(alpha=0.3)
-    legend_outside(ax)
-    atomic_write(path, png_bytes(fig))
