@@ -39,7 +39,10 @@ def main() -> None:
     parser.add_argument("--rho", type=float, help="AS's rho (default: the env's Table 2 value)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/asfed-audit-bench"))
     parser.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1, help="victims attacked at once"
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="runs attacked at once (one run: one process is used)",
     )
     parser.add_argument("--target", type=Path, help="a finished run to audit (trains nothing)")
     parser.add_argument("--shadows", type=Path, help="with --target: its shadow runs' folder")
@@ -76,7 +79,7 @@ def main() -> None:
 
 def time_audit(target: Path, shadows: list[Path], workers: int) -> None:
     """Time every attack on `target`, first as the shadows' features stand, then cached, with
-    `workers` victims attacked at once (as `asfed audit --workers`)."""
+    `workers` runs attacked at once (as `asfed audit --workers`; one target: one process)."""
     check([target], shadows)
     for label in ("shadow features computed", "shadow features cached"):
         t = time.perf_counter()

@@ -72,8 +72,9 @@ EpisodesOption = Annotated[
 WorkersOption = Annotated[
     int | None,
     typer.Option(
-        help="Runs trained at once (train modes), and victims attacked at once: the numbers do "
-        "not depend on it (default: every core)."
+        help="Runs trained at once (train modes), and runs attacked at once (a run's victims "
+        "share one process and its features): the numbers do not depend on it (default: "
+        "every core)."
     ),
 ]
 OutOption = Annotated[
