@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import math
 
+import numpy as np
+
 from tests.test_simulate_cli import asfed, refused
 
 
@@ -48,6 +50,16 @@ def test_a_tiny_tradeoff_writes_every_point_and_reuses_finished_ones(tmp_path) -
     assert (out / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
     assert "leakage" in res.stdout and "update" in res.stdout
+    import json
+
+    from attacks.shadow import features
+    from attacks.view import load_view
+
+    point = json.loads((out / "navigation_as_epsinf_s1" / "tradeoff_point.json").read_text())
+    assert point["secrets"], "a point keeps its scored secrets' shadow features"
+    for secret in point["secrets"]:  # the same features the shadow attack reads off a view
+        view = load_view(out / "navigation_as_epsinf_s1", "relay", secret["victim"])
+        assert np.allclose(secret["features"], features(view), atol=1e-12)
     metrics = out / "navigation_as_eps2_s1" / "metrics.csv"
     before = metrics.stat().st_mtime_ns
     assert asfed(*args).returncode == 0
@@ -148,7 +160,7 @@ def test_two_cases_of_one_method_are_two_curves() -> None:
         "method": "as", "team_return": 1.0, "epsilon_accountant": 1.0, "epsilon_pair": 1.0,
         "type_secrets": 3, "type_chance": 1 / 3, "type_accuracy": 1.0, "update_accuracy": 1.0,
         "type_baseline": 0.0, "update_first_hit": 1.0, "baseline_first_hit": 0.0,
-        "inversion_r": 0.5, "inversion_baseline": 0.0,
+        "inversion_r": 0.5, "inversion_baseline": 0.0, "secrets": [],
     }  # fmt: skip
     rows = [
         {**row, "series": n, "epsilon_target": p.config.dp_epsilon or math.inf, "seed": s}
@@ -237,3 +249,27 @@ def test_archived_points_are_not_trained_again_and_a_changed_config_is_refused(t
         file.write_text(damage)
         res = refused(*args)
         assert res.returncode == 2 and says in " ".join(res.stderr.split()), res.stderr
+
+
+def test_the_shadow_attack_takes_a_points_other_seeds_as_its_shadows() -> None:
+    """Leave one seed out: with the update column naming every type and the actions column
+    noise, the learned message attacker names every secret and the learned actions-only
+    attacker does not; with fewer than MIN_SECRETS other secrets nothing is claimed."""
+    from asfed.experiments.tradeoff import _shadow_scores
+
+    rng = np.random.default_rng(0)
+
+    def secret(k: int) -> dict:
+        x = np.zeros((3, 3))
+        x[k, 0] = 1.0  # update: the true type scores highest
+        x[:, 1] = rng.normal(size=3)  # one-step: noise
+        x[:, 2] = rng.normal(size=3)  # actions-only: noise
+        return {"victim": 0, "truth": k, "features": (x - x.mean(0)).tolist()}
+
+    pts = [{"seed": s, "secrets": [secret(k) for k in rng.permutation(3)]} for s in range(1, 6)]
+    out = _shadow_scores(pts)
+    assert out["shadow_secrets"] == 15 and out["shadow_accuracy"] == 1.0
+    assert out["shadow_actions_accuracy"] < 0.7
+    assert out["shadow_leakage_ci"][0] > 0  # significant with 15 secrets
+    two = _shadow_scores(pts[:2])  # each seed has 3 other secrets: too few to fit
+    assert two["shadow_secrets"] == 0 and math.isnan(two["shadow_leakage"])

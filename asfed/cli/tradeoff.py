@@ -156,7 +156,10 @@ def _table(env: str, summary: list[dict]) -> Table:
             "reward-type accuracy of the update attack, the one-step attack and the "
             "actions-only attacker over every seed's secrets (Clopper-Pearson); leakage: update "
             "minus actions (the difference of their 97.5% intervals); inv. leakage: inversion r "
-            "minus the actions-only fit's r (t over seeds)"
+            "minus the actions-only fit's r (t over seeds); shadow / actions: the shadow attack "
+            "and the learned actions-only attacker, each seed's secrets guessed by models "
+            "fitted on the point's other seeds (leave one seed out), over secrets; shadow "
+            "leakage: their difference"
         ),
     )
     for col in (
@@ -170,6 +173,8 @@ def _table(env: str, summary: list[dict]) -> Table:
         "one-step",
         "actions",
         "leakage",
+        "shadow / actions",
+        "shadow leakage",
         "inversion r",
         "inv. leakage",
     ):
@@ -187,6 +192,8 @@ def _table(env: str, summary: list[dict]) -> Table:
             fmt(row["type_accuracy"]),
             fmt(row["type_baseline"]),
             fmt(row["leakage"], row["leakage_ci"]),
+            f"{row['shadow_accuracy']:.2f} / {row['shadow_actions_accuracy']:.2f}",
+            fmt(row["shadow_leakage"], row["shadow_leakage_ci"]),
             fmt(row["inversion_r"]),
             fmt(row["inversion_leakage"], row["inversion_leakage_ci"]),
         )

@@ -47,7 +47,11 @@ FIELDS = (
     "method", "epsilon_target", "seed", "team_return", "epsilon_accountant", "epsilon_pair",
     "type_secrets", "type_chance", "type_accuracy", "update_accuracy", "type_baseline",
     "update_first_hit", "baseline_first_hit", "inversion_r", "inversion_baseline", "run",
+    "secrets",
 )  # fmt: skip
+# Each scored secret of a point: {"victim", "truth", "features" [K, 3]}, the shadow attack's
+# per-hypothesis features (`attacks.shadow.features`: the update, one-step and actions-only
+# scores, centred), so the points' other seeds can serve as its shadow runs (`_shadow_scores`).
 # The type attacks a point is audited with; "update" is the strongest without shadows.
 TYPE_ATTACKS = ("reward-type", "update")
 
@@ -104,6 +108,17 @@ def audit_point(path: Path) -> dict[str, Any]:
     k = round(1 / updates[0].chance)
     mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
     tail = metrics[-FINAL_WINDOW:]
+    by = {(s.attack, s.victim): s for s in scores}
+    secrets = [
+        {
+            "victim": j,
+            "truth": by["update", j].truth,
+            "features": _centred(
+                by["update", j].scores, by["reward-type", j].scores, by["update", j].baseline_scores
+            ),
+        }
+        for j in sorted(victims)
+    ]
     return {
         "method": cfg.method,
         "epsilon_target": math.inf if cfg.dp_epsilon is None else cfg.dp_epsilon,
@@ -121,7 +136,15 @@ def audit_point(path: Path) -> dict[str, Any]:
         "inversion_r": mean([s.score for s in kind["reward-inversion"] if s.score is not None]),
         "inversion_baseline": mean([s.baseline for s in kind["reward-inversion"]]),
         "run": str(path),
+        "secrets": secrets,
     }  # fmt: skip
+
+
+def _centred(*columns: list[float]) -> list[list[float]]:
+    """`attacks.shadow.features` from an audit's scores: the columns (update, one-step,
+    actions-only), each centred over the K hypotheses, as `[K, 3]`."""
+    x = np.array(columns, float).T
+    return (x - x.mean(0)).tolist()
 
 
 def _pair_epsilon(last: dict[str, str]) -> float:
@@ -141,10 +164,15 @@ def write_point(path: Path) -> None:
 
 
 def read_point(path: Path) -> dict[str, Any]:
-    """A point's row as `write_point` wrote it; a damaged file is refused, never patched."""
+    """A point's row as `write_point` wrote it; a damaged file is refused, never patched. A
+    row written before its point kept the shadow features ("secrets") is audited again from
+    its run folder (the same attacks, so the same numbers, and the features beside them)."""
     file = Path(path) / TRADEOFF_POINT_FILE
     try:
         row = json.loads(file.read_text())
+        if isinstance(row, dict) and set(row) == set(FIELDS) - {"secrets"}:
+            write_point(Path(path))
+            row = json.loads(file.read_text())
         if not isinstance(row, dict) or set(row) != set(FIELDS):
             raise ValueError(f"not a trade-off point (fields {sorted(FIELDS)})")
     except (OSError, ValueError) as err:
@@ -218,7 +246,10 @@ def series(point: Point) -> str:
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=[*FIELDS, "series"], lineterminator="\n")
+    fields = [f for f in FIELDS if f != "secrets"]  # the features stay in the point files
+    w = csv.DictWriter(
+        buf, fieldnames=[*fields, "series"], lineterminator="\n", extrasaction="ignore"
+    )
     w.writeheader()
     w.writerows(rows)
     atomic_write(path, buf.getvalue().encode())
@@ -267,6 +298,7 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
             entry[field + "_ci"] = scoring.clopper_pearson(hits, n) if n else None
         entry["leakage"] = entry["update_accuracy"] - entry["type_baseline"]
         entry["leakage_ci"] = _difference_interval(scored, n)
+        entry.update(_shadow_scores(pts))
         firsts = [p["update_first_hit"] for p in scored]
         entry["update_first"] = float(np.mean(firsts)) if firsts else math.nan
         entry["update_first_ci"] = (
@@ -277,6 +309,47 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
         entry["epsilon_empirical"] = epsilon_lower_bound(int(sum(firsts)), len(firsts), k, delta)
         entry["secrets"] = len(firsts)
         out.append(entry)
+    return out
+
+
+def _shadow_scores(pts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The shadow attack at one point, its other seeds as the shadow runs (leave one seed out):
+    each seed's secrets are guessed by the conditional logit fitted on every other seed's
+    (`attacks.shadow`; at least MIN_SECRETS of them), which share the point's config and none
+    of its secrets or seed, as Shokri et al.'s shadows do; beside it, the actions-only attacker
+    learned from the same shadows. Accuracy over secrets with Clopper-Pearson intervals; the
+    leakage (messages minus actions) with the difference of their 97.5% intervals. NaN where
+    the point has too few seeds with scored secrets."""
+    from attacks.shadow import ACTIONS, MESSAGES, MIN_SECRETS, fit
+
+    by_seed = {p["seed"]: p["secrets"] for p in pts if p["secrets"]}
+    hits = {"shadow": 0, "shadow_actions": 0}
+    n = 0
+    for seed, secrets in by_seed.items():
+        others = [x for s, xs in by_seed.items() if s != seed for x in xs]
+        if len(others) < MIN_SECRETS:
+            continue
+        feats = np.array([x["features"] for x in others], float)
+        labels = np.array([x["truth"] for x in others], int)
+        models = {
+            "shadow": fit(feats, labels, MESSAGES),
+            "shadow_actions": fit(feats, labels, ACTIONS),
+        }
+        for x in secrets:
+            n += 1
+            for name, model in models.items():
+                hits[name] += model.guess(np.array(x["features"], float), name).guess == x["truth"]
+    out: dict[str, Any] = {"shadow_secrets": n}
+    for name in hits:
+        out[f"{name}_accuracy"] = hits[name] / n if n else math.nan
+        out[f"{name}_accuracy_ci"] = scoring.clopper_pearson(hits[name], n) if n else None
+    out["shadow_leakage"] = out["shadow_accuracy"] - out["shadow_actions_accuracy"]
+    if n:
+        a = scoring.clopper_pearson(hits["shadow"], n, 0.975)
+        b = scoring.clopper_pearson(hits["shadow_actions"], n, 0.975)
+        out["shadow_leakage_ci"] = (a[0] - b[1], a[1] - b[0])
+    else:
+        out["shadow_leakage_ci"] = None
     return out
 
 
@@ -355,21 +428,31 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
 def frontier(
     path: Path, summary: list[dict[str, Any]], env: str, random_return: float | None = None
 ) -> None:
-    """The privacy-performance frontier, team return (y) against leakage (x) in two panels:
-    the reward type (the update attack's accuracy minus the actions-only attacker's, over
-    secrets; its interval `_difference_interval`) and the reward's detail (reward inversion's r
-    minus the actions-only fit's, t over seeds), which still separates methods where learned
-    actions name every type. One curve per series (method and case) through its epsilons, each
-    point labelled; 95% intervals on both axes; the actions-only level (x = 0) and the random
-    policy's return marked. Up and left is better."""
+    """The privacy-performance frontier, team return (y) against leakage (x) in two panels.
+    The reward type: the shadow attack's accuracy minus the learned actions-only attacker's,
+    each point's other seeds as its shadows (`_shadow_scores`), or, where no point has enough
+    seeds for that, the update attack's minus the actions-only attacker's
+    (`_difference_interval`). The reward's detail: reward inversion's r minus the actions-only
+    fit's, t over seeds, which still separates methods where learned actions name every type.
+    One curve per series (method and case) through its epsilons, each point labelled; 95%
+    intervals on both axes; the actions-only level (x = 0) and the random policy's return
+    marked. Up and left is better."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    shadow = any(math.isfinite(s.get("shadow_leakage", math.nan)) for s in summary)
     panels = (
-        ("leakage", "reward type", "update attack's accuracy - actions-only's (over secrets)"),
+        (
+            "shadow_leakage",
+            "reward type",
+            "shadow attack's accuracy - learned actions-only's\n(over secrets; the point's "
+            "other seeds as shadows)",
+        )
+        if shadow
+        else ("leakage", "reward type", "update attack's accuracy - actions-only's (over secrets)"),
         ("inversion_leakage", "reward detail", "inversion r - actions-only r (over seeds)"),
     )
     names = sorted({s["series"] for s in summary})
