@@ -2,7 +2,8 @@
 
 Features are computed per round, per actor and per hypothesis, when first asked for, for every
 agent at once (one evaluation serves every victim of the run: `attacks.view` shares a run's
-records between its victims' views), and dropped with the record.
+records between its victims' views), and dropped with the record, which the audit lets go
+(`attacks.view.forget_records`) once the run's victims are done.
 """
 
 from __future__ import annotations
@@ -42,7 +43,12 @@ class RoundFeatures:
     def __call__(self, actor: int, h: int) -> np.ndarray:
         v = self.view
         rec = v.records[self.round]
-        hyp = tuple(sorted((k, np.asarray(x).tobytes()) for k, x in self.hypotheses[h].items()))
+        hyp = tuple(
+            sorted(
+                (k, str(np.asarray(x).dtype), np.shape(x), np.asarray(x).tobytes())
+                for k, x in self.hypotheses[h].items()
+            )
+        )
         key = (v.env, tuple(sorted(v.options.items())), actor, hyp)
         store = _CACHE.setdefault(rec, {})
         if key not in store:

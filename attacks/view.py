@@ -138,7 +138,8 @@ PARAM_KINDS = ("policy_params", "value_params")
 
 # The last run's public records, so the views of its victims share record objects and with
 # them the counterfactual features computed from them (`attacks.rounds`), which every victim
-# of a run reads: (path, each round file's (name, mtime, size)) -> records.
+# of a run reads: (path, each round file's (name, inode, mtime, ctime, size)) -> records,
+# until `forget_records`.
 _LAST_RECORDS: dict[tuple, dict[int, PublicRecord]] = {}
 
 
@@ -157,9 +158,15 @@ def _public_records(path: Path, rounds: list[int]) -> dict[int, PublicRecord]:
     return _LAST_RECORDS[key]
 
 
-def _stamp(file: Path) -> tuple[int, int]:
-    st = file.stat()
-    return st.st_mtime_ns, st.st_size
+def _stamp(file: Path) -> tuple[int, ...]:
+    st = file.stat()  # a rewrite (atomic: a new inode) changes it even within a clock tick
+    return st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size
+
+
+def forget_records() -> None:
+    """Drop the shared records, and with them their features (a 300-round exchange run's are
+    gigabytes): called when every victim of a run has been attacked."""
+    _LAST_RECORDS.clear()
 
 
 def _read_messages(

@@ -37,7 +37,7 @@ from attacks.reward_inversion import RewardEstimate, predict
 from attacks.reward_type import NoEvidence, TypeGuess, silence
 from attacks.rounds import all_episodes
 from attacks.shadow import ShadowModel, features, guesses
-from attacks.view import AttackerView, load_view, parse_attacker, run_config
+from attacks.view import AttackerView, forget_records, load_view, parse_attacker, run_config
 from audits import scoring
 from audits.empirical import epsilon_lower_bound
 
@@ -152,6 +152,22 @@ def audit_run(
         raise AsfedError(f"{path} has no ground truth to score against (ground_truth/ missing)")
     chosen = victims if victims is not None else [j for j in range(n) if j != listener]
     team = _team_return(path)
+    try:
+        return _audit_victims(path, cfg, questions, attacker, chosen, shadows, team)
+    finally:
+        forget_records()  # the run's shared records and features: gigabytes on long runs
+
+
+def _audit_victims(
+    path: Path,
+    cfg: Any,
+    questions: list[str],
+    attacker: str,
+    chosen: list[int],
+    shadows: Shadows | None,
+    team: float,
+) -> list[VictimScore]:
+    """Every chosen victim's rows, in victim order (the victims share the run's features)."""
     out = []
     for j in chosen:
         view = load_view(path, attacker, j)  # one view per victim: the attacks share features

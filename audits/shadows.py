@@ -28,7 +28,7 @@ from asfed.errors import AsfedError
 from asfed.folders import FolderLock
 from attacks import shadow
 from attacks.features import rules
-from attacks.view import load_view, parse_attacker, run_config
+from attacks.view import forget_records, load_view, parse_attacker, run_config
 
 FREE_KEYS = {"seed", "engine", "checkpoint_every"}  # may differ between shadow and target
 CACHE = "shadow_features_{attacker}.json"
@@ -158,12 +158,15 @@ def examples(path: Path, attacker: str) -> tuple[np.ndarray, np.ndarray]:
     with np.load(path / record.TRUTH / "params.npz") as params:
         weights = params["reward_weights"]
     feats, labels = [], []
-    for j in range(n):
-        if j == listener:
-            continue
-        view = load_view(path, attacker, j)
-        feats.append(shadow.features(view))
-        labels.append(rules(view.env, view.options).reward_type_of(weights[j]))
+    try:
+        for j in range(n):
+            if j == listener:
+                continue
+            view = load_view(path, attacker, j)
+            feats.append(shadow.features(view))
+            labels.append(rules(view.env, view.options).reward_type_of(weights[j]))
+    finally:
+        forget_records()
     payload = {
         "fingerprint": fingerprint(path),
         "version": shadow.FEATURES_VERSION,

@@ -87,6 +87,7 @@ def tradeoff(
     """
     from asfed.experiments import archive as archived
     from asfed.experiments import tradeoff as experiment
+    from asfed.experiments.manifest import check_folder
 
     eps = experiment.parse_epsilons(epsilons)
     cores = workers_or_cores(workers)
@@ -116,6 +117,8 @@ def tradeoff(
             console.print(f"{len(kept)} of {len(plan.points)} points are archived in {archive}")
         print_estimate(todo, cores)
         return
+    if folder.is_dir():  # another scenario's folder is refused before anything is written
+        check_folder(plan, folder)
     if archive is not None and folder.is_dir():  # what finished in an earlier sitting
         with FolderLock(folder, "sweep"):
             saved = archived.save_finished(archive, todo, folder)
@@ -128,13 +131,17 @@ def tradeoff(
         + (f"; {len(kept)} point(s) from {archive}" if kept else "")
     )
     if todo.points:
-        exit_if_failed(run_plan(todo, folder, cores, None, read_private_seed(private_seed, None)))
+        try:
+            done = run_plan(todo, folder, cores, None, read_private_seed(private_seed, None))
+        finally:  # what finished in this sitting is archived even when it is stopped or fails
+            if archive is not None and folder.is_dir():
+                with FolderLock(folder, "sweep"):
+                    archived.save_finished(archive, todo, folder)
+        exit_if_failed(done)
     from asfed.engine.driver import random_return
 
     folder.mkdir(parents=True, exist_ok=True)  # every point archived: nothing trained here
     with FolderLock(folder, "sweep"):  # one writer per folder, as while the runs trained
-        if archive is not None:
-            archived.save_finished(archive, todo, folder)
         rows = experiment.rows_of(plan, folder, kept)
         summary = experiment.summarise(rows, plan.points[0].config.dp_delta)
         console.print(_table(env, summary))

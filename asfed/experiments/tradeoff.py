@@ -7,9 +7,11 @@ reused, so an interrupted trade-off continues where it stopped. Each point is au
 post-run step, with reward-type, the update attack and reward-inversion (the relay attacking every
 agent), beside the actions-only baseline. The update attack is the strongest attack that needs no
 shadow runs (docs/audits.md: it names every agent's secret where the one-step attack names some),
-so a point's leakage is its accuracy minus the actions-only attacker's, over secrets. A trial is a
-secret: each point's accuracies are the shares of its agents whose run-level guess is right. The
-summary's empirical epsilon is a 95% lower bound over independent secrets, one agent a seed
+and its leakage is its accuracy minus the actions-only attacker's, over secrets. At the summary
+each point also gets the shadow attack, its other seeds as its shadow runs (`_shadow_scores`),
+whose leakage is the frontier's where a point has the seeds for it. A trial is a secret: each
+point's accuracies are the shares of its agents whose run-level guess is right. The summary's
+empirical epsilon is a 95% lower bound over independent secrets, one agent a seed
 (`audits.empirical`): a handful of seeds can certify little, and that is what it says;
 `audits.dp_check` audits the mechanism itself with many releases. Epsilon covers the messages
 only: the public trajectory is not covered.
@@ -164,15 +166,11 @@ def write_point(path: Path) -> None:
 
 
 def read_point(path: Path) -> dict[str, Any]:
-    """A point's row as `write_point` wrote it; a damaged file is refused, never patched. A
-    row written before its point kept the shadow features ("secrets") is audited again from
-    its run folder (the same attacks, so the same numbers, and the features beside them)."""
+    """A point's row as `write_point` wrote it; a damaged file (or one written before a field
+    existed) is refused, never patched."""
     file = Path(path) / TRADEOFF_POINT_FILE
     try:
         row = json.loads(file.read_text())
-        if isinstance(row, dict) and set(row) == set(FIELDS) - {"secrets"}:
-            write_point(Path(path))
-            row = json.loads(file.read_text())
         if not isinstance(row, dict) or set(row) != set(FIELDS):
             raise ValueError(f"not a trade-off point (fields {sorted(FIELDS)})")
     except (OSError, ValueError) as err:
@@ -318,8 +316,11 @@ def _shadow_scores(pts: list[dict[str, Any]]) -> dict[str, Any]:
     (`attacks.shadow`; at least MIN_SECRETS of them), which share the point's config and none
     of its secrets or seed, as Shokri et al.'s shadows do; beside it, the actions-only attacker
     learned from the same shadows. Accuracy over secrets with Clopper-Pearson intervals; the
-    leakage (messages minus actions) with the difference of their 97.5% intervals. NaN where
-    the point has too few seeds with scored secrets."""
+    leakage (messages minus actions) with the difference of their 97.5% intervals, which take
+    the secrets as independent, as the rest of the summary does (one seed's are drawn jointly
+    and the folds share shadows, so they are optimistic). NaN where the point has too few
+    seeds with scored secrets. Unlike `audits.shadows`, only secrets both type attacks scored
+    are used, and one other seed with MIN_SECRETS secrets suffices."""
     from attacks.shadow import ACTIONS, MESSAGES, MIN_SECRETS, fit
 
     by_seed = {p["seed"]: p["secrets"] for p in pts if p["secrets"]}
