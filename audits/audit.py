@@ -207,10 +207,9 @@ def audit_runs(
     over `workers` processes. A run's victims are attacked in one process together, where they
     share the counterfactual features (computed once for every agent): those are most of a
     victim's audit, so splitting a run's victims over processes would compute them again in
-    each. Each victim is
-    attacked on its own view with deterministic attacks, so the rows are the same for any
-    `workers`. shadows: each run's shadow models, by str(path). progress(done, total) counts
-    (run, victim) pairs, reported as each run finishes."""
+    each. Each victim is attacked on its own view with deterministic attacks, so the rows are
+    the same for any `workers`. shadows: each run's shadow models, by str(path).
+    progress(done, total) counts (run, victim) pairs, reported as each run finishes."""
     shadows = shadows or {}
     report = progress or (lambda done, total: None)
     tasks = []
