@@ -229,3 +229,31 @@ def test_a_runs_victims_share_its_counterfactual_features(runs, monkeypatch) -> 
     audit_run(runs["as"], ["update", "reward-inversion"], victims=[0, 1, 2])
     assert alone > 0 and len(set(calls)) == len(calls)  # nothing computed twice
     assert len(calls) < 3 * alone
+
+
+def test_archived_targets_are_neither_trained_nor_attacked_again(tmp_path) -> None:
+    """An audit finished over several sittings: each scored target's victims go to --archive;
+    with the run folders gone, the same command trains and attacks nothing and prints the same
+    table; an archive made with other attacks is refused."""
+    out, archive = tmp_path / "audit", tmp_path / "archive"
+    args = ["audit", "--env", "exchange", "--methods", "as", "--seeds", "2", "--rounds", "1"]
+    args += ["--episodes", "1", "--shadow-seeds", "2", "--attack", "all", "--markdown"]
+    args += ["--out", str(out), "--archive", str(archive), "--workers", "1"]
+    first = asfed(*args)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in archive.iterdir()) == [
+        "exchange_as_s1.json",
+        "exchange_as_s2.json",
+    ]
+    cut = lambda text: text[text.index("| env |") : text.index("wrote audit/")]  # noqa: E731
+    table = cut(first.stdout)
+    shutil.rmtree(out)
+    again = asfed(*args)
+    assert again.returncode == 0, again.stderr
+    assert not out.exists() or not (out / "exchange_as_s1").exists()  # nothing trained
+    assert cut(again.stdout) == table
+    other = [a if a != "all" else "update" for a in args]
+    res = refused(*other)
+    assert res.returncode == 2 and "this audit asks relay with update" in " ".join(
+        res.stderr.split()
+    )

@@ -238,9 +238,9 @@ def test_archived_points_are_not_trained_again_and_a_changed_config_is_refused(t
     first = (out / "tradeoff.csv").read_text()
     longer = [*args[:-1], str(tmp_path / "other")]
     longer[longer.index("--rounds") + 1] = "3"
-    res = refused(*longer)  # these folders ran 2 rounds: never archived as 3-round points
-    assert res.returncode == 2 and "rounds=2" in res.stderr and "not archived" in res.stderr
-    assert not (tmp_path / "other").exists()
+    res = refused(*longer)  # extended to 3 rounds, the DP point keeps its 2-round noise
+    assert res.returncode == 2 and "dp_sigma" in res.stderr and "not archived" in res.stderr
+    assert not (tmp_path / "other" / "navigation_as_eps2_s1.json").exists()
     shutil.rmtree(out)
     res = asfed(*args)
     assert res.returncode == 0, res.stderr

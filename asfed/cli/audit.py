@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -63,7 +64,13 @@ ScenarioOption = Annotated[
         "and audit every run of it, e.g. privacy-exchange."
     ),
 ]
-MethodsOption = Annotated[str, typer.Option(help="Train mode: comma-separated methods.")]
+MethodsOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Train mode: comma-separated methods (default as,vs,vps,ps,ippo; with --scenario: "
+        "its cases of these methods, default all of them)."
+    ),
+]
 SeedsOption = Annotated[int, typer.Option(help="Train mode: seeds 1..N per method.")]
 RoundsOption = Annotated[int | None, typer.Option(help="Train mode: rounds (default 30).")]
 EpisodesOption = Annotated[
@@ -117,7 +124,7 @@ def audit(
     victim: VictimOption = None,
     env: EnvOption = None,
     scenario: ScenarioOption = None,
-    methods: MethodsOption = "as,vs,vps,ps,ippo",
+    methods: MethodsOption = None,
     seeds: SeedsOption = 5,
     rounds: RoundsOption = None,
     episodes: EpisodesOption = None,
@@ -129,6 +136,15 @@ def audit(
     markdown: MarkdownOption = False,
     dp_check: DpCheckOption = False,
     estimate: EstimateOption = False,
+    archive: Annotated[
+        Path | None,
+        typer.Option(
+            help="Train modes: folder of finished targets' scored victims (one small JSON a "
+            "run) kept apart from the run folders: targets found there are neither trained nor "
+            "attacked again, and each target scored is added, so an audit longer than a "
+            "sitting is finished over several."
+        ),
+    ] = None,
 ) -> None:
     """Measure what the shared messages leak about each agent's private reward.
 
@@ -143,6 +159,8 @@ def audit(
     asfed audit runs/nav_as_s1 runs/nav_as_s2 --attack all
     asfed audit runs/ex_as_s* --attack shadow --shadows runs/ex_as_shadows
     asfed audit --env exchange --methods as,vs --seeds 5 --shadow-seeds 5 --attack all
+    asfed audit --scenario privacy-navigation-paper --shadow-seeds 2 --attack all \\
+        --archive docs/data/audit_privacy-navigation-paper
     """
     from audits.audit import QUESTIONS, audit_runs, pool
     from audits.audit_files import markdown as to_markdown
@@ -157,35 +175,77 @@ def audit(
         raise AsfedError(f"unknown attack {attack!r}; accepted: all, {', '.join(QUESTIONS)}")
     if shadow_seeds < 0:
         raise AsfedError(f"--shadow-seeds {shadow_seeds} is invalid; accepted: 0 or more")
+    kept: dict[str, list[dict]] = {}
+    plan = folder = None
     if env is not None or scenario is not None:
         if runs or (env is not None and scenario is not None):
             raise AsfedError("give run folders, --env or --scenario (train modes), one of them")
         if shadows is not None:
             raise AsfedError("train mode trains its shadows: give --shadow-seeds, not --shadows")
         plan = _plan(env, scenario, methods, seeds, rounds, episodes)
+        wanted = [q for q in QUESTIONS if q != "shadow" or shadow_seeds]
+        wanted = wanted if attack == "all" else [attack]
+        todo = plan
+        if archive is not None:
+            from asfed.experiments import archive as archived
+
+            kept = archived.load_audit(archive, plan, wanted, attacker)
+            todo = dataclasses.replace(
+                plan, points=tuple(p for p in plan.points if p.name not in kept)
+            )
         if estimate:
-            _estimate(plan, shadow_seeds, workers_or_cores(workers))
+            if kept:
+                console.print(f"{len(kept)} of {len(plan.points)} targets archived in {archive}")
+            _estimate(todo, shadow_seeds, workers_or_cores(workers))
             return
         secret = read_private_seed(private_seed, None)
-        runs, shadows = _train_for_audit(plan, workers, out, secret, shadow_seeds)
-    elif shadow_seeds or estimate:
-        flag = "--shadow-seeds" if shadow_seeds else "--estimate"
+        folder = out or Path("runs") / f"audit_{plan.scenario.removeprefix('audit-')}"
+        runs, shadows = [], None
+        if todo.points:
+            runs, shadows = _train_for_audit(todo, workers, folder, secret, shadow_seeds)
+    elif shadow_seeds or estimate or archive is not None:
+        flag = "--shadow-seeds" if shadow_seeds else "--estimate" if estimate else "--archive"
         raise AsfedError(f"{flag} belongs to a train mode (--env or --scenario)")
-    if not runs:
+    else:
+        wanted = [q for q in QUESTIONS if q != "shadow" or shadows] if attack == "all" else [attack]
+    if not runs and not kept:
         raise AsfedError("nothing to audit; give run folders, or --env to train and audit")
-    wanted = [q for q in QUESTIONS if q != "shadow" or shadows] if attack == "all" else [attack]
-    models = _shadow_models(list(runs), shadows, attacker) if "shadow" in wanted else {}
-    with Progress(*progress_columns("attacking victims"), console=console, transient=True) as bar:
-        task = bar.add_task("attack", total=None)
-        rows = audit_runs(
-            list(runs),
-            wanted,
-            attacker,
-            None if victim is None else [victim],
-            models,
-            workers_or_cores(workers),
-            lambda done, total: bar.update(task, completed=done, total=total),
+    models = _shadow_models(list(runs), shadows, attacker) if "shadow" in wanted and runs else {}
+    rows = []
+    if runs:
+        with Progress(
+            *progress_columns("attacking victims"), console=console, transient=True
+        ) as bar:
+            task = bar.add_task("attack", total=None)
+            rows = audit_runs(
+                list(runs),
+                wanted,
+                attacker,
+                None if victim is None else [victim],
+                models,
+                workers_or_cores(workers),
+                lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    if archive is not None and plan is not None:
+        from audits.audit import VictimScore
+
+        saved = archived.save_audit(
+            archive, plan, folder, [vars(r) for r in rows], wanted, attacker
         )
+        if saved:
+            console.print(f"archived {len(saved)} target(s) in {archive}")
+        new = {str(folder / p.name): [] for p in plan.points}
+        for r in rows:
+            new[r.run].append(r)
+        rows = [  # plan order: archived targets' rows where they are, fresh rows elsewhere
+            row
+            for p in plan.points
+            for row in (
+                [VictimScore(**d) for d in kept[p.name]]
+                if p.name in kept
+                else new[str(folder / p.name)]
+            )
+        ]
     if victim is not None and all(r.score is None for r in rows):
         raise AsfedError(
             f"{attacker} received nothing from agent {victim} in "
@@ -276,17 +336,31 @@ def _plan(env, scenario, methods, seeds, rounds, episodes):
     if scenario is not None:
         if rounds is not None or episodes is not None:
             raise AsfedError("--rounds and --episodes are the scenario's; edit it or use --env")
-        return load_sweep(scenario)
+        sweep = load_sweep(scenario)
+        if methods is None:
+            return sweep
+        keep = method_list(methods)
+        points = tuple(p for p in sweep.points if p.config.method in keep)
+        if not points:
+            raise AsfedError(
+                f"scenario {scenario!r} has no case of method(s) {', '.join(keep)}; accepted: "
+                f"{', '.join(sweep.methods)}"
+            )
+        methods_ = tuple(dict.fromkeys(p.config.method for p in points))
+        return dataclasses.replace(sweep, points=points, methods=methods_)
     budget = {"rounds": rounds, "episodes": episodes}
+    methods = methods or "as,vs,vps,ps,ippo"
     return audit_runs.plan(env, method_list(methods), check_seeds(seeds), **budget)
 
 
-def _train_for_audit(plan, workers, out, secret, shadow_seeds) -> tuple[list[Path], Path | None]:
+def _train_for_audit(
+    plan, workers, folder: Path, secret, shadow_seeds
+) -> tuple[list[Path], Path | None]:
     """Train mode: the plan's runs, and N shadow runs of each of its configs (seeds 1001..) in
-    <out>/shadows, on the experiments' runner (finished runs are reused: shadows are cached)."""
+    <folder>/shadows, on the experiments' runner (finished runs are reused: shadows are
+    cached)."""
     from asfed.experiments import audit_runs
 
-    folder = out or Path("runs") / f"audit_{plan.scenario.removeprefix('audit-')}"
     exit_if_failed(run_plan(plan, folder, workers_or_cores(workers), None, secret))
     if not shadow_seeds:
         return [folder / p.name for p in plan.points], None

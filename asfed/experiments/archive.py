@@ -1,12 +1,14 @@
-"""A trade-off's finished points kept apart from their run folders, so a grid longer than one
-sitting of the machine is finished over several and its figure is drawn from every point.
+"""Finished runs' results kept apart from their run folders, so a grid longer than one sitting
+of the machine is finished over several and its table and figures are drawn from every run: a
+trade-off's points (their rows) and an audit's targets (their scored victims).
 
-One JSON file a point, `<archive>/<point name>.json` (Python's JSON, which keeps inf and NaN):
-the point's row (`tradeoff.FIELDS`, what the summary and the figures are made of), its resolved
-config as its run folder recorded it (checked against the point's when archived, and against
-the plan's when read back, key by key; and the row's method, seed and epsilon against the
-point's) and the versions it ran with (the run folder's versions.json; not compared: rows made
-by older attack code are not told apart). A run folder of 300 rounds holds about 90 MB of
+One JSON file a run, `<archive>/<point name>.json` (Python's JSON, which keeps inf and NaN):
+its result (a trade-off point's row, `tradeoff.FIELDS`; or an audit target's victim rows, with
+the attacks and attacker that made them), its resolved config as its run folder recorded it
+(checked against the point's when archived, and against the plan's when read back, key by key;
+a trade-off row's method, seed and epsilon against the point's too) and the versions it ran
+with (the run folder's versions.json; not compared: results of older attack code are not told
+apart). A run folder of 300 rounds holds about 90 MB of
 messages and records; its row is a few KB, small enough to keep beside the docs. The private
 seed is not kept: it is secret.
 """
@@ -26,7 +28,6 @@ from asfed.experiments.observers import TRADEOFF_POINT_FILE
 from asfed.experiments.plan import Point, Sweep
 from asfed.experiments.tradeoff import FIELDS, read_point
 
-KEYS = ("row", "config", "versions")
 # Config keys that do not change a run's numbers (the same seed gives the same run on every
 # engine; checkpoints are only when state is saved).
 SAME_NUMBERS = {"engine", "checkpoint_every"}
@@ -36,44 +37,72 @@ def _file(archive: Path, point: Point) -> Path:
     return Path(archive) / f"{point.name}.json"
 
 
-def load(archive: Path, plan: Sweep) -> dict[str, dict[str, Any]]:
-    """The archived rows of the plan's points, by point name. An archived point whose config
-    differs from the plan's is refused, naming the first key that differs; a damaged file is
-    refused, never patched."""
-    out = {}
-    for point in plan.points:
-        file = _file(archive, point)
-        if not file.exists():
-            continue
-        try:
-            entry = json.loads(file.read_text())
-            if not isinstance(entry, dict) or set(entry) != set(KEYS):
-                raise ValueError(f"not an archived point (keys {list(KEYS)})")
-            row = entry["row"]
-            if not isinstance(row, dict) or set(row) != set(FIELDS):
-                raise ValueError(f"its row's fields are not {list(FIELDS)}")
-        except (OSError, ValueError) as err:
-            raise AsfedError(f"cannot read archived point {file}: {err}") from None
-        want = point.config.resolved().to_dict()
-        held = entry["config"]
-        if not isinstance(held, dict) or not isinstance(entry["versions"], dict):
-            raise AsfedError(f"cannot read archived point {file}: config or versions not a table")
-        diff = _differences(want, held)
-        if diff:
-            key = diff[0]
-            raise AsfedError(
-                f"archived point {file} ran with {key}={config_value(held, key)!r}, the plan "
-                f"asks {want[key]!r}; archive this grid elsewhere (--archive)"
-            )
-        _check_row(row, point, file)
-        out[point.name] = row
-    return out
-
-
 def _differences(want: dict[str, Any], held: dict[str, Any]) -> list[str]:
     """Config keys whose values differ (a missing key read as its default), but SAME_NUMBERS."""
     keys = CONFIG_FIELDS.keys() - SAME_NUMBERS
     return sorted(k for k in keys if config_value(want, k) != config_value(held, k))
+
+
+def _read(archive: Path, point: Point, key: str) -> Any | None:
+    """The archived result (`key`) of a point, None if it is not archived; its config is
+    checked against the point's key by key; a damaged file is refused, never patched."""
+    file = _file(archive, point)
+    if not file.exists():
+        return None
+    try:
+        entry = json.loads(file.read_text())
+        if not isinstance(entry, dict) or set(entry) != {key, "config", "versions"}:
+            raise ValueError(f"not an archived {key!r} (keys {key}, config, versions)")
+        if not isinstance(entry["config"], dict) or not isinstance(entry["versions"], dict):
+            raise ValueError("its config or versions is not a table")
+    except (OSError, ValueError) as err:
+        raise AsfedError(f"cannot read archived point {file}: {err}") from None
+    want, held = point.config.resolved().to_dict(), entry["config"]
+    diff = _differences(want, held)
+    if diff:
+        key_ = diff[0]
+        raise AsfedError(
+            f"archived point {file} ran with {key_}={config_value(held, key_)!r}, the plan "
+            f"asks {want[key_]!r}; archive this grid elsewhere (--archive)"
+        )
+    return entry[key]
+
+
+def _write(archive: Path, point: Point, run: Path, key: str, result: Any) -> None:
+    """Archive `result` of a finished run at exactly the point's config (rounds and log_every
+    included; only SAME_NUMBERS may differ), with the run's own config and versions."""
+    from asfed.config import read_toml
+    from asfed.runs import CONFIG
+
+    held = read_toml(run / CONFIG)
+    diff = _differences(point.config.resolved().to_dict(), held)
+    if diff:
+        want = point.config.resolved().to_dict()
+        ran = ", ".join(f"{k}={config_value(held, k)!r}" for k in diff)
+        asks = ", ".join(f"{k}={config_value(want, k)!r}" for k in diff)
+        raise AsfedError(f"{run} ran with {ran}; point {point.name} asks {asks}; not archived")
+    versions = json.loads((run / "versions.json").read_text())
+    entry = {key: result, "config": held, "versions": versions}
+    Path(archive).mkdir(parents=True, exist_ok=True)
+    atomic_write(_file(archive, point), (json.dumps(entry, indent=1) + "\n").encode())
+
+
+def load(archive: Path, plan: Sweep) -> dict[str, dict[str, Any]]:
+    """A trade-off's archived rows of the plan's points, by point name, each checked to be its
+    point's (config, method, seed, epsilon)."""
+    out = {}
+    for point in plan.points:
+        row = _read(archive, point, "row")
+        if row is None:
+            continue
+        if not isinstance(row, dict) or set(row) != set(FIELDS):
+            raise AsfedError(
+                f"cannot read archived point {_file(archive, point)}: its row's "
+                f"fields are not {list(FIELDS)}"
+            )
+        _check_row(row, point, _file(archive, point))
+        out[point.name] = row
+    return out
 
 
 def _check_row(row: dict[str, Any], point: Point, where: Path) -> None:
@@ -90,33 +119,66 @@ def _check_row(row: dict[str, Any], point: Point, where: Path) -> None:
 
 
 def save_finished(archive: Path, plan: Sweep, folder: Path) -> list[str]:
-    """Archive every point of the plan whose run folder in `folder` is finished (every round,
-    its row) at exactly the point's config (rounds and log_every included; only SAME_NUMBERS
-    may differ) and that is not archived yet; the names archived. The run's own config is
-    kept. An archived point is never overwritten; a run at another config is refused."""
-    from asfed.config import read_toml
+    """Archive every trade-off point of the plan whose run folder in `folder` is finished
+    (every round, its row) at exactly the point's config and that is not archived yet; the
+    names archived. An archived point is never overwritten; a run at another config is
+    refused."""
     from asfed.experiments.runner import finished
-    from asfed.runs import CONFIG
 
     saved = []
     for point in plan.points:
         run = Path(folder) / point.name
         if _file(archive, point).exists() or not (run / TRADEOFF_POINT_FILE).exists():
             continue
-        held = read_toml(run / CONFIG)
-        diff = _differences(point.config.resolved().to_dict(), held)
-        if diff:
-            want = point.config.resolved().to_dict()
-            ran = ", ".join(f"{k}={config_value(held, k)!r}" for k in diff)
-            asks = ", ".join(f"{k}={config_value(want, k)!r}" for k in diff)
-            raise AsfedError(f"{run} ran with {ran}; point {point.name} asks {asks}; not archived")
         if not finished(run, point.config, ()):
             continue  # rounds still to train: the runner finishes it
         row = read_point(run)
         _check_row(row, point, run / TRADEOFF_POINT_FILE)
-        versions = json.loads((run / "versions.json").read_text())
-        entry = {"row": row, "config": held, "versions": versions}
-        Path(archive).mkdir(parents=True, exist_ok=True)
-        atomic_write(_file(archive, point), (json.dumps(entry, indent=1) + "\n").encode())
+        _write(archive, point, run, "row", row)
+        saved.append(point.name)
+    return saved
+
+
+def load_audit(
+    archive: Path, plan: Sweep, attacks: list[str], attacker: str
+) -> dict[str, list[dict[str, Any]]]:
+    """An audit's archived victim rows (`audits.audit.VictimScore` fields) of the plan's
+    targets, by point name; made by other attacks or another attacker: refused."""
+    out = {}
+    for point in plan.points:
+        result = _read(archive, point, "audit")
+        if result is None:
+            continue
+        where = _file(archive, point)
+        if not isinstance(result, dict) or set(result) != {"attacks", "attacker", "rows"}:
+            raise AsfedError(f"cannot read archived audit {where}: not attacks, attacker, rows")
+        if result["attacks"] != list(attacks) or result["attacker"] != attacker:
+            raise AsfedError(
+                f"archived audit {where} was made by {result['attacker']} with "
+                f"{', '.join(result['attacks'])}; this audit asks {attacker} with "
+                f"{', '.join(attacks)}: give another --archive"
+            )
+        out[point.name] = result["rows"]
+    return out
+
+
+def save_audit(
+    archive: Path,
+    plan: Sweep,
+    folder: Path,
+    rows: list[dict[str, Any]],
+    attacks: list[str],
+    attacker: str,
+) -> list[str]:
+    """Archive each finished target's victim rows (`rows` as dicts, each with its "run"), for
+    the plan's points in `folder` not archived yet; the names archived."""
+    saved = []
+    for point in plan.points:
+        run = Path(folder) / point.name
+        mine = [r for r in rows if Path(r["run"]) == run]
+        if _file(archive, point).exists() or not mine:
+            continue
+        result = {"attacks": list(attacks), "attacker": attacker, "rows": mine}
+        _write(archive, point, run, "audit", result)
         saved.append(point.name)
     return saved
