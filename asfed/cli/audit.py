@@ -189,6 +189,11 @@ def audit(
         if archive is not None:
             from asfed.experiments import archive as archived
 
+            if victim is not None:
+                raise AsfedError(
+                    "--archive keeps every victim of a target; --victim would archive one"
+                )
+
             kept = archived.load_audit(archive, plan, wanted, attacker)
             todo = dataclasses.replace(
                 plan, points=tuple(p for p in plan.points if p.name not in kept)
