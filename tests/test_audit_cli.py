@@ -241,7 +241,7 @@ def test_archived_targets_are_neither_trained_nor_attacked_again(tmp_path) -> No
     args += ["--out", str(out), "--archive", str(archive), "--workers", "1"]
     first = asfed(*args)
     assert first.returncode == 0, first.stderr
-    assert sorted(p.name for p in archive.iterdir()) == [
+    assert sorted(p.name for p in archive.glob("*.json")) == [
         "exchange_as_s1.json",
         "exchange_as_s2.json",
     ]

@@ -231,7 +231,7 @@ def test_archived_points_are_not_trained_again_and_a_changed_config_is_refused(t
         "--out", str(out), "--archive", str(archive),
     ]  # fmt: skip
     assert asfed(*args).returncode == 0
-    assert sorted(p.name for p in archive.iterdir()) == [
+    assert sorted(p.name for p in archive.glob("*.json")) == [
         "navigation_as_eps2_s1.json",
         "navigation_as_epsinf_s1.json",
     ]

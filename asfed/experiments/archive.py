@@ -27,6 +27,7 @@ from asfed.errors import AsfedError
 from asfed.experiments.observers import TRADEOFF_POINT_FILE
 from asfed.experiments.plan import Point, Sweep
 from asfed.experiments.tradeoff import FIELDS, read_point
+from asfed.folders import FolderLock
 
 # Config keys that do not change a run's numbers (the same seed gives the same run on every
 # engine; checkpoints are only when state is saved).
@@ -84,7 +85,8 @@ def _write(archive: Path, point: Point, run: Path, key: str, result: Any) -> Non
     versions = json.loads((run / "versions.json").read_text())
     entry = {key: result, "config": held, "versions": versions}
     Path(archive).mkdir(parents=True, exist_ok=True)
-    atomic_write(_file(archive, point), (json.dumps(entry, indent=1) + "\n").encode())
+    with FolderLock(Path(archive), "archive"):  # one writer per folder, for a moment
+        atomic_write(_file(archive, point), (json.dumps(entry, indent=1) + "\n").encode())
 
 
 def load(archive: Path, plan: Sweep) -> dict[str, dict[str, Any]]:
