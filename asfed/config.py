@@ -315,6 +315,20 @@ def config_value(values: dict[str, Any], key: str) -> Any:
     return field.default
 
 
+def config_differences(
+    want: dict[str, Any], held: dict[str, Any], may_differ: frozenset[str] = frozenset()
+) -> list[str]:
+    """RunConfig keys whose values differ between two configs as written, sorted; a missing key
+    reads as its default (`config_value`). Keys in `may_differ` do not count, nor does dp_sigma
+    where `want` sets dp_epsilon and the rounds may differ: sigma is calibrated from epsilon and
+    the rounds, so an extended run keeps the noise of its first rounds."""
+    skip = set(may_differ)
+    if want.get("dp_epsilon") is not None and "rounds" in skip:
+        skip.add("dp_sigma")
+    keys = FIELDS.keys() - skip
+    return sorted(k for k in keys if config_value(want, k) != config_value(held, k))
+
+
 # Each field's accepted types, from its annotation: `int | None` -> (int, NoneType).
 KINDS = {
     name: typing.get_args(hint) or (hint,)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from asfed.config import scenario_names
+from asfed.config import config_differences, scenario_names
 from asfed.engine.flower.localnet import descendants, stop
 from asfed.errors import AsfedError
-from asfed.experiments.manifest import MANIFEST, _differences, read_manifest
+from asfed.experiments.manifest import MANIFEST, read_manifest
 from asfed.experiments.plan import load_sweep
 from asfed.experiments.runner import _ray_task, _unpack, rounds_done, run_sweep, train_run
 from asfed.report.collect import collect
@@ -268,8 +268,8 @@ def test_sigterm_stops_a_pooled_sweep_its_workers_and_records_the_session(tmp_pa
 
 def test_a_key_a_run_folder_lacks_is_its_default_when_folders_are_compared() -> None:
     older = {"env": "predation", "method": "as"}  # written before predation_actions existed
-    assert _differences({**older, "predation_actions": "left-right"}, older) == []
-    assert _differences({**older, "predation_actions": "toward-away"}, older) == [
+    assert config_differences({**older, "predation_actions": "left-right"}, older) == []
+    assert config_differences({**older, "predation_actions": "toward-away"}, older) == [
         "predation_actions"
     ]
 
@@ -283,3 +283,21 @@ def test_a_sweep_on_cuda_without_a_gpu_is_one_line_and_writes_nothing(tmp_path) 
     res = refused("sweep", "fig2-exchange", "--seeds", "1", "--device", "cuda", "--out", str(out))
     assert res.returncode == 2 and "finds no CUDA GPU" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_config_differences_reads_missing_keys_as_defaults_and_skips_what_may_differ() -> None:
+    """One comparison for run folders, manifests and archives: a key absent from an older
+    config.toml is its default, the allowed keys do not count, dp_sigma follows dp_epsilon."""
+    from asfed.config import FIELDS
+
+    base = {"env": "exchange", "method": "as", "seed": 1, "rounds": 10}
+    assert config_differences(base, dict(base)) == []
+    default_lr = FIELDS["actor_lr"].default
+    assert config_differences(base, {**base, "actor_lr": default_lr}) == []
+    assert config_differences(base, {**base, "seed": 2, "rounds": 20}) == ["rounds", "seed"]
+    assert config_differences(base, {**base, "rounds": 20}, frozenset({"rounds"})) == []
+    noisy = {**base, "dp_epsilon": 8.0, "dp_sigma": 1.0}
+    extended = {**noisy, "rounds": 20, "dp_sigma": 2.0}
+    assert config_differences(noisy, extended, frozenset({"rounds"})) == []
+    assert config_differences(noisy, extended, frozenset({"engine"})) == ["dp_sigma", "rounds"]
+    assert config_differences(base, {**base, "dp_sigma": 2.0}) == ["dp_sigma"]

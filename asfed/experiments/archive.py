@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from asfed.atomic import atomic_write
-from asfed.config import FIELDS as CONFIG_FIELDS
-from asfed.config import config_value
+from asfed.config import config_differences, config_value
 from asfed.errors import AsfedError
 from asfed.experiments.observers import TRADEOFF_POINT_FILE
 from asfed.experiments.plan import Point, Sweep
@@ -31,17 +30,11 @@ from asfed.folders import FolderLock
 
 # Config keys that do not change a run's numbers (the same seed gives the same run on every
 # engine; checkpoints are only when state is saved).
-SAME_NUMBERS = {"engine", "checkpoint_every"}
+SAME_NUMBERS = frozenset({"engine", "checkpoint_every"})
 
 
 def _file(archive: Path, point: Point) -> Path:
     return Path(archive) / f"{point.name}.json"
-
-
-def _differences(want: dict[str, Any], held: dict[str, Any]) -> list[str]:
-    """Config keys whose values differ (a missing key read as its default), but SAME_NUMBERS."""
-    keys = CONFIG_FIELDS.keys() - SAME_NUMBERS
-    return sorted(k for k in keys if config_value(want, k) != config_value(held, k))
 
 
 def _read(archive: Path, point: Point, key: str) -> Any | None:
@@ -59,7 +52,7 @@ def _read(archive: Path, point: Point, key: str) -> Any | None:
     except (OSError, ValueError) as err:
         raise AsfedError(f"cannot read archived point {file}: {err}") from None
     want, held = point.config.resolved().to_dict(), entry["config"]
-    diff = _differences(want, held)
+    diff = config_differences(want, held, SAME_NUMBERS)
     if diff:
         key_ = diff[0]
         raise AsfedError(
@@ -76,7 +69,7 @@ def _write(archive: Path, point: Point, run: Path, key: str, result: Any) -> Non
     from asfed.runs import CONFIG
 
     held = read_toml(run / CONFIG)
-    diff = _differences(point.config.resolved().to_dict(), held)
+    diff = config_differences(point.config.resolved().to_dict(), held, SAME_NUMBERS)
     if diff:
         want = point.config.resolved().to_dict()
         ran = ", ".join(f"{k}={config_value(held, k)!r}" for k in diff)

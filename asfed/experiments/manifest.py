@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asfed.atomic import atomic_write
-from asfed.config import FIELDS, config_value, read_toml
+from asfed.config import config_differences, config_value, read_toml
 from asfed.errors import AsfedError
 
 if TYPE_CHECKING:
@@ -76,17 +76,7 @@ def write_manifest(folder: Path, data: dict[str, Any]) -> None:
 
 # Config keys that may differ between a run folder and its point: more rounds extend a run; the
 # logging cadence and the engine do not change the numbers.
-MAY_DIFFER = {"rounds", "log_every", "checkpoint_every", "engine"}
-
-
-def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """RunConfig keys whose values differ, a missing key read as its default (MAY_DIFFER keys
-    do not count)."""
-    skip = set(MAY_DIFFER)
-    if a.get("dp_epsilon") is not None:
-        skip.add("dp_sigma")  # calibrated to the rounds, which may differ
-    keys = (a.keys() | b.keys()) & FIELDS.keys()
-    return sorted(k for k in keys if k not in skip and config_value(a, k) != config_value(b, k))
+MAY_DIFFER = frozenset({"rounds", "log_every", "checkpoint_every", "engine"})
 
 
 def _check_folder(point: Point, path: Path) -> None:
@@ -97,7 +87,7 @@ def _check_folder(point: Point, path: Path) -> None:
         return
     held = read_toml(path / CONFIG)
     want = point.config.resolved().to_dict()
-    diff = _differences(want, held)
+    diff = config_differences(want, held, MAY_DIFFER)
     if diff:
         k = diff[0]
         raise AsfedError(
@@ -122,7 +112,7 @@ def check_folder(sweep: Sweep, folder: Path) -> dict[str, Any]:
         _check_folder(p, folder / p.name)
         if p.name in listed:
             want, held = p.config.resolved().to_dict(), listed[p.name]["config"]
-            diff = _differences(want, held)
+            diff = config_differences(want, held, MAY_DIFFER)
             if diff:
                 raise AsfedError(
                     f"{folder / MANIFEST} lists run {p.name} with "
