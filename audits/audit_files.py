@@ -211,21 +211,30 @@ def _bars(ax, summaries: list[Summary]) -> None:
 
 
 def write(
-    runs: list[Path], rows: list[VictimScore], summaries: list[Summary], command: str
+    runs: list[Path],
+    rows: list[VictimScore],
+    summaries: list[Summary],
+    command: str,
+    pooled: Path | None = None,
 ) -> None:
-    """`audit/` in each run folder: audit.json, audit.csv, audit.png."""
+    """`audit/` (audit.json, audit.csv, audit.png) in each run folder, and in `pooled` (a train
+    mode's folder: its table and figure cover archived targets too, whose run folders may be
+    gone)."""
     payload = {
         "command": command,
         "caveat": CAVEAT,
-        "runs_pooled": [str(r) for r in runs],
+        "runs_pooled": sorted({r.run for r in rows}),
         "summaries": [s.as_dict() for s in summaries],
         "victims": [vars(r) for r in rows],
     }
     data = json.dumps(payload, indent=2, default=float).encode()
     table_csv, chart = _csv(summaries), _png(summaries, rows)
-    for run in runs:
-        out = Path(run) / "audit"
-        with FolderLock(Path(run), "run"):  # one writer: not while the run trains
+    folders = [(Path(run), "run") for run in runs]
+    folders += [(Path(pooled), "audit")] if pooled is not None else []
+    for folder, what in folders:
+        out = folder / "audit"
+        folder.mkdir(parents=True, exist_ok=True)
+        with FolderLock(folder, what):  # one writer: not while the run or sweep trains
             out.mkdir(exist_ok=True)
             atomic_write(out / "audit.json", data)
             atomic_write(out / "audit.csv", table_csv)

@@ -247,11 +247,15 @@ def test_archived_targets_are_neither_trained_nor_attacked_again(tmp_path) -> No
     ]
     cut = lambda text: text[text.index("| env |") : text.index("wrote audit/")]  # noqa: E731
     table = cut(first.stdout)
+    pooled = json.loads((out / "audit" / "audit.json").read_text())
     shutil.rmtree(out)
     again = asfed(*args)
     assert again.returncode == 0, again.stderr
     assert not out.exists() or not (out / "exchange_as_s1").exists()  # nothing trained
     assert cut(again.stdout) == table
+    # the pooled table and figure are written beside the plan, from the archive alone
+    assert json.loads((out / "audit" / "audit.json").read_text())["victims"] == pooled["victims"]
+    assert (out / "audit" / "audit.png").read_bytes()[:4] == b"\x89PNG"
     other = [a if a != "all" else "update" for a in args]
     res = refused(*other)
     assert res.returncode == 2 and "this audit asks relay with update" in " ".join(

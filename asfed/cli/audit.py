@@ -263,8 +263,12 @@ def audit(
         console.print(text, highlight=False)
     if markdown:
         print(to_markdown(summaries))
-    write(list(runs), rows, summaries, "asfed " + " ".join(sys.argv[1:]))
-    console.print(f"wrote audit/ (audit.json, audit.csv, audit.png) in {len(runs)} run folder(s)")
+    pooled = folder if plan is not None else None
+    write(list(runs), rows, summaries, "asfed " + " ".join(sys.argv[1:]), pooled)
+    console.print(
+        f"wrote audit/ (audit.json, audit.csv, audit.png) in {len(runs)} run folder(s)"
+        + (f" and, pooled over every target, in {pooled}" if pooled is not None else "")
+    )
 
 
 def _dp_check(runs: list[Path]) -> None:
