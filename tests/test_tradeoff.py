@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 
 import numpy as np
 
@@ -285,3 +286,43 @@ def test_the_shadow_attack_takes_a_points_other_seeds_as_its_shadows() -> None:
     assert out["shadow_leakage_ci"][0] > 0  # significant with 15 secrets
     two = _shadow_scores(pts[:2])  # each seed has 3 other secrets: too few to fit
     assert two["shadow_secrets"] == 0 and math.isnan(two["shadow_leakage"])
+
+
+def test_a_point_is_archived_as_soon_as_it_finishes_not_only_when_the_grid_ends(
+    tmp_path,
+) -> None:
+    """A sitting can end without warning (SIGKILL: no `finally`): each finished point's row is
+    in --archive while the grid still trains, so a killed grid loses at most its unfinished
+    runs."""
+    import json
+    import signal
+    import subprocess
+    import time
+
+    from asfed.experiments.observers import TRADEOFF_POINT_FILE
+    from tests.test_simulate_cli import CLI, CLI_ENV
+
+    out, archive = tmp_path / "sweep", tmp_path / "archive"
+    args = [
+        "tradeoff", "--env", "navigation", "--methods", "as", "--epsilons", "inf",
+        "--seeds", "3", "--rounds", "2", "--episodes", "2", "--workers", "1",
+        "--out", str(out), "--archive", str(archive),
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [*CLI, *args], env=CLI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not list(archive.glob("*.json")) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.05)
+        third = out / "navigation_as_epsinf_s3" / TRADEOFF_POINT_FILE
+        running = proc.poll() is None and not third.exists()  # the grid's last run unfinished
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert running, "the first point was archived only after the grid ended"
+    first = sorted(archive.glob("*.json"))[0]
+    assert first.name == "navigation_as_epsinf_s1.json"
+    assert json.loads(first.read_text())["row"]["seed"] == 1

@@ -8,7 +8,7 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,10 +83,13 @@ def run_plan(
     ray_address: str | None = None,
     secret_seed: int | None = None,
     device: str = "cpu",
+    on_run_done: Callable[[], None] | None = None,
 ) -> Outcome:
     """Train a plan with the experiments' runner behind a progress bar (rounds, runs done of
     total, time left). Ctrl-C or SIGTERM stops the workers and exits 130 or 143, finished rounds
-    kept; a failed run is in the outcome (`exit_if_failed`), after the others finished."""
+    kept; a failed run is in the outcome (`exit_if_failed`), after the others finished.
+    `on_run_done` is called in this process, which holds the sweep's folder, each time more
+    runs have finished (a trade-off archives them then, not only at the end)."""
     from asfed.experiments.manifest import check_folder
     from asfed.experiments.runner import run_sweep
 
@@ -100,10 +103,14 @@ def run_plan(
     )
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("sweep", total=None, runs="-", note="")
+        seen = [0]
 
         def show(s) -> None:
             runs = f"{s.runs_done}/{s.runs_total}"
             bar.update(task, completed=s.rounds_done, total=s.rounds_total, runs=runs, note=s.note)
+            if on_run_done is not None and s.runs_done > seen[0]:
+                seen[0] = s.runs_done
+                on_run_done()
 
         try:
             with sigterm_interrupts():

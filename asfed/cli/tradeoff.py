@@ -131,8 +131,17 @@ def tradeoff(
         + (f"; {len(kept)} point(s) from {archive}" if kept else "")
     )
     if todo.points:
+
+        def archive_finished() -> None:  # the sweep, this process, holds the folder meanwhile
+            saved = archived.save_finished(archive, todo, folder)
+            if saved:
+                console.print(f"archived {', '.join(saved)} in {archive}", highlight=False)
+
+        secret = read_private_seed(private_seed, None)
         try:
-            done = run_plan(todo, folder, cores, None, read_private_seed(private_seed, None))
+            done = run_plan(
+                todo, folder, cores, None, secret, on_run_done=archive_finished if archive else None
+            )
         finally:  # what finished in this sitting is archived even when it is stopped or fails
             if archive is not None and folder.is_dir():
                 with FolderLock(folder, "sweep"):
