@@ -248,13 +248,6 @@ def test_archived_points_are_not_trained_again_and_a_changed_config_is_refused(t
     assert not (out / "navigation_as_eps2_s1").exists()  # nothing trained
     assert "2 point(s) from" in " ".join(res.stdout.split())
     assert (out / "tradeoff.csv").read_text() == first
-    # one epsilon of the grid: its point is named without the epsilon, and found by its config
-    one = [*args[:-3], str(tmp_path / "one"), "--archive", str(archive)]
-    one[one.index("--epsilons") + 1] = "2"
-    res = asfed(*one)
-    assert res.returncode == 0, res.stderr
-    assert not list((tmp_path / "one").glob("navigation_*"))  # nothing trained
-    assert "1 point(s) from" in " ".join(res.stdout.split())
     file = archive / "navigation_as_eps2_s1.json"
     entry = json.loads(file.read_text())
     entry["config"]["rho"] = 0.5

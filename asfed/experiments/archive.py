@@ -2,9 +2,7 @@
 of the machine is finished over several and its table and figures are drawn from every run: a
 trade-off's points (their rows) and an audit's targets (their scored victims).
 
-One JSON file a run, `<archive>/<point name>.json` (Python's JSON, which keeps inf and NaN),
-found again by its config, not its name, so a smaller grid (one epsilon, fewer seeds) reuses a
-larger grid's points:
+One JSON file a run, `<archive>/<point name>.json` (Python's JSON, which keeps inf and NaN):
 its result (a trade-off point's row, `tradeoff.FIELDS`; or an audit target's victim rows, with
 the attacks and attacker that made them), its resolved config as its run folder recorded it
 (checked against the point's when archived, and against the plan's when read back, key by key;
@@ -35,53 +33,38 @@ from asfed.folders import FolderLock
 SAME_NUMBERS = frozenset({"engine", "checkpoint_every"})
 
 
-Entry = tuple[Path, dict[str, Any]]  # an archived file and its contents
+def _file(archive: Path, point: Point) -> Path:
+    return Path(archive) / f"{point.name}.json"
 
 
-def _entries(archive: Path, key: str) -> list[Entry]:
-    """Every archived result (`key`) in the folder, read once; a damaged file is refused, never
-    patched or skipped."""
-    out = []
-    for file in sorted(Path(archive).glob("*.json")):
-        try:
-            entry = json.loads(file.read_text())
-            if not isinstance(entry, dict) or set(entry) != {key, "config", "versions"}:
-                raise ValueError(f"not an archived {key!r} (keys {key}, config, versions)")
-            if not isinstance(entry["config"], dict) or not isinstance(entry["versions"], dict):
-                raise ValueError("its config or versions is not a table")
-        except (OSError, ValueError) as err:
-            raise AsfedError(f"cannot read archived point {file}: {err}") from None
-        out.append((file, entry))
-    return out
-
-
-def _match(entries: list[Entry], point: Point) -> Entry | None:
-    """The entry that ran at exactly the point's config, None if none did. Found by its config,
-    not its name: a point's name says only what its grid varies, so one epsilon of a grid is
-    `..._s1` alone and `..._dp_epsilon4096_s1` beside others. An entry named as the point but
-    run at another config is refused, key by key, as is a run archived twice."""
-    want = point.config.resolved().to_dict()
-    same = [e for e in entries if not config_differences(want, e[1]["config"], SAME_NUMBERS)]
-    if len(same) > 1:
-        files = ", ".join(str(f) for f, _ in same)
-        raise AsfedError(f"point {point.name} is archived twice ({files}); remove one")
-    if same:
-        return same[0]
-    for file, entry in entries:
-        if file.stem == point.name:
-            held = entry["config"]
-            key = config_differences(want, held, SAME_NUMBERS)[0]
-            raise AsfedError(
-                f"archived point {file} ran with {key}={config_value(held, key)!r}, the plan "
-                f"asks {want[key]!r}; archive this grid elsewhere (--archive)"
-            )
-    return None
+def _read(archive: Path, point: Point, key: str) -> Any | None:
+    """The archived result (`key`) of a point, None if it is not archived; its config is
+    checked against the point's key by key; a damaged file is refused, never patched."""
+    file = _file(archive, point)
+    if not file.exists():
+        return None
+    try:
+        entry = json.loads(file.read_text())
+        if not isinstance(entry, dict) or set(entry) != {key, "config", "versions"}:
+            raise ValueError(f"not an archived {key!r} (keys {key}, config, versions)")
+        if not isinstance(entry["config"], dict) or not isinstance(entry["versions"], dict):
+            raise ValueError("its config or versions is not a table")
+    except (OSError, ValueError) as err:
+        raise AsfedError(f"cannot read archived point {file}: {err}") from None
+    want, held = point.config.resolved().to_dict(), entry["config"]
+    diff = config_differences(want, held, SAME_NUMBERS)
+    if diff:
+        key_ = diff[0]
+        raise AsfedError(
+            f"archived point {file} ran with {key_}={config_value(held, key_)!r}, the plan "
+            f"asks {want[key_]!r}; archive this grid elsewhere (--archive)"
+        )
+    return entry[key]
 
 
 def _write(archive: Path, point: Point, run: Path, key: str, result: Any) -> None:
     """Archive `result` of a finished run at exactly the point's config (rounds and log_every
-    included; only SAME_NUMBERS may differ), with the run's own config and versions, as
-    `<archive>/<point name>.json`."""
+    included; only SAME_NUMBERS may differ), with the run's own config and versions."""
     from asfed.config import read_toml
     from asfed.runs import CONFIG
 
@@ -96,24 +79,23 @@ def _write(archive: Path, point: Point, run: Path, key: str, result: Any) -> Non
     entry = {key: result, "config": held, "versions": versions}
     Path(archive).mkdir(parents=True, exist_ok=True)
     with FolderLock(Path(archive), "archive"):  # one writer per folder, for a moment
-        file = Path(archive) / f"{point.name}.json"
-        atomic_write(file, (json.dumps(entry, indent=1) + "\n").encode())
+        atomic_write(_file(archive, point), (json.dumps(entry, indent=1) + "\n").encode())
 
 
 def load(archive: Path, plan: Sweep) -> dict[str, dict[str, Any]]:
     """A trade-off's archived rows of the plan's points, by point name, each checked to be its
     point's (config, method, seed, epsilon)."""
-    out, entries = {}, _entries(archive, "row")
+    out = {}
     for point in plan.points:
-        found = _match(entries, point)
-        if found is None:
+        row = _read(archive, point, "row")
+        if row is None:
             continue
-        where, row = found[0], found[1]["row"]
         if not isinstance(row, dict) or set(row) != set(FIELDS):
             raise AsfedError(
-                f"cannot read archived point {where}: its row's fields are not {list(FIELDS)}"
+                f"cannot read archived point {_file(archive, point)}: its row's "
+                f"fields are not {list(FIELDS)}"
             )
-        _check_row(row, point, where)
+        _check_row(row, point, _file(archive, point))
         out[point.name] = row
     return out
 
@@ -138,10 +120,10 @@ def save_finished(archive: Path, plan: Sweep, folder: Path) -> list[str]:
     refused."""
     from asfed.experiments.runner import finished
 
-    saved, entries = [], _entries(archive, "row")
+    saved = []
     for point in plan.points:
         run = Path(folder) / point.name
-        if not (run / TRADEOFF_POINT_FILE).exists() or _match(entries, point) is not None:
+        if _file(archive, point).exists() or not (run / TRADEOFF_POINT_FILE).exists():
             continue
         if not finished(run, point.config, ()):
             continue  # rounds still to train: the runner finishes it
@@ -157,12 +139,12 @@ def load_audit(
 ) -> dict[str, list[dict[str, Any]]]:
     """An audit's archived victim rows (`audits.audit.VictimScore` fields) of the plan's
     targets, by point name; made by other attacks or another attacker: refused."""
-    out, entries = {}, _entries(archive, "audit")
+    out = {}
     for point in plan.points:
-        found = _match(entries, point)
-        if found is None:
+        result = _read(archive, point, "audit")
+        if result is None:
             continue
-        where, result = found[0], found[1]["audit"]
+        where = _file(archive, point)
         if not isinstance(result, dict) or set(result) != {"attacks", "attacker", "rows"}:
             raise AsfedError(f"cannot read archived audit {where}: not attacks, attacker, rows")
         if result["attacks"] != list(attacks) or result["attacker"] != attacker:
@@ -185,11 +167,11 @@ def save_audit(
 ) -> list[str]:
     """Archive each finished target's victim rows (`rows` as dicts, each with its "run"), for
     the plan's points in `folder` not archived yet; the names archived."""
-    saved, entries = [], _entries(archive, "audit")
+    saved = []
     for point in plan.points:
         run = Path(folder) / point.name
         mine = [r for r in rows if Path(r["run"]) == run]
-        if not mine or _match(entries, point) is not None:
+        if _file(archive, point).exists() or not mine:
             continue
         result = {"attacks": list(attacks), "attacker": attacker, "rows": mine}
         _write(archive, point, run, "audit", result)
