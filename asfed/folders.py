@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from asfed.errors import AsfedError
@@ -20,9 +21,12 @@ LOCK = ".lock"
 class FolderLock:
     """The lock of one folder, held from `acquire` until `release` (or the process's end)."""
 
-    def __init__(self, folder: Path, what: str = "run") -> None:
+    def __init__(self, folder: Path, what: str = "run", wait: float = 0.0) -> None:
+        """wait: seconds to wait for another holder before refusing (for locks that are held
+        for a moment, as an archive's is; a run's or a sweep's is refused at once)."""
         self.folder = Path(folder)
         self.what = what
+        self.wait = wait
         self._fd: int | None = None
 
     @property
@@ -38,8 +42,16 @@ class FolderLock:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
             raise AsfedError(f"cannot lock {self.folder}: {err.strerror}") from None
+        deadline = time.monotonic() + self.wait
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.05)
         except BlockingIOError:
             holder = _read_pid(fd)
             os.close(fd)

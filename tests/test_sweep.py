@@ -301,3 +301,20 @@ def test_config_differences_reads_missing_keys_as_defaults_and_skips_what_may_di
     assert config_differences(noisy, extended, frozenset({"rounds"})) == []
     assert config_differences(noisy, extended, frozenset({"engine"})) == ["dp_sigma", "rounds"]
     assert config_differences(base, {**base, "dp_sigma": 2.0}) == ["dp_sigma"]
+
+
+def test_a_run_extended_to_more_rounds_drops_its_post_run_files_before_it_trains(tmp_path) -> None:
+    """A post-run file of fewer rounds (a trade-off row, anticipation metrics) is stale once the
+    run trains on; kept, it would read as the longer run's result until the step rewrote it."""
+    from asfed.experiments.observers import ANTICIPATION_FILE, TRADEOFF_POINT_FILE
+
+    scenario, path = tiny(tmp_path), tmp_path / "run"
+    short = load_sweep(str(scenario), ["as"], 1, ["rounds=1"]).points[0].config
+    train_run(short, path, private_seed=5)
+    for name in (TRADEOFF_POINT_FILE, ANTICIPATION_FILE):
+        (path / name).write_text("of 1 round")
+    seen = []
+    longer = load_sweep(str(scenario), ["as"], 1, ["rounds=2"]).points[0].config
+    train_run(longer, path, on_round=lambda *a: seen.append((path / TRADEOFF_POINT_FILE).exists()))
+    assert seen and not any(seen)
+    assert not (path / ANTICIPATION_FILE).exists()  # no observer asked: not written again

@@ -153,7 +153,8 @@ def audit(
     attacker of the same class (the same question from the public actions alone): leakage =
     score - baseline. A trial is a secret (one agent of one run): accuracies carry
     Clopper-Pearson intervals over secrets, the rest t intervals over runs. Writes audit/ (JSON,
-    CSV, PNG with ROC curves) into each run folder.
+    CSV, PNG with ROC curves) into each run folder it attacked and, with --env or --scenario,
+    pooled over every target (archived ones included) into the --out folder.
 
     \b
     asfed audit runs/nav_as_s1 runs/nav_as_s2 --attack all

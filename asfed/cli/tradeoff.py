@@ -133,7 +133,11 @@ def tradeoff(
     if todo.points:
 
         def archive_finished() -> None:  # the sweep, this process, holds the folder meanwhile
-            saved = archived.save_finished(archive, todo, folder)
+            try:
+                saved = archived.save_finished(archive, todo, folder)
+            except (AsfedError, OSError) as err:  # the runs go on; `finally` tries again
+                console.print(f"not archived yet: {err}", highlight=False)
+                return
             if saved:
                 console.print(f"archived {', '.join(saved)} in {archive}", highlight=False)
 

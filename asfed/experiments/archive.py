@@ -78,7 +78,7 @@ def _write(archive: Path, point: Point, run: Path, key: str, result: Any) -> Non
     versions = json.loads((run / "versions.json").read_text())
     entry = {key: result, "config": held, "versions": versions}
     Path(archive).mkdir(parents=True, exist_ok=True)
-    with FolderLock(Path(archive), "archive"):  # one writer per folder, for a moment
+    with FolderLock(Path(archive), "archive", wait=30):  # one writer per folder, for a moment
         atomic_write(_file(archive, point), (json.dumps(entry, indent=1) + "\n").encode())
 
 

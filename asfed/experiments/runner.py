@@ -115,6 +115,8 @@ def train_run(
             sim, run, rows = resume(path, cfg.rounds, device=device)
         else:
             sim, run, rows = start(cfg, path, device=device, private_seed=private_seed)
+        for name in OBSERVERS.names():  # results of fewer rounds: stale until written again
+            (path / OBSERVERS.get(name).file).unlink(missing_ok=True)
         try:
             train(sim, run, rows, on_round)
         finally:

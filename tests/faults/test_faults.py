@@ -134,6 +134,24 @@ def test_a_second_writer_is_refused_naming_the_first_and_the_lock_dies_with_it(
     assert damaged == 0 and len(rows) == done + 2  # rounds 0..R-1, each once
 
 
+def test_a_lock_held_for_a_moment_is_waited_for_and_one_held_on_is_refused(tmp_path) -> None:
+    """An archive's lock is held for one write: a second writer waits for it (up to `wait`)
+    rather than failing a grid's archiving; a run's or sweep's (wait 0) is refused at once."""
+    import threading
+
+    from asfed.folders import FolderLock
+
+    held = FolderLock(tmp_path, "archive").acquire()
+    with pytest.raises(AsfedError, match="one writer per archive folder"):
+        FolderLock(tmp_path, "archive").acquire()
+    with pytest.raises(AsfedError, match="being written by process"):
+        FolderLock(tmp_path, "archive", wait=0.2).acquire()  # still held when it gives up
+    threading.Timer(0.3, held.release).start()
+    began = time.monotonic()
+    with FolderLock(tmp_path, "archive", wait=30):
+        assert 0.2 < time.monotonic() - began < 10  # it waited for the release, no longer
+
+
 # ---- damaged files are refused, never patched ------------------------------------------------
 
 
