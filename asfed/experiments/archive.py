@@ -8,9 +8,12 @@ the attacks and attacker that made them), its resolved config as its run folder 
 (checked against the point's when archived, and against the plan's when read back, key by key;
 a trade-off row's method, seed and epsilon against the point's too) and the versions it ran
 with (the run folder's versions.json; not compared: results of older attack code are not told
-apart). A run folder of 300 rounds holds about 90 MB of
-messages and records; its row is a few KB, small enough to keep beside the docs. The private
-seed is not kept: it is secret.
+apart). A run folder of 300 rounds holds about 90 MB of messages and records; its row is a few
+KB, small enough to keep beside the docs. The private seed is not kept: it is secret.
+
+A point is found by its name, not by its config alone: a run's secrets are drawn from the
+private seed and its name, so a smaller grid whose point is named otherwise (one epsilon: no
+epsilon in the name) would have drawn other secrets, and it trains its own run.
 """
 
 from __future__ import annotations
