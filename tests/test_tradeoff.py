@@ -248,6 +248,10 @@ def test_archived_points_are_not_trained_again_and_a_changed_config_is_refused(t
     assert not (out / "navigation_as_eps2_s1").exists()  # nothing trained
     assert "2 point(s) from" in " ".join(res.stdout.split())
     assert (out / "tradeoff.csv").read_text() == first
+    page = asfed("report", str(out))  # the HTML report of a trade-off drawn from its archive
+    assert page.returncode == 0, page.stderr
+    html = (out / "report.html").read_text()
+    assert "privacy-performance frontier" in html and "read from its archive" in html
     file = archive / "navigation_as_eps2_s1.json"
     entry = json.loads(file.read_text())
     entry["config"]["rho"] = 0.5

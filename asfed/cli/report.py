@@ -58,7 +58,7 @@ def report(
     if section is not None and readme is None:
         raise AsfedError("--section names a section of the --readme page; give --readme too")
     sources = collect(paths)
-    if not any(s.runs for s in sources):
+    if not any(s.runs or s.tradeoff is not None for s in sources):
         where = ", ".join(str(p) for p in paths)
         raise AsfedError(f"nothing to report: no run in {where} has completed a round")
     new_readme = text = None

@@ -137,7 +137,7 @@ def _folder(path: Path) -> Source:
     runs = [r for r in (read_run(p) for p in folders) if r is not None]
     return Source(
         path=path,
-        title=f"Runs in {path.name}",
+        title=f"{'Runs' if folders else 'Trade-off'} in {path.name}",
         runs=runs,
         planned=len(folders),
         tradeoff=path / TRADEOFF if (path / TRADEOFF).is_file() else None,
@@ -154,11 +154,12 @@ def collect(paths: list[Path]) -> list[Source]:
             sources.append(_sweep(path))
         elif _is_run(path):
             loose.append(path)
-        elif any(_is_run(p) for p in path.iterdir() if p.is_dir()):
-            sources.append(_folder(path))
+        elif (path / TRADEOFF).is_file() or any(_is_run(p) for p in path.iterdir() if p.is_dir()):
+            sources.append(_folder(path))  # a trade-off drawn from its archive has no runs
         else:
             raise AsfedError(
-                f"{path} is not a sweep folder (sweep.json), a run folder (config.toml) or a "
+                f"{path} is not a sweep folder (sweep.json), a run folder (config.toml), a "
+                "trade-off folder (tradeoff.csv) or a "
                 "folder of run folders; accepted: any of these"
             )
     if loose:

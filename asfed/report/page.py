@@ -85,6 +85,8 @@ def _bytes(b: float) -> str:
 
 
 def _budget(source: Source) -> str:
+    if not source.runs and source.tradeoff is not None:
+        return "no run folders here: the trade-off's rows were read from its archive (--archive)"
     if not source.runs:
         return "no run has completed a round yet"
     cfgs = [r.config for r in source.runs]
