@@ -8,9 +8,9 @@ beside the actions-only attacker of the same class. Reward inversion: Pearson an
 correlation and R^2 after an affine calibration, on held-out episodes (episodes split three ways
 by their index: fit, calibrate, score, so fitting and scoring never share a transition).
 
-Pooling (`pool`) counts independent units only: accuracies over secrets (Clopper-Pearson), ROC
-curves over secrets' scores, correlations and leakage over runs (t intervals); never the
-episodes or rounds of one run.
+Pooling (`pool`) counts independent units only: accuracies and their leakage over secrets
+(Clopper-Pearson), ROC curves over secrets' scores, correlations and their leakage over runs
+(t intervals); never the episodes or rounds of one run.
 """
 
 from __future__ import annotations
@@ -334,7 +334,9 @@ class Summary:
     as independent; they are drawn jointly, a permutation on exchange and navigation, so `extra`
     also holds the accuracy and interval over one secret a run, strictly independent), and the
     actions-only baseline over the same secrets; inversion: the mean over runs of
-    each run's mean r, with its t interval; leakage: score - baseline, t interval over runs.
+    each run's mean r, with its t interval; leakage: score - baseline, for the type with the
+    difference of the two 97.5% Clopper-Pearson intervals (`scoring.difference_interval`:
+    never of zero width), for inversion with a t interval over runs.
     `extra`: AUC and TPR at low FPR of the one-vs-rest tests (attack and baseline), the MI lower
     bound (lambda fitted leave-one-run-out) and the epsilon lower bound over one secret a run."""
 
@@ -427,6 +429,7 @@ def pool(rows: list[VictimScore]) -> list[Summary]:
         scored = [r for r in rs if r.score is not None]
         leak = _per_run(scored, runs, lambda r: r.score - r.baseline)
         mean = lambda v: float(np.mean(v)) if v else None  # noqa: E731
+        leakage, leakage_ci = mean(leak), scoring.t_interval(leak)
         if attack == "reward-inversion":
             score = _per_run(scored, runs, lambda r: r.score)
             base = _per_run(rs, runs, lambda r: r.baseline)
@@ -444,6 +447,12 @@ def pool(rows: list[VictimScore]) -> list[Summary]:
             )
             measure, extra = "accuracy over secrets", _type_extra(rs, scored)
             ci_method = f"Clopper-Pearson over {len(scored)} secrets ({len(runs)} runs)"
+            if scored:  # over the secrets both scored; conservative, never of zero width
+                base_scored = int(sum(r.baseline for r in scored))
+                leakage = (hits - base_scored) / len(scored)
+                leakage_ci = scoring.difference_interval(
+                    int(hits), len(scored), base_scored, len(scored)
+                )
         score, score_ci, baseline, baseline_ci = values
         team = _per_run(rs, runs, lambda r: r.extra.get("team_return", math.nan))
         extra["team_return"] = float(np.nanmean(team)) if np.isfinite(team).any() else math.nan
@@ -452,7 +461,7 @@ def pool(rows: list[VictimScore]) -> list[Summary]:
             Summary(
                 env, method, attack, attacker, len(runs), len(rs), measure,
                 score, score_ci, rs[0].chance, baseline, baseline_ci,
-                mean(leak), scoring.t_interval(leak), ci_method,
+                leakage, leakage_ci, ci_method,
                 _note(rs, attacker, method), extra,
             )
         )  # fmt: skip

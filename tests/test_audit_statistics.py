@@ -80,3 +80,31 @@ def test_the_mi_lambda_is_fitted_on_other_runs() -> None:
     in_sample = scoring.mi_lower_bound(scores, labels, scores, labels)
     assert loo < in_sample
     assert np.isnan(scoring.mi_leave_one_run_out(scores[:3], labels[:3], runs[:3]))
+
+
+def test_type_leakage_is_never_of_zero_width_when_every_run_agrees() -> None:
+    """15 of 15 secrets named by the attack and by the actions alone, in each of 5 runs: a t
+    interval over the runs' differences would be [0, 0], as if 15 secrets proved the messages
+    add exactly nothing; the pooled leakage interval is the difference of the two 97.5%
+    Clopper-Pearson intervals instead, and its simulated coverage is at least 95%."""
+    from audits.audit import VictimScore, pool
+    from audits.scoring import clopper_pearson, difference_interval
+
+    rows = [
+        VictimScore(
+            run=f"r{run}", seed=run, env="exchange", method="as", attack="reward-type",
+            attacker="relay", victim=agent, chance=1 / 3, score=1.0, baseline=1.0, extra={},
+            scores=[0.0, 0.0, 0.0], baseline_scores=[0.0, 0.0, 0.0], truth=agent,
+        )
+        for run in range(5)
+        for agent in range(3)
+    ]  # fmt: skip
+    (summary,) = pool(rows)
+    lo, hi = summary.leakage_ci
+    assert summary.leakage == 0.0 and lo == clopper_pearson(15, 15, 0.975)[0] - 1.0 and hi > 0.2
+    rng, (p, q), n, covered = np.random.default_rng(1), (0.9, 0.6), 15, 0
+    for _ in range(2000):
+        a, b = rng.binomial(n, p), rng.binomial(n, q)
+        lo, hi = difference_interval(a, n, b, n)
+        covered += lo <= p - q <= hi
+    assert covered / 2000 >= 0.95

@@ -345,29 +345,22 @@ def _shadow_scores(pts: list[dict[str, Any]]) -> dict[str, Any]:
         out[f"{name}_accuracy"] = hits[name] / n if n else math.nan
         out[f"{name}_accuracy_ci"] = scoring.clopper_pearson(hits[name], n) if n else None
     out["shadow_leakage"] = out["shadow_accuracy"] - out["shadow_actions_accuracy"]
-    if n:
-        a = scoring.clopper_pearson(hits["shadow"], n, 0.975)
-        b = scoring.clopper_pearson(hits["shadow_actions"], n, 0.975)
-        out["shadow_leakage_ci"] = (a[0] - b[1], a[1] - b[0])
-    else:
-        out["shadow_leakage_ci"] = None
+    out["shadow_leakage_ci"] = (
+        scoring.difference_interval(hits["shadow"], n, hits["shadow_actions"], n) if n else None
+    )
     return out
 
 
 def _difference_interval(scored: list[dict[str, Any]], n: int) -> tuple[float, float] | None:
-    """A conservative 95% interval for the update attack's accuracy minus the actions-only
-    attacker's over n secrets: the difference of their 97.5% Clopper-Pearson intervals (each
-    covers with 97.5%, so both do with at least 95%). Never of zero width, unlike a t interval
-    over a few seeds whose differences happen to agree."""
+    """The update attack's accuracy minus the actions-only attacker's over n secrets, with
+    `audits.scoring.difference_interval` (conservative, never of zero width)."""
     if not n:
         return None
     hits = {
         f: round(sum(p[f] * p["type_secrets"] for p in scored))
         for f in ("update_accuracy", "type_baseline")
     }
-    a = scoring.clopper_pearson(hits["update_accuracy"], n, 0.975)
-    b = scoring.clopper_pearson(hits["type_baseline"], n, 0.975)
-    return (a[0] - b[1], a[1] - b[0])
+    return scoring.difference_interval(hits["update_accuracy"], n, hits["type_baseline"], n)
 
 
 def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) -> None:
