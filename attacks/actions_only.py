@@ -2,7 +2,7 @@
 actions, behavioural cloning in the same model family as the message attacks).
 
 Every audit runs it beside each attack: leakage due to the messages is the attack's score minus
-this baseline's. Registered as an attack of its own so that it can be run and listed by name.
+this baseline's. Registered as an attack of its own so that it is listed (`asfed list`) by name.
 """
 
 from __future__ import annotations

@@ -30,6 +30,12 @@ ACTIONS = ("actions-only",)  # the public-actions attacker reads only its own
 FEATURES_VERSION = 1  # bump when an attack behind COLUMNS changes: cached features are redone
 MIN_SECRETS = 6  # the least shadow secrets the model is fitted on (two 3-agent runs)
 
+# What `asfed list` says of it (it is not in the ATTACKS registry: it needs shadow runs' models).
+SUMMARY = (
+    "Which of K public candidate rewards is the victim's, learned from shadow runs whose "
+    "secrets the attacker knows (Shokri et al. 2017; chance 1/K; --shadow-seeds or --shadows)"
+)
+
 
 def guesses(view: AttackerView) -> dict[str, TypeGuess | NoEvidence]:
     """The cheap attacks' guesses on a view, by COLUMNS name."""

@@ -25,8 +25,11 @@ def test_list_shows_every_env_with_agents_actions_and_horizon() -> None:
     assert "300" in out.stdout  # exchange horizon
     assert "anticipation, policy_dist" in out.stdout  # what AS may send
     assert "random-one" in out.stdout and "distance" in out.stdout
-    for attack in ("reward-type", "reward-inversion", "actions-only"):  # the registered attacks
+    from audits.audit import QUESTIONS
+
+    for attack in (*QUESTIONS, "actions-only"):  # every --attack value, and the baseline
         assert attack in out.stdout
+    assert "Shokri" in out.stdout and "not an --attack" in out.stdout
 
 
 def test_unknown_command_fails_with_a_usage_message() -> None:

@@ -46,11 +46,23 @@ def list_registered() -> None:
         topologies.add_row(name, doc)
     console.print(topologies)
 
+    import attacks.shadow
     from attacks import ATTACKS
+    from audits.audit import QUESTIONS
 
-    attacks = Table(title="attacks (asfed audit --attack NAME)")
-    attacks.add_column("attack")
-    attacks.add_column("what it estimates")
-    for name in ATTACKS.names():
-        attacks.add_row(name, (ATTACKS.get(name).__doc__ or "").strip().splitlines()[0])
-    console.print(attacks)
+    def summary(doc: str | None) -> str:  # a docstring's first sentence, over its lines
+        text = " ".join((doc or "").strip().split("\n\n")[0].split())
+        return text.split(". ")[0].removesuffix(".")
+
+    table = Table(title="attacks (asfed audit --attack NAME, or all)")
+    table.add_column("attack")
+    table.add_column("what it estimates")
+    for name in QUESTIONS:
+        text = attacks.shadow.SUMMARY if name == "shadow" else summary(ATTACKS.get(name).__doc__)
+        table.add_row(name, text)
+    table.add_row(
+        "actions-only",
+        "The baseline run beside every attack, not an --attack: "
+        + summary(ATTACKS.get("actions-only").__doc__).lower(),
+    )
+    console.print(table)
