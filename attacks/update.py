@@ -18,7 +18,10 @@ A curious neighbour, which saw only some of the victim's inbox, reads the plain 
 
 Between rounds the shared distributions cover different states, so only the within-round change
 (K - 1 of a round's K updates) is read; a method that shares once a round (K = 1) leaves its
-preferences to the one-step attack.
+preferences to the one-step attack. Shared parameters (PS, VPS) could be compared across rounds
+on one round's states (the round's last update), but only every `log_every`-th round's messages
+are recorded (every 10th in the paper-budget scenarios), so two consecutive rounds are rarely
+both there: not read, a known gap where messages are logged every round.
 """
 
 from __future__ import annotations
