@@ -151,8 +151,9 @@ def audit(
     Every attack sees only what the attacker received plus the public record (states and joint
     actions); scoring alone reads ground truth. Each score comes with chance and the actions-only
     attacker of the same class (the same question from the public actions alone): leakage =
-    score - baseline. A trial is a secret (one agent of one run): accuracies carry
-    Clopper-Pearson intervals over secrets, the rest t intervals over runs. Writes audit/ (JSON,
+    score - baseline. A trial is a secret (one agent of one run): accuracies and their leakage
+    carry Clopper-Pearson intervals over secrets (the leakage: the difference of the two 97.5%
+    intervals), correlations and their leakage t intervals over runs. Writes audit/ (JSON,
     CSV, PNG with ROC curves) into each run folder it attacked and, with --env or --scenario,
     pooled over every target (archived ones included) into the --out folder.
 
