@@ -11,6 +11,12 @@ shadow secrets suffice. Applied to a target's view it gives each hypothesis's lo
 
 The actions-only attacker gets the same treatment on its own column alone, so the leakage due to
 the messages is measured within one attacker class (both learned from the same shadows).
+
+A departure from the issue's wording, which names per-round features: each cheap attack's score
+is its mean over the logged rounds (their per-round correlations), so a training sample is a
+secret, not a round. A secret's rounds are not independent samples of it (one policy, one
+reward), and fitting on them as if they were would count one shadow secret 30 times; what the
+model would gain from how the rounds' scores vary is not measured here.
 """
 
 from __future__ import annotations
