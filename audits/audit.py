@@ -427,13 +427,13 @@ def pool(rows: list[VictimScore]) -> list[Summary]:
     for (env, method, attack, attacker), rs in groups.items():
         runs = sorted({r.run for r in rs})
         scored = [r for r in rs if r.score is not None]
-        leak = _per_run(scored, runs, lambda r: r.score - r.baseline)
         mean = lambda v: float(np.mean(v)) if v else None  # noqa: E731
-        leakage, leakage_ci = mean(leak), scoring.t_interval(leak)
         if attack == "reward-inversion":
             score = _per_run(scored, runs, lambda r: r.score)
             base = _per_run(rs, runs, lambda r: r.baseline)
             values = (mean(score), scoring.t_interval(score), mean(base), scoring.t_interval(base))
+            leak = _per_run(scored, runs, lambda r: r.score - r.baseline)
+            leakage, leakage_ci = mean(leak), scoring.t_interval(leak)
             measure, extra = "Pearson r (held out)", {}
             ci_method = f"t over {len(runs)} runs" if len(runs) > 1 else "one run: no interval"
         else:
@@ -447,12 +447,9 @@ def pool(rows: list[VictimScore]) -> list[Summary]:
             )
             measure, extra = "accuracy over secrets", _type_extra(rs, scored)
             ci_method = f"Clopper-Pearson over {len(scored)} secrets ({len(runs)} runs)"
-            if scored:  # over the secrets both scored; conservative, never of zero width
-                base_scored = int(sum(r.baseline for r in scored))
-                leakage = (hits - base_scored) / len(scored)
-                leakage_ci = scoring.difference_interval(
-                    int(hits), len(scored), base_scored, len(scored)
-                )
+            n = len(scored)  # the leakage over the secrets both scored (`same`): conservative
+            leakage = (hits - base_hits) / n if n else None
+            leakage_ci = scoring.difference_interval(int(hits), n, int(base_hits), n) if n else None
         score, score_ci, baseline, baseline_ci = values
         team = _per_run(rs, runs, lambda r: r.extra.get("team_return", math.nan))
         extra["team_return"] = float(np.nanmean(team)) if np.isfinite(team).any() else math.nan

@@ -230,10 +230,11 @@ def write(
     data = json.dumps(payload, indent=2, default=float).encode()
     table_csv, chart = _csv(summaries), _png(summaries, rows)
     folders = [(Path(run), "run") for run in runs]
-    folders += [(Path(pooled), "audit")] if pooled is not None else []
+    if pooled is not None:
+        Path(pooled).mkdir(parents=True, exist_ok=True)  # every target archived: nothing trained
+        folders.append((Path(pooled), "audit"))
     for folder, what in folders:
         out = folder / "audit"
-        folder.mkdir(parents=True, exist_ok=True)
         with FolderLock(folder, what):  # one writer: not while the run or sweep trains
             out.mkdir(exist_ok=True)
             atomic_write(out / "audit.json", data)
