@@ -218,6 +218,16 @@ def test_a_series_whose_leakage_was_not_measured_is_named_not_drawn_at_zero(tmp_
     assert not any(label.startswith("as:") for label in seen)
 
 
+def _archived_grid(out, archive, epsilons: str, seeds: int) -> list[str]:
+    """`asfed tradeoff` arguments of a tiny AS grid on navigation, one worker, with --archive
+    last (the archive tests replace its value)."""
+    return [
+        "tradeoff", "--env", "navigation", "--methods", "as", "--epsilons", epsilons,
+        "--seeds", str(seeds), "--rounds", "2", "--episodes", "2", "--workers", "1",
+        "--out", str(out), "--archive", str(archive),
+    ]  # fmt: skip
+
+
 def test_archived_points_are_not_trained_again_and_a_changed_config_is_refused(tmp_path) -> None:
     """A grid finished over several sittings: every finished point's row goes to --archive;
     with the run folders gone, the same command trains nothing and writes the same rows; an
@@ -226,11 +236,7 @@ def test_archived_points_are_not_trained_again_and_a_changed_config_is_refused(t
     import shutil
 
     out, archive = tmp_path / "sweep", tmp_path / "archive"
-    args = [
-        "tradeoff", "--env", "navigation", "--methods", "as", "--epsilons", "2,inf",
-        "--seeds", "1", "--rounds", "2", "--episodes", "2", "--workers", "1",
-        "--out", str(out), "--archive", str(archive),
-    ]  # fmt: skip
+    args = _archived_grid(out, archive, epsilons="2,inf", seeds=1)
     assert asfed(*args).returncode == 0
     assert sorted(p.name for p in archive.glob("*.json")) == [
         "navigation_as_eps2_s1.json",
@@ -300,11 +306,7 @@ def test_a_point_is_archived_as_soon_as_it_finishes_not_only_when_the_grid_ends(
     from tests.test_simulate_cli import CLI, CLI_ENV
 
     out, archive = tmp_path / "sweep", tmp_path / "archive"
-    args = [
-        "tradeoff", "--env", "navigation", "--methods", "as", "--epsilons", "inf",
-        "--seeds", "3", "--rounds", "2", "--episodes", "2", "--workers", "1",
-        "--out", str(out), "--archive", str(archive),
-    ]  # fmt: skip
+    args = _archived_grid(out, archive, epsilons="inf", seeds=3)
     proc = subprocess.Popen(
         [*CLI, *args], env=CLI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True,
