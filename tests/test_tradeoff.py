@@ -206,7 +206,9 @@ def test_a_series_whose_leakage_was_not_measured_is_named_not_drawn_at_zero(tmp_
         point("as cut", math.inf, math.nan, -9.0),
         point("as cut", 4096.0, math.nan, -8.9),
     ]
-    tradeoff.frontier(tmp_path / "f.png", summary, "exchange", 4.2)
+    tradeoff.frontier(
+        tmp_path / "f.png", summary, "exchange", [("random", "uniformly random", 4.2)]
+    )
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
     cut = [label for label in seen if label.startswith("as cut")]
     assert cut == [
@@ -325,3 +327,56 @@ def test_a_point_is_archived_as_soon_as_it_finishes_not_only_when_the_grid_ends(
     first = sorted(archive.glob("*.json"))[0]
     assert first.name == "navigation_as_epsinf_s1.json"
     assert json.loads(first.read_text())["row"]["seed"] == 1
+
+
+def test_a_diverged_point_is_a_result_counted_apart_and_never_trained_again(tmp_path) -> None:
+    """PS mixes its neighbours' noised parameters into its own: at epsilon 1 the noise blows its
+    policy up in the first round (with these secrets: the noise is drawn from them). That
+    point's training diverges: the grid still finishes (exit 0), the point's row says where, the
+    summary counts it apart from the seeds it averages, it is archived, and the same command
+    does not train it into the same divergence again; a damaged record of it is refused."""
+    import json
+    import shutil
+
+    out, archive = tmp_path / "sweep", tmp_path / "archive"
+    args = [
+        "tradeoff", "--env", "exchange", "--methods", "ps", "--epsilons", "1,inf",
+        "--seeds", "1", "--rounds", "2", "--episodes", "2", "--workers", "1",
+        "--private-seed", "2", "--out", str(out), "--archive", str(archive),
+    ]  # fmt: skip
+    res = asfed(*args)
+    assert res.returncode == 0, res.stderr
+    said = " ".join(res.stdout.split())
+    assert "diverged: exchange_ps_eps1_s1 after" in said and "to train it again" in said
+    record = json.loads((out / "exchange_ps_eps1_s1" / "diverged.json").read_text())
+    assert "policy loss" in record["error"] and record["rounds"] < 2
+    with open(out / "tradeoff.csv") as f:
+        rows = {r["epsilon_target"]: r for r in csv.DictReader(f)}
+    assert rows["1.0"]["diverged"].startswith("after ") and rows["1.0"]["team_return"] == "nan"
+    assert rows["inf"]["diverged"] == "" and math.isfinite(float(rows["inf"]["team_return"]))
+    assert "1 of 1" in res.stdout  # the table's diverged column
+    assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((archive / "exchange_ps_eps1_s1.json").read_text())["row"]["diverged"]
+    again = asfed(*args)  # the run folder's record: nothing trained
+    assert again.returncode == 0 and "0 point(s)" not in again.stdout
+    assert (out / "tradeoff.csv").read_text().count("after ") == 1
+    shutil.rmtree(out)  # the archive's record: nothing trained either
+    res = asfed(*args)
+    assert res.returncode == 0, res.stderr
+    assert not (out / "exchange_ps_eps1_s1").exists()
+    with open(out / "tradeoff.csv") as f:
+        assert [r["diverged"] != "" for r in csv.DictReader(f)] == [True, False]
+
+
+def test_a_damaged_divergence_record_is_refused(tmp_path) -> None:
+    from asfed.errors import AsfedError
+    from asfed.experiments.runner import DIVERGED, diverged
+
+    assert diverged(tmp_path) is None
+    (tmp_path / DIVERGED).write_text('{"rounds": "3"}')
+    try:
+        diverged(tmp_path)
+    except AsfedError as err:
+        assert "cannot read" in str(err) and "delete the run folder" in str(err)
+    else:
+        raise AssertionError("a damaged record was read")

@@ -124,7 +124,15 @@ def run_plan(
 
 
 def exit_if_failed(done: Outcome) -> None:
-    """List the runs that failed, on stderr, and exit 1 (the others are kept)."""
+    """Name the runs that diverged (a result: kept, not retrained), then list the runs that
+    failed, on stderr, and exit 1 (the others are kept)."""
+    for name, where in done.diverged.items():
+        console.print(
+            f"[yellow]diverged:[/] {name} {where} (its result, kept; delete {done.folder / name}"
+            " to train it again)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if not done.failed:
         return
     err = Console(stderr=True)

@@ -132,6 +132,7 @@ def sweep(
     done = run_plan(plan, folder, cores, ray_address, secret_seed, device)
     console.print(
         f"{len(done.trained)} run(s) trained, {len(done.reused)} reused, {len(done.failed)} "
-        f"failed in {time.perf_counter() - began:.0f} s; draw it: asfed report {folder}"
+        f"failed, {len(done.diverged)} diverged in {time.perf_counter() - began:.0f} s; "
+        f"draw it: asfed report {folder}"
     )
     exit_if_failed(done)

@@ -151,7 +151,7 @@ def tradeoff(
                 with FolderLock(folder, "sweep"):
                     archived.save_finished(archive, todo, folder)
         exit_if_failed(done)
-    from asfed.engine.driver import random_return
+    from asfed.engine.driver import reference_lines
 
     folder.mkdir(parents=True, exist_ok=True)  # every point archived: nothing trained here
     with FolderLock(folder, "sweep"):  # one writer per folder, as while the runs trained
@@ -160,8 +160,8 @@ def tradeoff(
         console.print(_table(env, summary))
         experiment.write_csv(folder / "tradeoff.csv", rows)
         experiment.figure(folder / "tradeoff.png", summary, env, 1e-5)
-        base = random_return(plan.points[0].config)
-        experiment.frontier(folder / "frontier.png", summary, env, base)
+        lines = reference_lines(plan.points[0].config)
+        experiment.frontier(folder / "frontier.png", summary, env, lines)
     written = ", ".join(str(folder / f) for f in ("tradeoff.csv", "tradeoff.png", "frontier.png"))
     console.print(f"wrote {written}")
 
@@ -172,6 +172,7 @@ def _table(env: str, summary: list[dict]) -> Table:
         caption=(
             f"epsilon: {NOT_COVERED}. eps: the accountant's, the guarantee (against the relay "
             "and anyone); pair eps: the releases one neighbour received directly, not a bound; "
+            "diverged: seeds whose training diverged, left out of every mean; "
             "emp. eps: a 95% lower bound over one secret a seed; update / one-step / actions: "
             "reward-type accuracy of the update attack, the one-step attack and the "
             "actions-only attacker over every seed's secrets (Clopper-Pearson); leakage: update "
@@ -189,6 +190,7 @@ def _table(env: str, summary: list[dict]) -> Table:
         "pair eps",
         "emp. eps",
         "team return",
+        "diverged",
         "update",
         "one-step",
         "actions",
@@ -208,6 +210,7 @@ def _table(env: str, summary: list[dict]) -> Table:
             f"{row['epsilon_pair']:.3g}",
             f"{row['epsilon_empirical']:.2f}",
             fmt(row["team_return"], row["team_return_ci"]),
+            f"{row['diverged']} of {row['seeds']}" if row["diverged"] else "-",
             fmt(row["update_accuracy"], row["update_accuracy_ci"]),
             fmt(row["type_accuracy"]),
             fmt(row["type_baseline"]),

@@ -279,7 +279,7 @@ def train(
             writer.close()
         if rows:
             title = f"{cfg.method} on {cfg.env} (seed {cfg.seed}, {sim.topology_name})"
-            learning_curve(rows, run.path / CURVE, title, _references(cfg))
+            learning_curve(rows, run.path / CURVE, title, reference_lines(cfg))
     except OSError as err:
         if err.filename is None:  # not a file's fault (a broken pipe to a worker): as it is
             raise
@@ -304,10 +304,11 @@ def _stopped_by(err: OSError, run: RunFolder) -> str:
     )
 
 
-def _references(cfg: RunConfig) -> list[tuple[str, str, float]]:
-    """The env's reference returns for the run's own curve (random policy, best scripted,
-    everyone selfish), on the report's 512 episodes (about a second on exchange's default
-    horizon, once per process), so the curve and the report draw the same lines."""
+def reference_lines(cfg: RunConfig) -> list[tuple[str, str, float]]:
+    """The env's reference returns (kind, label, team return: random policy, best scripted,
+    everyone selfish) for a run's curve and a trade-off's frontier, on the report's 512
+    episodes (about a second on exchange's default horizon, once per process), so the curve
+    and the report draw the same lines."""
     refs = _reference_returns(cfg.env, tuple(sorted(cfg.env_options().items())))
     return [(r.kind, r.label, r.mean) for r in refs.values()]
 

@@ -2,14 +2,14 @@
 of the machine is finished over several and its table and figures are drawn from every run: a
 trade-off's points (their rows) and an audit's targets (their scored victims).
 
-One JSON file a run, `<archive>/<point name>.json` (Python's JSON, which keeps inf and NaN):
-its result (a trade-off point's row, `tradeoff.FIELDS`; or an audit target's victim rows, with
-the attacks and attacker that made them), its resolved config as its run folder recorded it
-(checked against the point's when archived, and against the plan's when read back, key by key;
-a trade-off row's method, seed and epsilon against the point's too) and the versions it ran
+One JSON file a run, `<archive>/<point name>.json` (Python's JSON, which keeps inf and NaN): its
+result (a trade-off point's row, `tradeoff.FIELDS`, a diverged run's included; or an audit target's
+victim rows, with the attacks and attacker that made them), its resolved config as its run folder
+recorded it (checked against the point's when archived, and against the plan's when read back, key
+by key; a trade-off row's method, seed and epsilon against the point's too) and the versions it ran
 with (the run folder's versions.json; not compared: results of older attack code are not told
-apart). A run folder of 300 rounds holds about 90 MB of messages and records; its row is a few
-KB, small enough to keep beside the docs. The private seed is not kept: it is secret.
+apart). A run folder of 300 rounds holds about 90 MB of messages and records; its row is a few KB,
+small enough to keep beside the docs. The private seed is not kept: it is secret.
 
 A point is found by its name, not by its config alone: a run's secrets are drawn from the
 private seed and its name, so a smaller grid whose point is named otherwise (one epsilon: no
@@ -28,7 +28,7 @@ from asfed.config import config_differences, config_value
 from asfed.errors import AsfedError
 from asfed.experiments.observers import TRADEOFF_POINT_FILE
 from asfed.experiments.plan import Point, Sweep
-from asfed.experiments.tradeoff import FIELDS, read_point
+from asfed.experiments.tradeoff import FIELDS, checked_fields, point_row
 from asfed.folders import FolderLock
 
 # Config keys that do not change a run's numbers (the same seed gives the same run on every
@@ -93,13 +93,13 @@ def load(archive: Path, plan: Sweep) -> dict[str, dict[str, Any]]:
         row = _read(archive, point, "row")
         if row is None:
             continue
-        if not isinstance(row, dict) or set(row) != set(FIELDS):
+        if not checked_fields(row):
             raise AsfedError(
                 f"cannot read archived point {_file(archive, point)}: its row's "
                 f"fields are not {list(FIELDS)}"
             )
         _check_row(row, point, _file(archive, point))
-        out[point.name] = row
+        out[point.name] = {"diverged": None, **row}
     return out
 
 
@@ -121,16 +121,18 @@ def save_finished(archive: Path, plan: Sweep, folder: Path) -> list[str]:
     (every round, its row) at exactly the point's config and that is not archived yet; the
     names archived. An archived point is never overwritten; a run at another config is
     refused."""
-    from asfed.experiments.runner import finished
+    from asfed.experiments.runner import diverged, finished
 
     saved = []
     for point in plan.points:
         run = Path(folder) / point.name
-        if _file(archive, point).exists() or not (run / TRADEOFF_POINT_FILE).exists():
+        if _file(archive, point).exists() or not run.is_dir():
             continue
+        if diverged(run) is None and not (run / TRADEOFF_POINT_FILE).exists():
+            continue  # not audited yet
         if not finished(run, point.config, ()):
             continue  # rounds still to train: the runner finishes it
-        row = read_point(run)
+        row = point_row(run)
         _check_row(row, point, run / TRADEOFF_POINT_FILE)
         _write(archive, point, run, "row", row)
         saved.append(point.name)

@@ -8,6 +8,12 @@ Running the same plan again continues it: finished runs (all their rounds in `me
 their observed files written) are never redone, interrupted ones resume from their last
 checkpoint (the same numbers as an uninterrupted run), and more rounds extend them.
 
+A run whose training diverges (a loss turned NaN or infinite: `asfed.agents.base.Diverged`) has
+a result, not a fault: where it diverged is written to `diverged.json` in its folder, the run
+counts as finished (running the plan again does not train it into the same divergence), and the
+outcome lists it apart (`Outcome.diverged`). A learning rate too large, or DP noise mixed into
+shared parameters, diverges from the same seed every time; delete the folder to train it again.
+
 Runs use the local engine (the Flower engine gives the same numbers and message log, tested, but
 starts Ray per run), one torch thread each. `workers = 1` trains in this process, one run after
 another; more workers use a process pool over the cores; `ray_address` sends each run as a Ray
@@ -35,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from asfed.atomic import atomic_write
 from asfed.config import RunConfig
 from asfed.csvfile import checked_rows
 from asfed.errors import AsfedError
@@ -60,12 +67,36 @@ class Status:
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """A finished sweep: its folder, the runs trained now, reused, and failed (name -> error)."""
+    """A finished sweep: its folder, the runs trained now, reused, and failed (name -> error);
+    diverged: the plan's runs whose training diverged (name -> where), trained now or before."""
 
     folder: Path
     trained: tuple[str, ...]
     reused: tuple[str, ...]
     failed: dict[str, str]
+    diverged: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+DIVERGED = "diverged.json"
+"""In a run folder: the run's training diverged, `{"rounds": finished rounds, "error": ...}`."""
+
+
+def diverged(path: Path) -> dict[str, Any] | None:
+    """Where a run diverged (`DIVERGED`), None if it did not; a damaged file is refused."""
+    file = Path(path) / DIVERGED
+    if not file.exists():
+        return None
+    try:
+        record = json.loads(file.read_text())
+        if not isinstance(record, dict) or set(record) != {"rounds", "error"}:
+            raise ValueError("not {rounds, error}")
+        if not isinstance(record["rounds"], int) or not isinstance(record["error"], str):
+            raise ValueError("rounds is not an integer or error not a string")
+    except (OSError, ValueError) as err:
+        raise AsfedError(
+            f"cannot read {file}: {err}; delete the run folder to train it again"
+        ) from None
+    return record
 
 
 # ---- one run ----------------------------------------------------------------------------------
@@ -82,7 +113,10 @@ def rounds_done(path: Path) -> int:
 
 def finished(path: Path, cfg: RunConfig, observe: tuple[str, ...]) -> bool:
     """Whether a run folder holds all its rounds, whole, and its observed metrics (a damaged
-    metrics.csv is not finished: the run's resume repairs a tail or refuses the damage)."""
+    metrics.csv is not finished: the run's resume repairs a tail or refuses the damage), or whose
+    training diverged (`DIVERGED`: that is its result)."""
+    if diverged(path) is not None:
+        return True
     if rounds_done(path) < cfg.rounds:
         return False
     rows, damaged = checked_rows(Path(path) / "metrics.csv")
@@ -103,6 +137,7 @@ def train_run(
     returns the seconds it took. Runs in a worker process (or in this one, with one worker).
     private_seed: a new run's secrets' seed (None: fresh entropy; a resumed run keeps its own).
     device: where its learners compute (cpu, cuda, cuda:N; the numbers need not match cpu's)."""
+    from asfed.agents.base import Diverged
     from asfed.engine.driver import resume, start, train
     from asfed.runs import CONFIG
     from asfed.threads import one_thread
@@ -119,6 +154,10 @@ def train_run(
             (path / OBSERVERS.get(name).file).unlink(missing_ok=True)
         try:
             train(sim, run, rows, on_round)
+        except Diverged as err:  # a result (the module's docstring): recorded, nothing observed
+            record = {"rounds": rounds_done(path), "error": str(err)}
+            atomic_write(path / DIVERGED, (json.dumps(record) + "\n").encode())
+            return time.perf_counter() - began
         finally:
             getattr(sim, "close", lambda: None)()
     for name in observe:
@@ -307,7 +346,9 @@ def _run_locked(
     finally:
         record()
     trained = tuple(p.name for p in todo if p.name not in failed)
-    return Outcome(folder, trained, reused, failed)
+    where = {p.name: diverged(paths[p.name]) for p in sweep.points if p.name not in failed}
+    gone = {name: f"after {r['rounds']} rounds: {r['error']}" for name, r in where.items() if r}
+    return Outcome(folder, trained, reused, failed, gone)
 
 
 def _run_inline(todo, paths, secret, observe, settle: Settle, status, how) -> None:

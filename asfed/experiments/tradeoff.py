@@ -16,6 +16,10 @@ empirical epsilon is a 95% lower bound over independent secrets, one agent a see
 `audits.dp_check` audits the mechanism itself with many releases. Epsilon covers the messages
 only: the public trajectory is not covered.
 
+A point whose training diverged (`asfed.experiments.runner.DIVERGED`: DP noise mixed into shared
+parameters can do that) is a result: its row says where (`diverged`), its measured fields are
+NaN, and the summary counts it apart from the seeds it averages (`diverged` of `seeds`).
+
 A trade-off is a sweep: `plan` crosses methods x epsilons x seeds at the audit's small budget;
 `scenario_plan` crosses a named scenario's grid (e.g. one where the methods learn) with the
 epsilons, as `asfed sweep NAME --set dp_epsilon=...` would, and audits every point.
@@ -28,6 +32,7 @@ import dataclasses
 import io
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +54,11 @@ FIELDS = (
     "method", "epsilon_target", "seed", "team_return", "epsilon_accountant", "epsilon_pair",
     "type_secrets", "type_chance", "type_accuracy", "update_accuracy", "type_baseline",
     "update_first_hit", "baseline_first_hit", "inversion_r", "inversion_baseline", "run",
-    "secrets",
+    "secrets", "diverged",
 )  # fmt: skip
+# "diverged": None, or where the point's training diverged (its other measured fields NaN).
+# Rows written before it existed lack it: a diverged run failed then, so they finished.
+OPTIONAL = ("diverged",)
 # Each scored secret of a point: {"victim", "truth", "features" [K, 3]}, the shadow attack's
 # per-hypothesis features (`attacks.shadow.features`: the update, one-step and actions-only
 # scores, centred), so the points' other seeds can serve as its shadow runs (`_shadow_scores`).
@@ -139,7 +147,33 @@ def audit_point(path: Path) -> dict[str, Any]:
         "inversion_baseline": mean([s.baseline for s in kind["reward-inversion"]]),
         "run": str(path),
         "secrets": secrets,
+        "diverged": None,
     }  # fmt: skip
+
+
+def diverged_point(path: Path, where: dict[str, Any]) -> dict[str, Any]:
+    """The row of a point whose training diverged (`where`: the run's `DIVERGED` record): who
+    it is, where it diverged, and NaN for what a diverged run cannot measure."""
+    from attacks.view import run_config
+
+    cfg = run_config(Path(path))
+    nan = math.nan
+    measured = {f: nan for f in FIELDS if f not in ("method", "epsilon_target", "seed")}
+    return {
+        **measured,
+        "method": cfg.method,
+        "epsilon_target": math.inf if cfg.dp_epsilon is None else cfg.dp_epsilon,
+        "seed": cfg.seed,
+        "type_secrets": 0,
+        "run": str(path),
+        "secrets": [],
+        "diverged": f"after {where['rounds']} rounds: {where['error']}",
+    }
+
+
+def checked_fields(row: Any) -> bool:
+    """Whether a row has exactly FIELDS (or FIELDS without OPTIONAL: an older row)."""
+    return isinstance(row, dict) and set(row) in (set(FIELDS), set(FIELDS) - set(OPTIONAL))
 
 
 def _centred(*columns: list[float]) -> list[list[float]]:
@@ -171,14 +205,22 @@ def read_point(path: Path) -> dict[str, Any]:
     file = Path(path) / TRADEOFF_POINT_FILE
     try:
         row = json.loads(file.read_text())
-        if not isinstance(row, dict) or set(row) != set(FIELDS):
+        if not checked_fields(row):
             raise ValueError(f"not a trade-off point (fields {sorted(FIELDS)})")
     except (OSError, ValueError) as err:
         raise AsfedError(
             f"cannot read {file}: {err}; remove it and rerun the same command to audit the "
             "point again"
         ) from None
-    return {**row, "run": str(path)}
+    return {"diverged": None, **row, "run": str(path)}
+
+
+def point_row(path: Path) -> dict[str, Any]:
+    """A trained point's row: `read_point`'s, or `diverged_point`'s where its training diverged."""
+    from asfed.experiments.runner import diverged
+
+    where = diverged(Path(path))
+    return read_point(path) if where is None else diverged_point(Path(path), where)
 
 
 def plan(
@@ -230,7 +272,7 @@ def rows_of(
     share_rows=0.1 every=4"), so two cases of one method are two curves."""
     kept = kept or {}
     return [
-        {**(kept.get(p.name) or read_point(Path(folder) / p.name)), "series": series(p)}
+        {**(kept.get(p.name) or point_row(Path(folder) / p.name)), "series": series(p)}
         for p in sweep.points
     ]
 
@@ -261,17 +303,23 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
     interval (`_difference_interval`); the inversion leakage (each seed's reward-inversion r
     minus its actions-only r, a t interval over seeds: what still separates methods once the
     actions name every type); and the epsilon lower bound over one independent secret a seed
-    (at dp_delta)."""
+    (at dp_delta). Seeds whose training diverged are counted (`diverged` of `seeds`, with
+    `diverged_rounds`, the rounds each finished) and left out of every mean: a point all of
+    whose seeds diverged has NaN for all it measures."""
     out = []
     label = lambda r: r.get("series") or r["method"]  # noqa: E731
     keys = sorted({(label(r), r["epsilon_target"]) for r in rows}, key=lambda k: (k[0], k[1]))
     for name, eps in keys:
-        pts = [r for r in rows if label(r) == name and r["epsilon_target"] == eps]
+        every = [r for r in rows if label(r) == name and r["epsilon_target"] == eps]
+        pts = [r for r in every if not r.get("diverged")]
+        gone = [r for r in every if r.get("diverged")]
         entry: dict[str, Any] = {
             "series": name,
-            "method": pts[0]["method"],
+            "method": every[0]["method"],
             "epsilon_target": eps,
-            "seeds": len(pts),
+            "seeds": len(every),
+            "diverged": len(gone),
+            "diverged_rounds": sorted(_rounds_of(r["diverged"]) for r in gone),
         }
         for field in (
             "team_return",
@@ -302,12 +350,22 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
         entry["update_first_ci"] = (
             scoring.clopper_pearson(int(sum(firsts)), len(firsts)) if firsts else None
         )
-        entry["type_chance"] = pts[0]["type_chance"]
-        k = round(1 / pts[0]["type_chance"])
-        entry["epsilon_empirical"] = epsilon_lower_bound(int(sum(firsts)), len(firsts), k, delta)
+        entry["type_chance"] = pts[0]["type_chance"] if pts else math.nan
+        entry["epsilon_empirical"] = (
+            epsilon_lower_bound(
+                int(sum(firsts)), len(firsts), round(1 / pts[0]["type_chance"]), delta
+            )
+            if pts
+            else math.nan
+        )
         entry["secrets"] = len(firsts)
         out.append(entry)
     return out
+
+
+def _rounds_of(where: str) -> int:
+    """The finished rounds of a diverged row's `diverged` ("after R rounds: ...")."""
+    return int(where.split()[1])
 
 
 def _shadow_scores(pts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -393,18 +451,21 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
             ax.fill_between(x, lo, hi, alpha=0.2, color=line.get_color())
         y = [s["type_accuracy"] for s in pts]
         right.plot(x, y, ls="--", lw=0.8, color=line.get_color(), label=f"{method} (one-step)")
-    base = [s["type_baseline"] for s in summary]
-    right.axhline(float(np.mean(base)), color="grey", ls=":", label="actions-only baseline")
-    k = round(1 / summary[0]["type_chance"])
-    right.axhline(1 / k, color="black", ls="--", label=f"chance (1/{k})")
-    grid = np.geomspace(min(finite) if finite else 0.1, inf_x, 200)
-    right.plot(
-        grid,
-        [accuracy_ceiling(e, k, delta) for e in grid],
-        color="tab:red",
-        lw=0.8,
-        label="ceiling epsilon allows",
-    )
+    base = [s["type_baseline"] for s in summary if math.isfinite(s["type_baseline"])]
+    if base:
+        right.axhline(float(np.mean(base)), color="grey", ls=":", label="actions-only baseline")
+    chances = [s["type_chance"] for s in summary if math.isfinite(s["type_chance"])]
+    if chances:  # none where every point diverged
+        k = round(1 / chances[0])
+        right.axhline(1 / k, color="black", ls="--", label=f"chance (1/{k})")
+        grid = np.geomspace(min(finite) if finite else 0.1, inf_x, 200)
+        right.plot(
+            grid,
+            [accuracy_ceiling(e, k, delta) for e in grid],
+            color="tab:red",
+            lw=0.8,
+            label="ceiling epsilon allows",
+        )
     for ax, title in (
         (left, f"team return (last {FINAL_WINDOW} rounds)"),
         (right, "reward-type accuracy (relay, update attack)"),
@@ -420,7 +481,10 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
 
 
 def frontier(
-    path: Path, summary: list[dict[str, Any]], env: str, random_return: float | None = None
+    path: Path,
+    summary: list[dict[str, Any]],
+    env: str,
+    references: Sequence[tuple[str, str, float]] = (),
 ) -> None:
     """The privacy-performance frontier, team return (y) against leakage (x) in two panels.
     The reward type: the shadow attack's accuracy minus the learned actions-only attacker's,
@@ -429,8 +493,9 @@ def frontier(
     (`_difference_interval`). The reward's detail: reward inversion's r minus the actions-only
     fit's, t over seeds, which still separates methods where learned actions name every type.
     One curve per series (method and case) through its epsilons, each point labelled; 95%
-    intervals on both axes; the actions-only level (x = 0) and the random policy's return
-    marked. Up and left is better."""
+    intervals on both axes; the actions-only level (x = 0) and the `references`' team returns
+    (kind, label, return: `asfed.engine.driver.reference_lines`, the random policy's, the best
+    scripted policy's, everyone selfish) marked. Up and left is better."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -454,10 +519,10 @@ def frontier(
     for ax, (field, what, xlabel) in zip(axes, panels, strict=True):
         _frontier_panel(ax, summary, field, what, colors)
         ax.axvline(0.0, color="grey", ls=":", label="actions-only level (no leakage)")
-        if random_return is not None and math.isfinite(random_return):
-            ax.axhline(
-                random_return, color="black", ls="--", lw=0.8, label="uniformly random policy"
-            )
+        for kind, label, value in references:
+            if math.isfinite(value):
+                style = REFERENCE_STYLE.get(kind, ("grey", "-."))
+                ax.axhline(value, color=style[0], ls=style[1], lw=0.8, label=f"{label} ({kind})")
         ax.set_xlabel(f"leakage to the relay, {what}:\n{xlabel}", fontsize=8)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"team return (last {FINAL_WINDOW} rounds)", fontsize=8)
@@ -471,6 +536,18 @@ def frontier(
             legend.setdefault(label, handle)
     legend_outside(axes[1], handles=list(legend.values()), labels=list(legend))
     atomic_write(path, png_bytes(fig))
+
+
+REFERENCE_STYLE = {
+    "random": ("black", "--"),
+    "optimum": ("tab:green", ":"),
+    "defect": ("tab:red", ":"),
+}
+
+
+def _eps_name(entry: dict[str, Any]) -> str:
+    eps = entry["epsilon_target"]
+    return "no noise" if math.isinf(eps) else f"eps {eps:g}"
 
 
 def _frontier_panel(
@@ -498,13 +575,19 @@ def _frontier_panel(
             continue
         xerr = np.abs(np.array([ci(s, field) for s in pts], float).T - x)
         yerr = np.abs(np.array([ci(s, "team_return") for s in pts], float).T - y)
+        label = method + "".join(
+            f"\n  {_eps_name(s)}: {s['diverged']} of {s['seeds']} seeds diverged"
+            + ("" if s["diverged"] < s["seeds"] else " (not drawn)")
+            for s in pts
+            if s.get("diverged")
+        )
         bars = ax.errorbar(
-            x, y, xerr=xerr, yerr=yerr, marker="o", capsize=3, label=method, color=colors[method]
+            x, y, xerr=xerr, yerr=yerr, marker="o", capsize=3, label=label, color=colors[method]
         )
         for s, xi, yi in zip(pts, x, y, strict=True):
-            eps = s["epsilon_target"]
+            gone = s.get("diverged")
             ax.annotate(
-                "no noise" if math.isinf(eps) else f"eps {eps:g}",
+                _eps_name(s) + (f" ({gone} of {s['seeds']} diverged)" if gone else ""),
                 (xi, yi),
                 textcoords="offset points",
                 xytext=(5, 5),
