@@ -3,7 +3,9 @@
 Two simulations of one config (same seeds) train side by side in this process, a round of each
 in turn: `--compare lockstep` (the default) runs one under `asfed.agents.lockstep.together(True)`
 and the other under `(False)`; `--compare compile` runs both in lockstep, one with
-`compile_steps` (each agent's steps through `torch.compile`) and one eager. Each side's best round
+`compile_steps` (each agent's steps through `torch.compile`) and one eager; `--compare fused`
+runs both in lockstep, one stacking plain PPO steps through `asfed.agents.fused` (the default)
+and one taping every step with autograd (`lockstep.fusing(False)`). Each side's best round
 after the warm-up rounds (the compiled side compiles in them) is reported, with the ratio.
 Interleaving keeps the ratio honest on a machine whose load drifts. Paper defaults, one worker,
 one thread.
@@ -11,6 +13,7 @@ one thread.
     python benchmarks/lockstep_speed.py                       # navigation IPPO and AS
     python benchmarks/lockstep_speed.py --runs cleanup:ippo,predation:as --rounds 4
     python benchmarks/lockstep_speed.py --compare compile --runs navigation:as,exchange:as
+    python benchmarks/lockstep_speed.py --compare fused --runs navigation:ippo,exchange:vs
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ def compare(env: str, method: str, rounds: int, what: str) -> tuple[float, float
     times: dict[bool, list[float]] = {True: [], False: []}
     for _ in range(rounds + WARMUP):
         for on, sim in sims.items():
-            mode = lockstep.together(on) if what == "lockstep" else contextlib.nullcontext()
+            mode = {
+                "lockstep": lockstep.together,
+                "fused": lockstep.fusing,
+            }.get(what, lambda _: contextlib.nullcontext())(on)
             with mode:
                 start = time.perf_counter()
                 sim.run_round()
@@ -50,14 +56,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="navigation:ippo,navigation:as", help="env:method,...")
     parser.add_argument("--rounds", type=int, default=2, help="timed rounds a side")
-    parser.add_argument("--compare", choices=["lockstep", "compile"], default="lockstep")
+    parser.add_argument("--compare", choices=["lockstep", "compile", "fused"], default="lockstep")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    on_name, off_name = (
-        ("lockstep s/round", "one at a time")
-        if args.compare == "lockstep"
-        else ("compiled s/round", "eager")
-    )
+    on_name, off_name = {
+        "lockstep": ("lockstep s/round", "one at a time"),
+        "compile": ("compiled s/round", "eager"),
+        "fused": ("fused s/round", "taped"),
+    }[args.compare]
     print(f"{'env':<11}{'method':<7}{on_name:>18}{off_name:>15}{'ratio':>8}")
     for item in args.runs.split(","):
         env, method = item.split(":")

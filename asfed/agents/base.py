@@ -52,7 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from asfed.agents import lockstep
+from asfed.agents import fused, lockstep
 from asfed.agents.hparams import PPOConfig
 from asfed.agents.networks import mlp
 from asfed.agents.ppo import discounted_returns, gae, value_loss
@@ -313,12 +313,14 @@ class Agent(ABC):
         def step(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             return value_loss(self.critic(inputs[idx])[:, 0], targets[idx]), {}
 
+        batches = self.minibatches()
         return lockstep.Stream(
             self.critic_opt,
             [list(self.critic.parameters())],
-            [functools.partial(step, idx) for idx in self.minibatches()],
+            [functools.partial(step, idx) for idx in batches],
             "value loss",
             summary="value_loss",
+            fused=fused_steps(self.critic, inputs, batches, fused.Regression(targets)),
         )
 
     def minibatches(self) -> list[torch.Tensor]:
@@ -414,6 +416,23 @@ class Agent(ABC):
             raise RuntimeError(f"agent {self.id} has no private storage to resume from")
         self.load_state_dict(self.store.load_checkpoint(round_))
         self.store.truncate_diagnostics(round_)
+
+
+def fused_steps(
+    nets: nn.Module | list[nn.Module], inputs: torch.Tensor, batches: list[torch.Tensor], loss: Any
+) -> fused.Steps | None:
+    """A stream's steps in `fused`'s form, where its networks are plain Linear-ReLU MLPs of
+    one shape and small (`lockstep.SMALL`); None otherwise (they are taped)."""
+    nets = nets if isinstance(nets, list) else [nets]
+    plain = all(
+        isinstance(net, nn.Sequential) and all(isinstance(m, nn.Linear | nn.ReLU) for m in net)
+        for net in nets
+    )
+    shapes = {tuple(p.shape for p in net.parameters()) for net in nets}
+    small = all(p.numel() <= lockstep.SMALL for net in nets for p in net.parameters())
+    if not (plain and small and len(shapes) == 1):
+        return None
+    return fused.Steps(nets, inputs, batches, loss)
 
 
 def adam(params: Any, lr: float) -> torch.optim.Adam:

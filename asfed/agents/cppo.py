@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from asfed.agents import lockstep
-from asfed.agents.base import Agent, AgentSpec, Graph, adam
+from asfed.agents import fused, lockstep
+from asfed.agents.base import Agent, AgentSpec, Graph, adam, fused_steps
 from asfed.agents.methods import METHODS, Method, finite_policies, sample_categorical
 from asfed.agents.networks import mlp
 from asfed.agents.ppo import clipped_surrogate
@@ -54,9 +54,17 @@ class CentralLearner(Agent):
             loss = clipped_surrogate(logp, old[idx], adv[idx], self.spec.cfg.clip)
             return loss, {"policy_loss": loss}
 
-        steps = [functools.partial(step, idx) for idx in self.minibatches()]
+        batches = self.minibatches()
+        steps = [functools.partial(step, idx) for idx in batches]
         groups = [list(self.actor.parameters())]
-        policy = lockstep.Stream(self.actor_opt, groups, steps, "policy loss")
+        loss = fused.Surrogate(joint, old, adv, self.spec.cfg.clip)
+        policy = lockstep.Stream(
+            self.actor_opt,
+            groups,
+            steps,
+            "policy loss",
+            fused=fused_steps(self.actor, self._obs_all, batches, loss),
+        )
         return lockstep.Plan(self, [policy, self.critic_stream(self.team)])
 
     def modules(self) -> dict[str, Any]:

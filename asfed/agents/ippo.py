@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from asfed.agents import lockstep
-from asfed.agents.base import Agent, AgentSpec, Graph, adam
+from asfed.agents import fused, lockstep
+from asfed.agents.base import Agent, AgentSpec, Graph, adam, fused_steps
 from asfed.agents.methods import METHODS, Method
 from asfed.agents.networks import mlp
 from asfed.agents.ppo import clipped_surrogate
@@ -50,9 +50,15 @@ class PolicyAgent(Agent):
             loss = clipped_surrogate(logp, logp_old[idx], adv[idx], self.spec.cfg.clip)
             return loss, {"policy_loss": loss}
 
-        steps = [functools.partial(step, idx) for idx in self.minibatches()]
+        batches = self.minibatches()
+        steps = [functools.partial(step, idx) for idx in batches]
+        loss = fused.Surrogate(own[:, 0], logp_old, adv, self.spec.cfg.clip)
         return lockstep.Stream(
-            self.actor_opt, [list(self.actor.parameters())], steps, "policy loss"
+            self.actor_opt,
+            [list(self.actor.parameters())],
+            steps,
+            "policy loss",
+            fused=fused_steps(self.actor, self._obs_all, batches, loss),
         )
 
     def policy_advantages(self, inbox: list[Message], neighbours: Graph) -> torch.Tensor:

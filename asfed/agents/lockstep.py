@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from asfed.agents import fused
+
 Step = Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 """One minibatch step's forward pass: (the scalar loss, the statistics to record for it)."""
 
@@ -48,6 +50,21 @@ def together(on: bool) -> Iterator[None]:
         _TOGETHER[0] = saved
 
 
+_FUSED = [True]
+
+
+@contextlib.contextmanager
+def fusing(on: bool) -> Iterator[None]:
+    """Stack plain PPO steps through `fused` (on, the default) or tape every step with autograd
+    (off: lockstep's own arithmetic, bit for bit one step at a time)."""
+    saved = _FUSED[0]
+    _FUSED[0] = on
+    try:
+        yield
+    finally:
+        _FUSED[0] = saved
+
+
 @dataclasses.dataclass
 class Stream:
     """One optimiser's minibatch steps in one update.
@@ -65,6 +82,7 @@ class Stream:
     steps: list[Step]
     what: str
     summary: str | None = None
+    fused: fused.Steps | None = None  # the steps as `fused` can stack them (plain PPO only)
 
 
 class Learner(Protocol):
@@ -106,31 +124,46 @@ def run(plans: list[Plan]) -> None:
             for stream in plan.streams:
                 _run([(plan.agent, stream)])
         return
-    _run([(plan.agent, stream) for plan in plans for stream in plan.streams])
+    _run([(plan.agent, stream) for plan in plans for stream in plan.streams], fuse=_FUSED[0])
 
 
-def _run(streams: list[tuple[Learner, Stream]]) -> None:
+def _run(streams: list[tuple[Learner, Stream]], fuse: bool = False) -> None:
+    """Step j of every stream together, for each j; with `fuse`, the streams that have `fused`
+    steps (and no compiled agent) stacked by `fused.step`, the others through autograd."""
     losses: list[list[float]] = [[] for _ in streams]
-    joints: dict[tuple[int, ...], torch.optim.Optimizer] = {}
+    joints: dict[tuple[int, ...], Stepper] = {}
+    fusable = [i for i, entry in enumerate(streams) if fuse and _fusable(entry)]
+    stacks = [
+        (stack, [fusable[p] for p in members])
+        for stack, members in fused.stacks([streams[i][1].fused for i in fusable])
+    ]
     for j in range(max((len(s.steps) for _, s in streams), default=0)):
         live = [i for i, (_, s) in enumerate(streams) if j < len(s.steps)]
-        out = _forward([streams[i] for i in live], j)
-        scalars = torch.stack([loss.detach() for loss, _ in out])
-        if not bool(torch.isfinite(scalars).all()):
-            for i, (loss, _) in zip(live, out, strict=True):
-                streams[i][0].check_loss(loss, streams[i][1].what)
         key = tuple(live)
         if key not in joints:
-            joints[key] = joint_optimizer([streams[i][1].opt for i in live])
+            joints[key] = Stepper(joint_optimizer([streams[i][1].opt for i in live]))
         opt = joints[key]
         opt.zero_grad()
-        torch.autograd.backward([loss for loss, _ in out])
+        out: dict[int, tuple[torch.Tensor, Any]] = {}
+        for stack, members in stacks:
+            if j < len(streams[members[0]][1].steps):  # members have equal minibatch counts
+                losses_j, stats_j = stack.step(j)
+                out.update(zip(members, zip(losses_j, stats_j, strict=True), strict=True))
+        taped = [i for i in live if i not in out]
+        out.update(zip(taped, _forward([streams[i] for i in taped], j), strict=True))
+        scalars = torch.stack([out[i][0].detach() for i in live])
+        if not bool(torch.isfinite(scalars).all()):
+            for i in live:
+                streams[i][0].check_loss(out[i][0], streams[i][1].what)
+        if taped:
+            torch.autograd.backward([out[i][0] for i in taped])
         for i in live:
             streams[i][0].clip(streams[i][1].groups)
         opt.step()
         values = scalars.tolist()
         changed: dict[int, Learner] = {}
-        for i, (_, stats), value in zip(live, out, values, strict=True):
+        for i, value in zip(live, values, strict=True):
+            stats = out[i][1]
             agent, stream = streams[i]
             changed[id(agent)] = agent
             if stream.summary is not None:
@@ -142,6 +175,10 @@ def _run(streams: list[tuple[Learner, Stream]]) -> None:
     for (agent, stream), values in zip(streams, losses, strict=True):
         if stream.summary is not None:
             agent.record(**{stream.summary: mean(values)})
+
+
+def _fusable(entry: tuple[Learner, Stream]) -> bool:
+    return entry[1].fused is not None and not entry[0].compiled
 
 
 def _forward(streams: list[tuple[Learner, Stream]], j: int) -> list[tuple[torch.Tensor, Any]]:
@@ -222,3 +259,75 @@ def joint_optimizer(opts: list[torch.optim.Optimizer]) -> torch.optim.Optimizer:
             for p in group["params"]:
                 joint.state[p] = opt.state[p]  # shared: filled and updated in place
     return joint
+
+
+class Stepper:
+    """An optimiser's `zero_grad` and `step` without their per-call Python: for fused Adam (what
+    every agent uses) the step calls the very kernels `torch.optim.Adam.step` calls, in its
+    order, on lists built once (so the same bytes); anything else steps through the optimiser.
+
+    Why: on 128-64 MLPs, Adam.step's per-parameter bookkeeping (its state lookups, grouping by
+    device, profiler hooks) cost as much as its arithmetic, once a minibatch step. The lists hold
+    the optimiser's own state tensors, so build a stepper per update (as `_run` does): a
+    checkpoint load between updates replaces them."""
+
+    def __init__(self, opt: torch.optim.Optimizer) -> None:
+        self.opt = opt
+        self.params = [p for g in opt.param_groups for p in g["params"]]
+        self._groups: list[tuple[list, list, list, list, dict[str, Any]]] | None = None
+        self._direct = isinstance(opt, torch.optim.Adam) and all(
+            g["fused"]
+            and not (g["amsgrad"] or g["capturable"] or g["differentiable"])
+            and not g.get("decoupled_weight_decay", False)
+            and not torch.is_tensor(g["lr"])
+            and len({(p.device, p.dtype) for p in g["params"]}) == 1
+            for g in opt.param_groups
+        )
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        if not self._direct or any(p.grad is None for p in self.params):
+            self.opt.step()  # also creates the state on a first step
+            self._groups = None
+            return
+        if self._groups is None:
+            if any(len(self.opt.state[p]) == 0 for p in self.params):
+                self.opt.step()
+                return
+            self._groups = []
+            for g in self.opt.param_groups:
+                state = [self.opt.state[p] for p in g["params"]]
+                hyper = {
+                    "lr": g["lr"],
+                    "beta1": g["betas"][0],
+                    "beta2": g["betas"][1],
+                    "weight_decay": g["weight_decay"],
+                    "eps": g["eps"],
+                    "maximize": g["maximize"],
+                }
+                self._groups.append(
+                    (
+                        g["params"],
+                        [st["exp_avg"] for st in state],
+                        [st["exp_avg_sq"] for st in state],
+                        [st["step"] for st in state],
+                        hyper,
+                    )
+                )
+        for params, exp_avgs, exp_avg_sqs, steps, hyper in self._groups:
+            torch._foreach_add_(steps, 1)
+            torch._fused_adam_(
+                params,
+                [p.grad for p in params],
+                exp_avgs,
+                exp_avg_sqs,
+                [],
+                steps,
+                amsgrad=False,
+                grad_scale=None,
+                found_inf=None,
+                **hyper,
+            )

@@ -20,8 +20,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from asfed.agents import lockstep
-from asfed.agents.base import Agent, AgentSpec, Graph, adam, consensus_into, flat_params
+from asfed.agents import fused, lockstep
+from asfed.agents.base import (
+    Agent,
+    AgentSpec,
+    Graph,
+    adam,
+    consensus_into,
+    flat_params,
+    fused_steps,
+)
 from asfed.agents.methods import METHODS, Method
 from asfed.agents.networks import mlp
 from asfed.comm.messages import Message
@@ -70,13 +78,28 @@ class PSAgent(Agent):
             old = self._logp_each(self._obs_all, self._actions)
 
         def step(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-            logp = self._logp_each(self._obs_all[idx], self._actions[idx])
+            return loss_at(self.joint(self._obs_all[idx]), idx)
+
+        def loss_at(
+            logits: torch.Tensor, idx: torch.Tensor
+        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            """The factor surrogate from the joint network's logits `[T, N * A]`."""
+            shaped = logits.view(logits.shape[0], self.spec.num_agents, self.spec.num_actions)
+            logp = torch.log_softmax(shaped, -1).gather(2, self._actions[idx, :, None])[..., 0]
             loss = factor_surrogate(logp, old[idx], adv[idx], self.spec.cfg.clip)
             return loss, {"policy_loss": loss}
 
-        steps = [functools.partial(step, idx) for idx in self.minibatches()]
+        batches = self.minibatches()
+        steps = [functools.partial(step, idx) for idx in batches]
         groups = [list(self.joint.parameters())]
-        policy = lockstep.Stream(self.actor_opt, groups, steps, "policy loss")
+        head = fused.Head(lambda out, idx: loss_at(out[0], idx))
+        policy = lockstep.Stream(
+            self.actor_opt,
+            groups,
+            steps,
+            "policy loss",
+            fused=fused_steps(self.joint, self._obs_all, batches, head),
+        )
         return lockstep.Plan(self, [policy, self.critic_stream()])
 
     def modules(self) -> dict[str, Any]:

@@ -23,12 +23,14 @@ CASES = [
 ]
 
 
-def trained(env: str, method: str, on: bool, **options) -> tuple[list[torch.Tensor], list]:
+def trained(
+    env: str, method: str, on: bool, fuse: bool = True, **options
+) -> tuple[list[torch.Tensor], list]:
     """Every parameter and Adam state tensor of every agent, and the round metrics, after two
-    rounds of four episodes with lockstep on or off."""
+    rounds of four episodes with lockstep on or off (and, on, plain PPO steps fused or not)."""
     cfg = build_config(env=env, method=method, engine="local", episodes=4, **options)
     sim = Simulation(cfg, private_seed=3)
-    with lockstep.together(on):
+    with lockstep.together(on), lockstep.fusing(fuse):
         metrics = [sim.run_round()[0] for _ in range(2)]
     tensors = []
     for agent in sim.federation.agents:
@@ -48,11 +50,25 @@ def test_lockstep_gives_the_numbers_of_one_step_at_a_time(env, method, options) 
     """Every agent's parameters, Adam moments and step counts, its diagnostics and the team
     returns are bit for bit those of stepping each optimiser alone, agent by agent (the gradient
     of a sum over disjoint parameters is each term's; Adam is elementwise)."""
-    ours, ours_metrics = trained(env, method, True, **options)
+    ours, ours_metrics = trained(env, method, True, fuse=False, **options)
     alone, alone_metrics = trained(env, method, False, **options)
     assert len(ours) == len(alone) and len(ours) > 20
     assert all(torch.equal(a, b) for a, b in zip(ours, alone, strict=True))
     assert ours_metrics == alone_metrics
+
+
+@pytest.mark.parametrize(("env", "method", "options"), CASES)
+def test_fused_steps_give_the_taped_numbers_to_rounding(env, method, options) -> None:
+    """`asfed.agents.fused` writes the chain rule out instead of taping it, so it multiplies in
+    another order than autograd: after two rounds every parameter, Adam moment and diagnostic
+    is within 1e-4 relative (+1e-6) of autograd's, not bit for bit (the tolerance's reasoning is
+    the compiled test's below), and the team returns are equal."""
+    ours, ours_metrics = trained(env, method, True, **options)
+    taped, taped_metrics = trained(env, method, True, fuse=False, **options)
+    assert len(ours) == len(taped) and len(ours) > 20
+    for a, b in zip(ours, taped, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert [m["team_return"] for m in ours_metrics] == [m["team_return"] for m in taped_metrics]
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on the CPU needs g++")
@@ -74,7 +90,8 @@ def test_compiled_steps_give_the_eager_numbers_to_rounding() -> None:
     assert [m["team_return"] for m in ours_metrics] == [m["team_return"] for m in eager_metrics]
 
 
-def test_a_non_finite_loss_names_its_agent_and_which_loss_and_changes_nothing() -> None:
+@pytest.mark.parametrize("fuse", [True, False])
+def test_a_non_finite_loss_names_its_agent_and_which_loss_and_changes_nothing(fuse) -> None:
     """One agent's diverged critic stops the lockstep update before any parameter moves."""
     cfg = build_config(env="navigation", method="ippo", engine="local", episodes=2)
     sim = Simulation(cfg, private_seed=1)
@@ -84,9 +101,12 @@ def test_a_non_finite_loss_names_its_agent_and_which_loss_and_changes_nothing() 
     graph = sim.topology.neighbours(0, sim.topology_rng, sim.last_trajectory.valid_positions())
     plans = [a.plan_update(1, [], graph) for a in agents]
     critic = plans[1].streams[1]
-    broken = critic.steps[0]
-    critic.steps[0] = lambda: (broken()[0] * float("nan"), {})
-    with pytest.raises(Diverged, match="agent 1's value loss is nan"):
+    if fuse:  # the stacked steps read the targets, not the step's closure
+        critic.fused.loss.targets.fill_(float("nan"))
+    else:
+        broken = critic.steps[0]
+        critic.steps[0] = lambda: (broken()[0] * float("nan"), {})
+    with pytest.raises(Diverged, match="agent 1's value loss is nan"), lockstep.fusing(fuse):
         lockstep.run(plans)
     after = [p.detach() for a in agents for p in a.critic.parameters()]
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))

@@ -1,0 +1,229 @@
+"""Minibatch steps of small MLPs, stacked across networks, with the backward pass written out.
+
+On Table 2's 128-64 MLPs (exchange, navigation, predation) a minibatch step's arithmetic is about
+1 ms for three agents, and autograd's bookkeeping (a node per operator, an engine call a step)
+and one operator call per layer per network cost three times that. So the steps that are plain
+PPO (the clipped surrogate of `ppo.clipped_surrogate`, and the value regression of
+`ppo.value_loss`) of every network one process holds run here as one computation per network
+shape: each layer of all of them is one batched matrix product over their weights stacked on
+the fly, and the gradients are written out (a ReLU MLP's backward is six products a layer)
+instead of recorded and replayed. Each network's gradient lands in its own parameter's `.grad`;
+its own optimiser steps it, as before.
+
+The same algorithm, equal to autograd's gradient to rounding only: the hand-written chain rule
+multiplies in another order than autograd's (tests hold them to 1e-5 relative). What a network's
+numbers never depend on is what it is stacked with: every operator here computes each network's
+slice alone, except MKL's batched GEMM, which rounds some small products ([5, 100] @ [100, 64],
+the policy head's weight gradient, and a 1-wide one) differently for one matrix than for
+several. So a network stepped alone is stacked with a copy of itself (the copy's result is
+dropped): every stack then has 2 or more, and a run gives the same bytes on 1 or 2 workers and on
+Flower, whichever agents share a process; tests check that per network for stacks of 1 to 6.
+The copy costs nothing in wall time where it occurs (2 workers, 3 agents: the worker with one
+agent then takes as long as the one with two, which it waited for anyway).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+
+@dataclasses.dataclass
+class Surrogate:
+    """PPO's clipped surrogate (to minimise), each minibatch's data gathered once an update.
+
+    actions long `[M]`: the action taken at each sample; logp_old `[M]`; adv `[M]`.
+    """
+
+    actions: torch.Tensor
+    logp_old: torch.Tensor
+    adv: torch.Tensor
+    clip: float
+    stat: str = "policy_loss"
+
+
+@dataclasses.dataclass
+class Regression:
+    """Eq. 18's mean squared error to `targets` `[M]` of a 1-wide network."""
+
+    targets: torch.Tensor
+
+
+@dataclasses.dataclass
+class Head:
+    """Any other loss of the networks' outputs, taped by autograd from the outputs on (the
+    networks' own backward is still written out): `fn(outputs [n, T, out], idx [T])` returns
+    (the scalar loss, statistics to record), idx the step's sample indices. AS's dual clipped
+    objective has its gradient written out too (`written`: `as_loss.as_loss_grad`); PS's factor
+    surrogate is taped."""
+
+    fn: Callable[..., tuple]
+    written: bool = False  # fn returns (loss, statistics, d loss / d outputs): nothing is taped
+
+
+@dataclasses.dataclass
+class Steps:
+    """One stream's minibatch steps in the form `Stack` stacks: Linear-ReLU MLPs
+    (`networks.mlp`) of one shape, all read on `inputs` `[M, D]` at each index set of
+    `batches`, under one loss of their outputs (Surrogate and Regression: one network)."""
+
+    nets: list[nn.Sequential]
+    inputs: torch.Tensor
+    batches: list[torch.Tensor]
+    loss: Surrogate | Regression | Head
+
+    def __post_init__(self) -> None:
+        self.layers = [[m for m in net if isinstance(m, nn.Linear)] for net in self.nets]
+        if not isinstance(self.loss, Head) and len(self.nets) != 1:
+            raise ValueError(f"{type(self.loss).__name__} takes one network, not {len(self.nets)}")
+
+    def key(self) -> tuple:
+        """What must be equal for two streams' steps to stack: loss, shapes, minibatch sizes."""
+        shapes = {tuple(tuple(layer.weight.shape) for layer in net) for net in self.layers}
+        if len(shapes) != 1:
+            raise ValueError(f"networks of one stream must have one shape, not {sorted(shapes)}")
+        kind = (type(self.loss).__name__, getattr(self.loss, "clip", None))
+        sizes = tuple(len(b) for b in self.batches)
+        return (kind, shapes.pop(), sizes, self.inputs.device, self.inputs.dtype)
+
+    def gathered(self) -> list[torch.Tensor]:
+        """The inputs `[M, D]` and the loss's data (each `[M]`; none for a Head), rows in
+        minibatch order."""
+        order = torch.cat(self.batches) if self.batches else self.inputs.new_zeros(0).long()
+        loss = self.loss
+        if isinstance(loss, Surrogate):
+            data = [loss.actions, loss.logp_old, loss.adv]
+        elif isinstance(loss, Regression):
+            data = [loss.targets]
+        else:
+            data = []
+        return [t[order] for t in [self.inputs, *data]]
+
+
+Stats = dict[str, torch.Tensor]
+
+
+class Stack:
+    """Streams of one `Steps.key`, stepped together: their minibatches gathered and stacked
+    once, each step's rows a view. Never a stack of one network (the module's docstring): a
+    lone network is stacked with a copy of itself, whose result is dropped."""
+
+    def __init__(self, members: Sequence[Steps]) -> None:
+        self.count = len(members)
+        alone = sum(len(m.nets) for m in members) == 1
+        self.members = list(members) + ([members[0]] if alone else [])
+        per_net = [g for m in self.members for g in [m.gathered()] * len(m.nets)]
+        x = torch.stack([g[0] for g in per_net])  # [G, M, D], a member's rows once a network
+        data = [torch.stack([g[i] for g in per_net]) for i in range(1, len(per_net[0]))]
+        self._data = [x, *data]  # and each [G, M] (one network a member: Surrogate, Regression)
+        sizes = [len(b) for b in members[0].batches]
+        self._bounds = list(itertools.pairwise([0, *itertools.accumulate(sizes)]))
+        nets = [layers for m in self.members for layers in m.layers]
+        self._layers = list(zip(*nets, strict=True))  # per depth, every network's Linear
+        self._real = sum(len(m.nets) for m in members)  # the networks whose gradients count
+        ends = list(itertools.accumulate(len(m.nets) for m in self.members))
+        self._slices = list(itertools.pairwise([0, *ends]))
+
+    def step(self, j: int) -> tuple[torch.Tensor, list[Stats]]:
+        """Step j of every member: forward, loss and backward stacked over their networks, each
+        network's gradient written to its parameters' `.grad` (which must be None: the
+        optimiser's `zero_grad` with set_to_none). Returns each member's loss `[count]` and
+        the statistics it records (a Head's own; the surrogate's loss as `stat`)."""
+        a, b = self._bounds[j]
+        x, *data = (t[:, a:b] for t in self._data)
+        loss = self.members[0].loss
+        with torch.no_grad():
+            weights = [torch.stack([layer.weight for layer in ls]) for ls in self._layers]
+            biases = [torch.stack([layer.bias for layer in ls]) for ls in self._layers]
+            depth = len(weights)
+            hidden = [x]
+            for d in range(depth):
+                h = torch.bmm(hidden[-1], weights[d].transpose(1, 2))
+                h = h + biases[d][:, None, :]
+                hidden.append(h.relu_() if d < depth - 1 else h)
+            out = hidden.pop()
+        if isinstance(loss, Head):
+            value, grad, stats = self._heads(out, j)
+        else:
+            with torch.no_grad():
+                if isinstance(loss, Surrogate):
+                    value, grad = _surrogate(out, data, loss.clip)
+                    stats = [{loss.stat: v} for v in value[: self.count]]
+                else:
+                    value, grad = _regression(out, data)
+                    stats = [{} for _ in range(self.count)]
+        with torch.no_grad():
+            for d in range(depth - 1, -1, -1):
+                h = hidden[d]
+                grad_w = torch.bmm(grad.transpose(1, 2), h)  # [G, out, in]
+                grad_b = grad.sum(1)
+                for g, layer in enumerate(self._layers[d][: self._real]):
+                    layer.weight.grad = grad_w[g]
+                    layer.bias.grad = grad_b[g]
+                if d > 0:
+                    grad = torch.bmm(grad, weights[d]).mul_(h > 0)
+        return value[: self.count], stats
+
+    def _heads(self, out: torch.Tensor, j: int) -> tuple[torch.Tensor, torch.Tensor, list[Stats]]:
+        """Each member's Head on its slice of the outputs `[G, T, out]`, taped from there:
+        (losses `[members]`, d loss / d outputs `[G, T, out]`, each one's statistics)."""
+        values, grads, stats = [], [], []
+        for pos, (m, (lo, hi)) in enumerate(zip(self.members, self._slices, strict=True)):
+            if pos >= self.count:  # the copy of a lone network: its gradient is dropped
+                grads.append(torch.zeros_like(out[lo:hi]))
+                continue
+            if m.loss.written:
+                value, stat, grad = m.loss.fn(out[lo:hi], m.batches[j])
+            else:
+                leaf = out[lo:hi].detach().requires_grad_()
+                with torch.enable_grad():
+                    value, stat = m.loss.fn(leaf, m.batches[j])
+                    (grad,) = torch.autograd.grad(value, leaf)
+            values.append(value.detach())
+            grads.append(grad)
+            stats.append(stat)
+        return torch.stack(values), torch.cat(grads), stats
+
+
+def stacks(steps: Sequence[Steps]) -> list[tuple[Stack, list[int]]]:
+    """`steps` grouped by key into stacks, each with its members' positions in `steps`."""
+    groups: dict[tuple, list[int]] = {}
+    for pos, st in enumerate(steps):
+        groups.setdefault(st.key(), []).append(pos)
+    return [(Stack([steps[p] for p in group]), group) for group in groups.values()]
+
+
+def _surrogate(
+    logits: torch.Tensor, data: list[torch.Tensor], clip: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The clipped surrogate of each network and its gradient in the logits.
+
+    logits `[G, T, A]`; data: actions `[G, T]`, logp_old `[G, T]`, adv `[G, T]`.
+    Returns (loss `[G]`, d loss / d logits `[G, T, A]`). At a tie of min's two arguments each
+    takes half the gradient, and clamp passes it at its bounds, as torch's backward does.
+    """
+    actions, logp_old, adv = data
+    logp_all = torch.log_softmax(logits, -1)
+    logp = logp_all.gather(2, actions[..., None])[..., 0]
+    ratio = torch.exp(logp - logp_old)
+    unclipped = ratio * adv
+    clipped = ratio.clamp(1 - clip, 1 + clip) * adv
+    loss = -torch.min(unclipped, clipped).mean(1)
+    inside = (ratio >= 1 - clip) & (ratio <= 1 + clip)
+    half = unclipped == clipped
+    w_un = torch.where(half, 0.5, (unclipped < clipped).to(ratio.dtype))
+    w_cl = torch.where(half, 0.5, (clipped < unclipped).to(ratio.dtype)) * inside
+    grad_logp = (w_un + w_cl) * unclipped * (-1.0 / logits.shape[1])  # [G, T]
+    grad = torch.softmax(logits, -1) * -grad_logp[..., None]
+    grad.scatter_add_(2, actions[..., None], grad_logp[..., None])
+    return loss, grad
+
+
+def _regression(out: torch.Tensor, data: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean squared error of each network and its gradient. out `[G, T, 1]`, targets `[G, T]`."""
+    diff = out[..., 0] - data[0]
+    return (diff * diff).mean(1), (diff * (2.0 / out.shape[1]))[..., None]

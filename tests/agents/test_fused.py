@@ -1,0 +1,97 @@
+"""The stacked, hand-differentiated PPO steps (`asfed.agents.fused`) against autograd, and
+independent of what they are stacked with."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from asfed.agents import fused
+from asfed.agents.networks import mlp
+from asfed.agents.ppo import clipped_surrogate, value_loss
+
+SHAPES = [(61, 5), (43, 5), (27, 5)]  # navigation-, exchange- and predation-like inputs
+
+
+def _streams(kind: str, count: int, obs_dim: int, actions: int, rows: int = 100, seed: int = 0):
+    torch.manual_seed(seed)
+    m = rows * 4
+    out = []
+    for _ in range(count):
+        net = mlp([obs_dim, 128, 64], actions if kind == "surrogate" else 1)
+        inputs = torch.randn(m, obs_dim)
+        batches = list(torch.randperm(m).split(rows))
+        if kind == "surrogate":
+            with torch.no_grad():
+                old = torch.log_softmax(net(inputs) * 0.9, -1)
+            acts = torch.randint(0, actions, (m,))
+            logp_old = old.gather(1, acts[:, None])[:, 0]
+            loss = fused.Surrogate(acts, logp_old, torch.randn(m), 0.2)
+        else:
+            loss = fused.Regression(torch.randn(m) * 3)
+        out.append(fused.Steps([net], inputs, batches, loss))
+    return out
+
+
+def _autograd(s: fused.Steps, j: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    idx = s.batches[j]
+    out = s.nets[0](s.inputs[idx])
+    if isinstance(s.loss, fused.Surrogate):
+        lp = torch.log_softmax(out, -1).gather(1, s.loss.actions[idx, None])[:, 0]
+        loss = clipped_surrogate(lp, s.loss.logp_old[idx], s.loss.adv[idx], s.loss.clip)
+    else:
+        loss = value_loss(out[:, 0], s.loss.targets[idx])
+    grads = torch.autograd.grad(loss, list(s.nets[0].parameters()))
+    return loss.detach(), list(grads)
+
+
+def _fused(streams: list[fused.Steps], j: int) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+    for s in streams:
+        for p in s.nets[0].parameters():
+            p.grad = None
+    loss, _ = fused.Stack(streams).step(j)
+    return loss, [[p.grad.clone() for p in s.nets[0].parameters()] for s in streams]
+
+
+@pytest.mark.parametrize("kind", ["surrogate", "regression"])
+@pytest.mark.parametrize("obs_dim,actions", SHAPES)
+def test_fused_steps_equal_autograd_to_rounding(kind, obs_dim, actions) -> None:
+    """Hand-written chain rule against autograd's: equal to float32 rounding, never more (the
+    products run in another order, so bit equality is not expected)."""
+    streams = _streams(kind, 3, obs_dim, actions)
+    for j in range(len(streams[0].batches)):
+        loss, grads = _fused(streams, j)
+        for g, s in enumerate(streams):
+            ref_loss, ref_grads = _autograd(s, j)
+            torch.testing.assert_close(loss[g], ref_loss, rtol=1e-5, atol=1e-6)
+            for mine, ref in zip(grads[g], ref_grads, strict=True):
+                torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["surrogate", "regression"])
+@pytest.mark.parametrize("obs_dim,actions", SHAPES)
+def test_a_networks_numbers_do_not_depend_on_what_it_is_stacked_with(
+    kind, obs_dim, actions
+) -> None:
+    """A network's loss and gradients are the same bytes alone as in a stack of 2 to 6, so a
+    run's numbers do not depend on which agents share a worker."""
+    streams = _streams(kind, 6, obs_dim, actions, seed=1)
+    full_loss, full = _fused(streams, 0)
+    for size in range(1, 6):
+        for start in range(0, 6 - size + 1, 2):
+            part = streams[start : start + size]
+            loss, grads = _fused(part, 0)
+            assert torch.equal(loss, full_loss[start : start + size]), (size, start)
+            for g in range(size):
+                for mine, ref in zip(grads[g], full[start + g], strict=True):
+                    assert torch.equal(mine, ref), (size, start, g)
+
+
+def test_the_surrogate_gradient_is_zero_where_the_clip_binds() -> None:
+    """A sample whose ratio is past the clip on the advantage's side moves nothing (PPO's point)."""
+    logits = torch.zeros(1, 2, 3)
+    actions = torch.tensor([[0, 0]])
+    logp_old = torch.log(torch.tensor([[1 / 3, 1 / 3]])) - torch.tensor([[1.0, -1.0]])
+    adv = torch.tensor([[1.0, -1.0]])  # ratio e > 1.2 with A > 0; ratio 1/e < 0.8 with A < 0
+    _, grad = fused._surrogate(logits, [actions, logp_old, adv], 0.2)
+    assert torch.equal(grad, torch.zeros_like(grad))
