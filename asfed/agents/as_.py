@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from asfed.agents import lockstep
-from asfed.agents.as_loss import NeighbourTerms, as_loss
-from asfed.agents.base import Agent, AgentSpec, Graph, adam
+from asfed.agents import fused, lockstep
+from asfed.agents.as_loss import NeighbourTerms, as_loss, as_loss_grad
+from asfed.agents.base import Agent, AgentSpec, Graph, adam, fused_steps
 from asfed.agents.methods import METHODS, Method
 from asfed.agents.networks import POLICY_LAYOUTS
 from asfed.comm.messages import Message
@@ -148,32 +148,66 @@ class ASAgent(Agent):
 
         def step(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             own_logits, ants = self.policy.logits(self._obs_all[idx], peers)
-            terms = []
-            if peers:  # all neighbours as one block `[P, T, ...]`
-                terms.append(
-                    NeighbourTerms(
-                        ant_logits=ants,
-                        ant_logp_old=ant_logp_old[:, idx],
-                        actions=peer_acts[:, idx],
-                        shared_policy=shared["policy_dist"][:, idx],
-                        shared_anticipation=shared["anticipation"][:, idx],
-                        mask=None if mask is None else mask[:, idx],
-                    )
-                )
+            return loss_at(own_logits, ants, idx)
+
+        def block(ants: torch.Tensor, idx: torch.Tensor) -> NeighbourTerms | None:
+            """All neighbours as one block `[P, T, ...]` (None without neighbours)."""
+            if not peers:
+                return None
+            return NeighbourTerms(
+                ant_logits=ants,
+                ant_logp_old=ant_logp_old[:, idx],
+                actions=peer_acts[:, idx],
+                shared_policy=shared["policy_dist"][:, idx],
+                shared_anticipation=shared["anticipation"][:, idx],
+                mask=None if mask is None else mask[:, idx],
+            )
+
+        def loss_at(
+            own_logits: torch.Tensor, ants: torch.Tensor, idx: torch.Tensor
+        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            terms = block(ants, idx)
             parts = as_loss(
                 own_logits,
                 acts[idx, me],
                 logp_old[idx],
                 adv[idx],
-                terms,
+                [] if terms is None else [terms],
                 clip=self.spec.cfg.clip,
                 rho=self.spec.cfg.rho,
             )
             stats = {"policy_loss": parts.loss, "penalty": parts.penalty, "kappa": parts.kappa}
             return parts.loss, stats
 
-        steps = [functools.partial(step, idx) for idx in self.minibatches()]
-        policy = lockstep.Stream(self.actor_opt, self.clip_groups(), steps, "policy loss")
+        def written_out(
+            out: torch.Tensor, idx: torch.Tensor
+        ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+            """`loss_at` on the stacked outputs `[1 + P, T, A]`, with its gradient written out
+            (`as_loss_grad`) for the fused steps."""
+            parts, d_own, d_ants = as_loss_grad(
+                out[0],
+                acts[idx, me],
+                logp_old[idx],
+                adv[idx],
+                block(out[1:], idx),
+                clip=self.spec.cfg.clip,
+                rho=self.spec.cfg.rho,
+            )
+            stats = {"policy_loss": parts.loss, "penalty": parts.penalty, "kappa": parts.kappa}
+            grad = d_own[None] if d_ants is None else torch.cat([d_own[None], d_ants])
+            return parts.loss, stats, grad
+
+        batches = self.minibatches()
+        steps = [functools.partial(step, idx) for idx in batches]
+        nets = self.policy.networks(peers)  # own, then each peer's anticipation; [] if not MLPs
+        head = fused.Head(written_out, written=True)
+        policy = lockstep.Stream(
+            self.actor_opt,
+            self.clip_groups(),
+            steps,
+            "policy loss",
+            fused=fused_steps(nets, self._obs_all, batches, head) if nets else None,
+        )
         return lockstep.Plan(self, [policy, self.critic_stream()])
 
     def modules(self) -> dict[str, Any]:

@@ -121,3 +121,95 @@ def as_loss(
         frac_x_ij=torch.cat(x_ij).mean() if x_ij else zero,
         frac_x_ii=torch.cat(x_ii).mean() if x_ii else zero,
     )
+
+
+def as_loss_grad(
+    own_logits: torch.Tensor,
+    own_actions: torch.Tensor,
+    own_logp_old: torch.Tensor,
+    adv: torch.Tensor,
+    block: NeighbourTerms | None,
+    clip: float,
+    rho: float,
+) -> tuple[ASLossParts, torch.Tensor, torch.Tensor | None]:
+    """`as_loss` with its gradient written out instead of taped (`asfed.agents.fused`): the
+    same objective, its derivative in the own logits `[T, A]` and in the block's anticipation
+    logits `[J, T, A]` (None without neighbours). Equal to autograd's to rounding
+    (tests/agents/test_as_loss.py), ties of min's arguments split and clamp's bounds passing
+    the gradient as torch's backward does.
+
+    With u = xi_i xi_N A and c = clip(xi_i) xi_N A, the loss is -mean(min(u, c) - kappa rho P):
+    d/d log pi^ii(a_i) = -(w_u u + w_c 1[inside] u) / T and d/d log xi_N = -(w_u u + w_c c) / T
+    (w: which of u, c is the min, 1/2 each at a tie); each penalty square adds
+    2 kappa rho 1[X] (pi - shared) / T to the gradient of its distribution; log-probabilities and
+    distributions go back through the softmax to the logits."""
+    with torch.no_grad():
+        t = own_logits.shape[0]
+        own_logp_all = torch.log_softmax(own_logits, -1)
+        own_probs = own_logp_all.exp()
+        own_logp = own_logp_all.gather(1, own_actions[:, None])[:, 0]
+        xi_i = torch.exp(own_logp - own_logp_old)
+        kappa = adv.abs().mean()
+        scale = kappa * rho * (2.0 / t)
+        grad_own_p = torch.zeros_like(own_probs)  # d loss / d pi^ii
+        if block is not None:
+            ant_logp_all = torch.log_softmax(block.ant_logits, -1)
+            ant_probs = ant_logp_all.exp()
+            acts = block.actions[..., None]
+            ant_logp = ant_logp_all.gather(-1, acts)[..., 0]
+            log_ratio = ant_logp - block.ant_logp_old
+            pjj, pji = block.shared_policy, block.shared_anticipation
+            own_a = own_actions.expand(pji.shape[:-1])[..., None]
+            in_ij = indicator_sets(ant_logp.exp(), pjj.gather(-1, acts)[..., 0], adv)
+            in_ii = indicator_sets(own_logp.exp(), pji.gather(-1, own_a)[..., 0], adv)
+            if block.mask is not None:
+                log_ratio = log_ratio * block.mask
+                in_ij, in_ii = in_ij & block.mask, in_ii & block.mask
+            d_ant = ant_probs - pjj
+            d_own = own_probs - pji  # [J, T, A]
+            term = in_ij * (d_ant**2).sum(-1) + in_ii * (d_own**2).sum(-1)
+            penalty = term.sum(0)
+            xi_n = torch.exp(log_ratio.sum(0))
+            grad_own_p = (in_ii[..., None] * d_own).sum(0) * scale
+            grad_ant_p = in_ij[..., None] * d_ant * scale
+            frac_ij, frac_ii = in_ij.float().mean(), in_ii.float().mean()
+        else:
+            penalty = torch.zeros_like(xi_i)
+            xi_n = torch.ones_like(xi_i)
+            frac_ij = frac_ii = own_logits.new_zeros(())
+        unclipped = xi_i * xi_n * adv
+        clipped = xi_i.clamp(1 - clip, 1 + clip) * xi_n * adv
+        surrogate = torch.min(unclipped, clipped)
+        objective = surrogate - kappa * rho * penalty
+        half = unclipped == clipped
+        w_un = torch.where(half, 0.5, (unclipped < clipped).to(xi_i.dtype))
+        w_cl = torch.where(half, 0.5, (clipped < unclipped).to(xi_i.dtype))
+        inside = (xi_i >= 1 - clip) & (xi_i <= 1 + clip)
+        grad_own_lp = (w_un + w_cl * inside) * unclipped * (-1.0 / t)
+        grad_own = _through_softmax(own_probs, own_actions, grad_own_lp, grad_own_p)
+        grad_ants = None
+        if block is not None:
+            grad_log_xi_n = (w_un * unclipped + w_cl * clipped) * (-1.0 / t)
+            grad_ant_lp = grad_log_xi_n.expand(log_ratio.shape)
+            if block.mask is not None:
+                grad_ant_lp = grad_ant_lp * block.mask
+            grad_ants = _through_softmax(ant_probs, block.actions, grad_ant_lp, grad_ant_p)
+        parts = ASLossParts(
+            loss=-objective.mean(),
+            surrogate=surrogate.mean(),
+            penalty=penalty.mean(),
+            kappa=kappa,
+            frac_x_ij=frac_ij,
+            frac_x_ii=frac_ii,
+        )
+    return parts, grad_own, grad_ants
+
+
+def _through_softmax(
+    probs: torch.Tensor, actions: torch.Tensor, grad_logp: torch.Tensor, grad_probs: torch.Tensor
+) -> torch.Tensor:
+    """d loss / d logits `[..., T, A]` from d loss / d log p(a) `[..., T]` (at the taken
+    actions `[..., T]`) and d loss / d p `[..., T, A]`, through p = softmax(logits)."""
+    grad = probs * (grad_probs - (grad_probs * probs).sum(-1, keepdim=True))
+    grad = grad - probs * grad_logp[..., None]
+    return grad.scatter_add_(-1, actions[..., None], grad_logp[..., None])

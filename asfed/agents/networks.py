@@ -98,6 +98,10 @@ class SeparatePolicies(nn.Module):
         """Only pi^ii's logits (what acting needs)."""
         return self.own(obs)
 
+    def networks(self, peers: Sequence[int]) -> list[nn.Sequential]:
+        """pi^ii's MLP, then pi^ij's for j in `peers`: what `logits` evaluates, in its order."""
+        return [self.own, *(self.anticipations[str(j)] for j in peers)]
+
     def logits(self, obs: torch.Tensor, peers: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """pi^ii's logits `[T, A]` and pi^ij's for j in `peers`, stacked `[P, T, A_j]` (all
         peers' action counts equal): one stacked pass over the P + 1 networks when they are
@@ -134,6 +138,10 @@ class MultiHeadPolicy(nn.Module):
 
     def own_logits(self, obs: torch.Tensor) -> torch.Tensor:
         return self.own(self.torso(obs))
+
+    def networks(self, peers: Sequence[int]) -> list[nn.Sequential]:
+        """None as separate MLPs (one torso, heads): the taped steps train it."""
+        return []
 
     def logits(self, obs: torch.Tensor, peers: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """As `SeparatePolicies.logits`: the torso once, then the heads as one stacked layer."""

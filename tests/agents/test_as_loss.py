@@ -192,3 +192,42 @@ def test_a_block_of_neighbours_is_the_list_of_them(masked: bool) -> None:
     for g, r in zip(got_grads, ref_grads, strict=True):
         torch.testing.assert_close(g, r)
     assert ref.penalty.item() > 0 and 0 < ref.frac_x_ij.item() < 1
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("rho", [0.0, 0.5, 10.0])
+@pytest.mark.parametrize("peers", [0, 1, 2])
+def test_the_written_out_gradient_is_autograds(masked: bool, rho: float, peers: int) -> None:
+    """`as_loss_grad` (what fused steps use) against autograd through `as_loss`: the same loss
+    and diagnostics, and the gradients in the own and the anticipation logits to float32
+    rounding, with ratios on both sides of the clip and neighbours on part of the states."""
+    from asfed.agents.as_loss import as_loss_grad
+
+    logits, actions, logp_old = _own()
+    logp_old = logp_old + 0.4 * torch.randn(T)  # some ratios beyond the clip
+    adv = torch.randn(T)
+    block = None
+    if peers:
+        nbs = [_neighbour(A) for _ in range(peers)]
+        mask = torch.rand(peers, T) < 0.7 if masked else None
+        block = NeighbourTerms(
+            ant_logits=torch.stack([n.ant_logits.detach() for n in nbs]).requires_grad_(),
+            ant_logp_old=torch.stack([n.ant_logp_old for n in nbs]) + 0.4 * torch.randn(peers, T),
+            actions=torch.stack([n.actions for n in nbs]),
+            shared_policy=torch.stack([n.shared_policy.detach() for n in nbs]),
+            shared_anticipation=torch.stack([n.shared_anticipation.detach() for n in nbs]),
+            mask=mask,
+        )
+    taped = as_loss(logits, actions, logp_old, adv, [block] if block else [], clip=0.2, rho=rho)
+    wrt = [logits] + ([block.ant_logits] if block else [])
+    want = torch.autograd.grad(taped.loss, wrt)
+    parts, d_own, d_ants = as_loss_grad(
+        logits.detach(), actions, logp_old, adv, block, clip=0.2, rho=rho
+    )
+    for field in ("loss", "surrogate", "penalty", "kappa", "frac_x_ij", "frac_x_ii"):
+        torch.testing.assert_close(getattr(parts, field), getattr(taped, field).detach())
+    torch.testing.assert_close(d_own, want[0], rtol=1e-4, atol=1e-7)
+    if block is None:
+        assert d_ants is None
+    else:
+        torch.testing.assert_close(d_ants, want[1], rtol=1e-4, atol=1e-7)
