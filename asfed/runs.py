@@ -14,6 +14,8 @@
                            weights and DP noise seed), checkpoints and diagnostics
                            (`asfed.agents.storage`; the world never reads it)
     learning_curve.png     team and per-agent returns, and bytes sent, by round
+    diverged.json          only if its training diverged: after how many rounds, and the error
+                           (a result: `asfed.experiments.runner` does not train it again)
 
 Files are written atomically (temporary file, then rename), so an interrupted run leaves the last
 complete checkpoint; on resume, metrics and messages past that checkpoint are dropped and the run
@@ -52,6 +54,28 @@ CONFIG, VERSIONS, METRICS, CHECKPOINT, CURVE, AGENTS = (
 # A run's final team return: the mean of its last 10 rounds (the report, the trade-off and
 # `asfed simulate`'s last line all use it).
 FINAL_WINDOW = 10
+DIVERGED = "diverged.json"
+"""In a run folder: the run's training diverged, `{"rounds": finished rounds, "error": ...}`."""
+
+
+def diverged(path: Path) -> dict[str, Any] | None:
+    """Where a run diverged (`DIVERGED`), None if it did not; a damaged file is refused."""
+    file = Path(path) / DIVERGED
+    if not file.exists():
+        return None
+    try:
+        record = json.loads(file.read_text())
+        if not isinstance(record, dict) or set(record) != {"rounds", "error"}:
+            raise ValueError("not {rounds, error}")
+        if not isinstance(record["rounds"], int) or not isinstance(record["error"], str):
+            raise ValueError("rounds is not an integer or error not a string")
+    except (OSError, ValueError) as err:
+        raise AsfedError(
+            f"cannot read {file}: {err}; delete the run folder to train it again"
+        ) from None
+    return record
+
+
 PACKAGES = ("asfed", "numpy", "scipy", "torch", "flwr", "opacus", "pettingzoo", "gymnasium")
 
 

@@ -380,3 +380,52 @@ def test_a_damaged_divergence_record_is_refused(tmp_path) -> None:
         assert "cannot read" in str(err) and "delete the run folder" in str(err)
     else:
         raise AssertionError("a damaged record was read")
+
+
+def test_a_divergence_counts_only_before_the_rounds_asked_and_a_resume_forgets_it(
+    tmp_path,
+) -> None:
+    """A run that diverged after more rounds than a plan asks has finished that plan's rounds;
+    resuming a run (it trains again) drops its old record, so a later finish is not called a
+    divergence; an audit, which needs every round, fails on a diverged run."""
+    import dataclasses
+    import json
+
+    import pytest
+
+    from asfed.cli.common import exit_if_failed
+    from asfed.config import build_config
+    from asfed.engine.driver import resume, start, train
+    from asfed.experiments.runner import Outcome, diverged_before
+    from asfed.runs import DIVERGED
+
+    cfg = build_config(env="navigation", method="ippo", engine="local", episodes=2, rounds=2)
+    sim, run, rows = start(cfg, tmp_path / "r", private_seed=1)
+    train(sim, run, rows, None)
+    (tmp_path / "r" / DIVERGED).write_text(json.dumps({"rounds": 1, "error": "round 1: nan"}))
+    assert diverged_before(tmp_path / "r", 2) is not None
+    assert diverged_before(tmp_path / "r", 1) is None  # the plan's one round finished
+    sim, run, rows = resume(tmp_path / "r", 3)
+    train(sim, run, rows, None)
+    assert not (tmp_path / "r" / DIVERGED).exists()
+    done = Outcome(tmp_path, ("r",), (), {}, {"r": "after 1 rounds: nan"})
+    exit_if_failed(done)  # a sweep: a result
+    with pytest.raises(SystemExit) as stop:
+        exit_if_failed(dataclasses.replace(done), complete=True)  # an audit: a failure
+    assert stop.value.code == 1
+
+
+def test_the_report_leaves_a_diverged_run_out_of_the_final_means() -> None:
+    from pathlib import Path
+
+    import numpy as np
+
+    from asfed.report.collect import Run
+    from asfed.report.panels import Series
+
+    def run(last: float, gone: str | None) -> Run:
+        team = np.full(20, last)
+        return Run(Path("x"), {}, team, np.zeros(20), [], None, gone)
+
+    series = Series("ps", "ps", [run(5.0, None), run(7.0, None), run(-50.0, "after 20 rounds")])
+    assert list(series.finals) == [5.0, 7.0] and series.diverged == 1

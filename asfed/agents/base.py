@@ -424,15 +424,23 @@ def fused_steps(
     """A stream's steps in `fused`'s form, where its networks are plain Linear-ReLU MLPs of
     one shape and small (`lockstep.SMALL`); None otherwise (they are taped)."""
     nets = nets if isinstance(nets, list) else [nets]
-    plain = all(
-        isinstance(net, nn.Sequential) and all(isinstance(m, nn.Linear | nn.ReLU) for m in net)
-        for net in nets
-    )
+    plain = all(_relu_mlp(net) for net in nets)
     shapes = {tuple(p.shape for p in net.parameters()) for net in nets}
     small = all(p.numel() <= lockstep.SMALL for net in nets for p in net.parameters())
     if not (plain and small and len(shapes) == 1):
         return None
     return fused.Steps(nets, inputs, batches, loss)
+
+
+def _relu_mlp(net: nn.Module) -> bool:
+    """Whether `net` is exactly `networks.mlp`'s pattern: Linear (with bias) and ReLU in turn,
+    ending on a Linear (what `fused.Stack` differentiates by hand)."""
+    if not isinstance(net, nn.Sequential) or len(net) % 2 == 0:
+        return False
+    kinds = [nn.Linear if i % 2 == 0 else nn.ReLU for i in range(len(net))]
+    return all(type(m) is k for m, k in zip(net, kinds, strict=True)) and all(
+        m.bias is not None for m in net[::2]
+    )
 
 
 def adam(params: Any, lr: float) -> torch.optim.Adam:

@@ -11,8 +11,10 @@ parameters are disjoint). Together is the same arithmetic, not an approximation:
   hyperparameters, is each optimiser's own call; each parameter keeps its optimiser's state
   (the joint optimiser holds the very same state dicts, so checkpoints are unchanged).
 
-Tests check parameters bit for bit against one step at a time (`together(False)`), and the
-engines against each other. What lockstep saves is per-call overhead: on Table 2's 128-64 MLPs a
+Tests check parameters bit for bit against one step at a time (`together(False)`) with fused
+steps off (`fusing(False)`); fused steps (`asfed.agents.fused`, on by default for small
+networks: stacked, with the backward written out) equal them to rounding, and the engines
+equal each other bit for bit. What lockstep saves is per-call overhead: on Table 2's 128-64 MLPs a
 step's Python, autograd set-up and optimiser bookkeeping cost as much as its arithmetic, and a
 process holding 3 agents pays them once a step instead of 6 times.
 """
@@ -264,7 +266,8 @@ def joint_optimizer(opts: list[torch.optim.Optimizer]) -> torch.optim.Optimizer:
 class Stepper:
     """An optimiser's `zero_grad` and `step` without their per-call Python: for fused Adam (what
     every agent uses) the step calls the very kernels `torch.optim.Adam.step` calls, in its
-    order, on lists built once (so the same bytes); anything else steps through the optimiser.
+    order, on the parameters that have a gradient (as it does), from lists built when that set
+    changes (so the same bytes); anything else steps through the optimiser.
 
     Why: on 128-64 MLPs, Adam.step's per-parameter bookkeeping (its state lookups, grouping by
     device, profiler hooks) cost as much as its arithmetic, once a minibatch step. The lists hold
@@ -274,7 +277,8 @@ class Stepper:
     def __init__(self, opt: torch.optim.Optimizer) -> None:
         self.opt = opt
         self.params = [p for g in opt.param_groups for p in g["params"]]
-        self._groups: list[tuple[list, list, list, list, dict[str, Any]]] | None = None
+        self._groups: list[tuple[list, list, list, list, dict[str, Any]]] = []
+        self._have: tuple[bool, ...] | None = None  # which parameters the lists are for
         self._direct = isinstance(opt, torch.optim.Adam) and all(
             g["fused"]
             and not (g["amsgrad"] or g["capturable"] or g["differentiable"])
@@ -289,45 +293,55 @@ class Stepper:
             p.grad = None
 
     def step(self) -> None:
-        if not self._direct or any(p.grad is None for p in self.params):
-            self.opt.step()  # also creates the state on a first step
-            self._groups = None
+        if not self._direct:
+            self.opt.step()
             return
-        if self._groups is None:
-            if any(len(self.opt.state[p]) == 0 for p in self.params):
-                self.opt.step()
+        have = tuple(p.grad is not None for p in self.params)
+        if have != self._have:
+            if any(p.grad is not None and not self.opt.state[p] for p in self.params):
+                self.opt.step()  # a first step creates the state, as Adam does
+                self._have = None
                 return
-            self._groups = []
-            for g in self.opt.param_groups:
-                state = [self.opt.state[p] for p in g["params"]]
-                hyper = {
-                    "lr": g["lr"],
-                    "beta1": g["betas"][0],
-                    "beta2": g["betas"][1],
-                    "weight_decay": g["weight_decay"],
-                    "eps": g["eps"],
-                    "maximize": g["maximize"],
-                }
-                self._groups.append(
-                    (
-                        g["params"],
-                        [st["exp_avg"] for st in state],
-                        [st["exp_avg_sq"] for st in state],
-                        [st["step"] for st in state],
-                        hyper,
-                    )
+            self._build(have)
+        with torch.no_grad():
+            for params, exp_avgs, exp_avg_sqs, steps, hyper in self._groups:
+                torch._foreach_add_(steps, 1)
+                torch._fused_adam_(
+                    params,
+                    [p.grad for p in params],
+                    exp_avgs,
+                    exp_avg_sqs,
+                    [],
+                    steps,
+                    amsgrad=False,
+                    grad_scale=None,
+                    found_inf=None,
+                    **hyper,
                 )
-        for params, exp_avgs, exp_avg_sqs, steps, hyper in self._groups:
-            torch._foreach_add_(steps, 1)
-            torch._fused_adam_(
-                params,
-                [p.grad for p in params],
-                exp_avgs,
-                exp_avg_sqs,
-                [],
-                steps,
-                amsgrad=False,
-                grad_scale=None,
-                found_inf=None,
-                **hyper,
+
+    def _build(self, have: tuple[bool, ...]) -> None:
+        """The kernels' lists, per parameter group, of the parameters that have a gradient."""
+        self._have = have
+        self._groups = []
+        for g in self.opt.param_groups:
+            params = [p for p in g["params"] if p.grad is not None]
+            if not params:
+                continue
+            state = [self.opt.state[p] for p in params]
+            hyper = {
+                "lr": g["lr"],
+                "beta1": g["betas"][0],
+                "beta2": g["betas"][1],
+                "weight_decay": g["weight_decay"],
+                "eps": g["eps"],
+                "maximize": g["maximize"],
+            }
+            self._groups.append(
+                (
+                    params,
+                    [st["exp_avg"] for st in state],
+                    [st["exp_avg_sq"] for st in state],
+                    [st["step"] for st in state],
+                    hyper,
+                )
             )

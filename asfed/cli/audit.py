@@ -372,13 +372,14 @@ def _train_for_audit(
     cached)."""
     from asfed.experiments import audit_runs
 
-    exit_if_failed(run_plan(plan, folder, workers_or_cores(workers), None, secret))
+    exit_if_failed(run_plan(plan, folder, workers_or_cores(workers), None, secret), complete=True)
     if not shadow_seeds:
         return [folder / p.name for p in plan.points], None
     shadow_plan = audit_runs.shadow_plan(plan, check_seeds(shadow_seeds))
     shadow_folder = folder / "shadows"
     shadow_secret = None if secret is None else secret + 1  # never a target's private seed
     exit_if_failed(
-        run_plan(shadow_plan, shadow_folder, workers_or_cores(workers), None, shadow_secret)
+        run_plan(shadow_plan, shadow_folder, workers_or_cores(workers), None, shadow_secret),
+        complete=True,
     )
     return [folder / p.name for p in plan.points], shadow_folder

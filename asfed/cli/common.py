@@ -5,6 +5,7 @@ left) that stops cleanly on Ctrl-C or SIGTERM."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import sys
 import threading
@@ -123,16 +124,23 @@ def run_plan(
     return done
 
 
-def exit_if_failed(done: Outcome) -> None:
+def exit_if_failed(done: Outcome, complete: bool = False) -> None:
     """Name the runs that diverged (a result: kept, not retrained), then list the runs that
-    failed, on stderr, and exit 1 (the others are kept)."""
+    failed, on stderr, and exit 1 (the others are kept). With `complete` (an audit, which
+    needs every run's rounds) a diverged run fails too."""
     for name, where in done.diverged.items():
         console.print(
-            f"[yellow]diverged:[/] {name} {where} (its result, kept; delete {done.folder / name}"
-            " to train it again)",
+            f"[yellow]diverged:[/] {name} {where} (its result, kept; to train it again delete "
+            f"{done.folder / name}, and its file in the --archive if it was archived)",
             highlight=False,
             soft_wrap=True,
         )
+    if complete and done.diverged:
+        failed = {
+            **done.failed,
+            **{n: "diverged: an audit needs every round" for n in done.diverged},
+        }
+        done = dataclasses.replace(done, failed=failed)
     if not done.failed:
         return
     err = Console(stderr=True)

@@ -29,7 +29,7 @@ from asfed.engine.scorer import Scorer
 from asfed.engine.world import Trajectory
 from asfed.errors import AsfedError
 from asfed.plots import learning_curve
-from asfed.runs import CHECKPOINT, CONFIG, CURVE, METRICS, RunFolder
+from asfed.runs import CHECKPOINT, CONFIG, CURVE, DIVERGED, METRICS, RunFolder
 
 OnRound = Callable[[dict[str, Any]], None]
 
@@ -193,6 +193,7 @@ def resume(
     rows = done[: sim.round]
     run.write_metrics(rows)
     record.drop_rounds(run.path, sim.round)
+    (run.path / DIVERGED).unlink(missing_ok=True)  # it trains again: an old divergence is stale
     if rounds is not None:
         run.write_config(cfg)
     return sim, run, rows

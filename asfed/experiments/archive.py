@@ -121,18 +121,19 @@ def save_finished(archive: Path, plan: Sweep, folder: Path) -> list[str]:
     (every round, its row) at exactly the point's config and that is not archived yet; the
     names archived. An archived point is never overwritten; a run at another config is
     refused."""
-    from asfed.experiments.runner import diverged, finished
+    from asfed.experiments.runner import diverged_before, finished
 
     saved = []
     for point in plan.points:
         run = Path(folder) / point.name
         if _file(archive, point).exists() or not run.is_dir():
             continue
-        if diverged(run) is None and not (run / TRADEOFF_POINT_FILE).exists():
+        gone = diverged_before(run, point.config.rounds)
+        if gone is None and not (run / TRADEOFF_POINT_FILE).exists():
             continue  # not audited yet
         if not finished(run, point.config, ()):
             continue  # rounds still to train: the runner finishes it
-        row = point_row(run)
+        row = point_row(run, point.config.rounds)
         _check_row(row, point, run / TRADEOFF_POINT_FILE)
         _write(archive, point, run, "row", row)
         saved.append(point.name)

@@ -50,6 +50,7 @@ from asfed.experiments.observers import OBSERVERS
 from asfed.experiments.plan import Point, Sweep
 from asfed.folders import FolderLock, make_folder
 from asfed.lifetime import guard_descendants
+from asfed.runs import DIVERGED, diverged
 
 OnRound = Callable[[dict[str, Any]], None]
 
@@ -77,28 +78,6 @@ class Outcome:
     diverged: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-DIVERGED = "diverged.json"
-"""In a run folder: the run's training diverged, `{"rounds": finished rounds, "error": ...}`."""
-
-
-def diverged(path: Path) -> dict[str, Any] | None:
-    """Where a run diverged (`DIVERGED`), None if it did not; a damaged file is refused."""
-    file = Path(path) / DIVERGED
-    if not file.exists():
-        return None
-    try:
-        record = json.loads(file.read_text())
-        if not isinstance(record, dict) or set(record) != {"rounds", "error"}:
-            raise ValueError("not {rounds, error}")
-        if not isinstance(record["rounds"], int) or not isinstance(record["error"], str):
-            raise ValueError("rounds is not an integer or error not a string")
-    except (OSError, ValueError) as err:
-        raise AsfedError(
-            f"cannot read {file}: {err}; delete the run folder to train it again"
-        ) from None
-    return record
-
-
 # ---- one run ----------------------------------------------------------------------------------
 
 
@@ -111,11 +90,18 @@ def rounds_done(path: Path) -> int:
         return 0
 
 
+def diverged_before(path: Path, rounds: int) -> dict[str, Any] | None:
+    """The run's divergence record (`asfed.runs.diverged`) if it diverged before `rounds`: a
+    run that diverged after more rounds than a plan asks has finished that plan's rounds."""
+    where = diverged(path)
+    return where if where is not None and where["rounds"] < rounds else None
+
+
 def finished(path: Path, cfg: RunConfig, observe: tuple[str, ...]) -> bool:
     """Whether a run folder holds all its rounds, whole, and its observed metrics (a damaged
     metrics.csv is not finished: the run's resume repairs a tail or refuses the damage), or whose
     training diverged (`DIVERGED`: that is its result)."""
-    if diverged(path) is not None:
+    if diverged_before(path, cfg.rounds) is not None:
         return True
     if rounds_done(path) < cfg.rounds:
         return False
@@ -346,7 +332,11 @@ def _run_locked(
     finally:
         record()
     trained = tuple(p.name for p in todo if p.name not in failed)
-    where = {p.name: diverged(paths[p.name]) for p in sweep.points if p.name not in failed}
+    where = {
+        p.name: diverged_before(paths[p.name], p.config.rounds)
+        for p in sweep.points
+        if p.name not in failed
+    }
     gone = {name: f"after {r['rounds']} rounds: {r['error']}" for name, r in where.items() if r}
     return Outcome(folder, trained, reused, failed, gone)
 

@@ -215,11 +215,12 @@ def read_point(path: Path) -> dict[str, Any]:
     return {"diverged": None, **row, "run": str(path)}
 
 
-def point_row(path: Path) -> dict[str, Any]:
-    """A trained point's row: `read_point`'s, or `diverged_point`'s where its training diverged."""
-    from asfed.experiments.runner import diverged
+def point_row(path: Path, rounds: int) -> dict[str, Any]:
+    """A trained point's row: `read_point`'s, or `diverged_point`'s where its training diverged
+    before the point's `rounds`."""
+    from asfed.experiments.runner import diverged_before
 
-    where = diverged(Path(path))
+    where = diverged_before(Path(path), rounds)
     return read_point(path) if where is None else diverged_point(Path(path), where)
 
 
@@ -272,7 +273,10 @@ def rows_of(
     share_rows=0.1 every=4"), so two cases of one method are two curves."""
     kept = kept or {}
     return [
-        {**(kept.get(p.name) or point_row(Path(folder) / p.name)), "series": series(p)}
+        {
+            **(kept.get(p.name) or point_row(Path(folder) / p.name, p.config.rounds)),
+            "series": series(p),
+        }
         for p in sweep.points
     ]
 
@@ -562,6 +566,11 @@ def _frontier_panel(
         )
         x = np.array([s.get(field, math.nan) for s in pts], float)
         y = np.array([s["team_return"] for s in pts], float)
+        if all(s.get("diverged") and s["diverged"] == s["seeds"] for s in pts):  # none finished
+            gone = ", ".join(f"{_eps_name(s)} {s['diverged']} of {s['seeds']}" for s in pts)
+            ax.plot([], [], ls="none", marker="x", color=colors[method], label=f"{method}:\n"
+                    f"every seed diverged ({gone})")  # fmt: skip
+            continue
         if not np.isfinite(x).any():  # no point to place: say so in the legend, not at x = 0
             ax.plot(
                 [],

@@ -19,6 +19,7 @@ from asfed.config import read_toml
 from asfed.csvfile import checked_rows, read_rows
 from asfed.errors import AsfedError
 from asfed.experiments.manifest import is_sweep, read_manifest
+from asfed.runs import diverged
 
 CONFIG, METRICS, ANTICIPATION, AUDIT, TRADEOFF = (
     "config.toml",
@@ -39,6 +40,7 @@ class Run:
     bytes_total: np.ndarray
     anticipation: list[dict[str, str]]
     train_seconds: float | None = None
+    diverged: str | None = None  # where its training diverged (`asfed.runs.DIVERGED`), if it did
 
     @property
     def name(self) -> str:
@@ -102,7 +104,9 @@ def read_run(path: Path, train_seconds: float | None = None) -> Run | None:
     except (KeyError, ValueError) as err:
         raise AsfedError(f"cannot read {path / METRICS}: {err}") from None
     anticipation = read_rows(path / ANTICIPATION)
-    return Run(path, read_toml(path / CONFIG), team, sent, anticipation, train_seconds)
+    where = diverged(path)
+    gone = None if where is None else f"after {where['rounds']} rounds: {where['error']}"
+    return Run(path, read_toml(path / CONFIG), team, sent, anticipation, train_seconds, gone)
 
 
 def _is_run(path: Path) -> bool:

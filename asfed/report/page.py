@@ -103,8 +103,11 @@ def _budget(source: Source) -> str:
         if source.sessions
         else ""
     )
+    gone = sum(1 for r in source.runs if r.diverged)
     return (
-        f"{len(source.runs)} of {source.planned} runs with results; rounds done "
+        f"{len(source.runs)} of {source.planned} runs with results"
+        + (f" ({gone} diverged: their curves stop there, no final return)" if gone else "")
+        + "; rounds done "
         f"{'/'.join(map(str, rounds))} (target {'/'.join(map(str, target))}); episodes a round "
         f"{'/'.join(map(str, episodes))} (up to {'/'.join(map(str, steps))} env steps); seeds "
         f"{', '.join(map(str, seeds))}{wall}"
@@ -121,7 +124,9 @@ def final_rows(source: Source, ps: list[Panel]) -> list[list[str]]:
             mean, lo, hi = s.final_ci()
             norm = [panel.normalised(v) for v in (mean, lo, hi)]
             rows.append([
-                panel.title, s.label, str(len(s.runs)), str(s.rounds), _ci(mean, lo, hi),
+                panel.title, s.label,
+                f"{len(s.runs)} ({s.diverged} diverged)" if s.diverged else str(len(s.runs)),
+                str(s.rounds), _ci(mean, lo, hi),
                 _ci(*norm), _num(refs["random"].mean),
                 f"{_num(best.mean)} ({best.label})" if best else "none scripted",
                 _num(refs["defect"].mean) if "defect" in refs else "n/a",

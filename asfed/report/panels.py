@@ -51,8 +51,14 @@ class Series:
 
     @property
     def finals(self) -> np.ndarray:
-        """Each run's final team return `[S]`."""
-        return np.array([stats.final(r.team) for r in self.runs])
+        """Each run's final team return `[S]`, runs whose training diverged left out (their
+        last rounds before it are not a final return)."""
+        return np.array([stats.final(r.team) for r in self.runs if not r.diverged])
+
+    @property
+    def diverged(self) -> int:
+        """How many of the series' runs diverged."""
+        return sum(1 for r in self.runs if r.diverged)
 
     def final_ci(self) -> tuple[float, float, float]:
         return stats.mean_ci(self.finals)

@@ -143,3 +143,33 @@ def test_only_small_networks_step_in_lockstep() -> None:
 
     assert lockstep.small([stream("navigation", 61), stream("predation", 18)])
     assert not lockstep.small([stream("exchange", 70), stream("cleanup", 236)])
+
+
+def test_the_stepper_is_adams_step_byte_for_byte() -> None:
+    """`lockstep.Stepper` calls fused Adam's kernels itself: after steps where one parameter
+    has no gradient (Adam skips it) and with two learning rates, every parameter and moment
+    is the same bytes as `torch.optim.Adam.step`'s."""
+    torch.manual_seed(0)
+    nets = [torch.nn.Linear(4, 3) for _ in range(2)]
+    twins = [torch.nn.Linear(4, 3) for _ in range(2)]
+    for a, b in zip(nets, twins, strict=True):
+        b.load_state_dict(a.state_dict())
+
+    def adam(ns):
+        groups = [{"params": ns[0].parameters(), "lr": 1e-2}, {"params": ns[1].parameters()}]
+        return torch.optim.Adam(groups, lr=3e-3, fused=True)
+
+    ours, theirs = lockstep.Stepper(adam(nets)), adam(twins)
+    for step in range(5):
+        grads = [torch.randn(3, 4), torch.randn(3), torch.randn(3, 4), torch.randn(3)]
+        for ns in (nets, twins):
+            params = [p for n in ns for p in n.parameters()]
+            for p, g in zip(params, grads, strict=True):
+                p.grad = None if (step in (2, 3) and p is params[1]) else g.clone()
+        ours.step()
+        theirs.step()
+    for a, b in zip(nets, twins, strict=True):
+        for p, q in zip(a.parameters(), b.parameters(), strict=True):
+            assert torch.equal(p, q)
+            state, other = ours.opt.state[p], theirs.state[q]
+            assert all(torch.equal(state[k], other[k]) for k in ("exp_avg", "exp_avg_sq", "step"))
