@@ -59,8 +59,8 @@ class Head:
     """Any other loss of the networks' outputs, taped by autograd from the outputs on (the
     networks' own backward is still written out): `fn(outputs [n, T, out], idx [T])` returns
     (the scalar loss, statistics to record), idx the step's sample indices. AS's dual clipped
-    objective has its gradient written out too (`written`: `as_loss.as_loss_grad`); PS's factor
-    surrogate is taped."""
+    objective and PS's factor surrogate have their gradients written out too (`written`), so
+    nothing is taped; an unwritten Head is taped from the outputs on."""
 
     fn: Callable[..., tuple]
     written: bool = False  # fn returns (loss, statistics, d loss / d outputs): nothing is taped
@@ -156,7 +156,7 @@ class Stack:
         else:
             with torch.no_grad():
                 if isinstance(loss, Surrogate):
-                    value, grad = _surrogate(out, data, loss.clip)
+                    value, grad = surrogate(out, data, loss.clip)
                     stats = [{loss.stat: v} for v in value[: self.count]]
                 else:
                     value, grad = _regression(out, data)
@@ -202,7 +202,7 @@ def stacks(steps: Sequence[Steps]) -> list[tuple[Stack, list[int]]]:
     return [(Stack([steps[p] for p in group]), group) for group in groups.values()]
 
 
-def _surrogate(
+def surrogate(
     logits: torch.Tensor, data: list[torch.Tensor], clip: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The clipped surrogate of each network and its gradient in the logits.

@@ -89,10 +89,23 @@ class PSAgent(Agent):
             loss = factor_surrogate(logp, old[idx], adv[idx], self.spec.cfg.clip)
             return loss, {"policy_loss": loss}
 
+        def written_out(
+            out: torch.Tensor, idx: torch.Tensor
+        ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+            """`loss_at` on the stacked output `[1, T, N * A]` with its gradient written out:
+            the factor surrogate is the sum over the N factors of a clipped surrogate, each
+            `fused.surrogate`'s on its own `[T, A]` block of the logits."""
+            t, n, a = out.shape[1], self.spec.num_agents, self.spec.num_actions
+            factors = out[0].view(t, n, a).transpose(0, 1)  # [N, T, A]
+            data = [self._actions[idx].T, old[idx].T, adv[idx].expand(n, t)]
+            each, grad = fused.surrogate(factors, data, self.spec.cfg.clip)
+            loss = each.sum()
+            return loss, {"policy_loss": loss}, grad.transpose(0, 1).reshape(1, t, n * a)
+
         batches = self.minibatches()
         steps = [functools.partial(step, idx) for idx in batches]
         groups = [list(self.joint.parameters())]
-        head = fused.Head(lambda out, idx: loss_at(out[0], idx))
+        head = fused.Head(written_out, written=True)
         policy = lockstep.Stream(
             self.actor_opt,
             groups,

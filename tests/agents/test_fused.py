@@ -93,5 +93,5 @@ def test_the_surrogate_gradient_is_zero_where_the_clip_binds() -> None:
     actions = torch.tensor([[0, 0]])
     logp_old = torch.log(torch.tensor([[1 / 3, 1 / 3]])) - torch.tensor([[1.0, -1.0]])
     adv = torch.tensor([[1.0, -1.0]])  # ratio e > 1.2 with A > 0; ratio 1/e < 0.8 with A < 0
-    _, grad = fused._surrogate(logits, [actions, logp_old, adv], 0.2)
+    _, grad = fused.surrogate(logits, [actions, logp_old, adv], 0.2)
     assert torch.equal(grad, torch.zeros_like(grad))
