@@ -370,7 +370,7 @@ def test_a_diverged_point_is_a_result_counted_apart_and_never_trained_again(tmp_
 
 def test_a_damaged_divergence_record_is_refused(tmp_path) -> None:
     from asfed.errors import AsfedError
-    from asfed.experiments.runner import DIVERGED, diverged
+    from asfed.runs import DIVERGED, diverged
 
     assert diverged(tmp_path) is None
     (tmp_path / DIVERGED).write_text('{"rounds": "3"}')
@@ -429,3 +429,19 @@ def test_the_report_leaves_a_diverged_run_out_of_the_final_means() -> None:
 
     series = Series("ps", "ps", [run(5.0, None), run(7.0, None), run(-50.0, "after 20 rounds")])
     assert list(series.finals) == [5.0, 7.0] and series.diverged == 1
+
+
+def test_a_run_that_diverges_on_worker_processes_records_where(tmp_path) -> None:
+    """Whoever trains a run records its divergence (`driver.train`), and an agent's worker
+    process hands the error back as a divergence, not as another error."""
+    import json
+
+    out = tmp_path / "run"
+    res = asfed(
+        "simulate", "--env", "exchange", "--method", "ps", "--dp-epsilon", "1", "--rounds", "3",
+        "--episodes", "2", "--workers", "2", "--engine", "local", "--private-seed", "2",
+        "--out", str(out),
+    )  # fmt: skip
+    assert res.returncode != 0 and "training diverged" in res.stderr, res.stderr
+    record = json.loads((out / "diverged.json").read_text())
+    assert record["rounds"] < 3 and "policy loss" in record["error"]

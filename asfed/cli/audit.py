@@ -22,6 +22,7 @@ from asfed.cli.common import (
 )
 from asfed.cli.common import private_seed as read_private_seed
 from asfed.errors import AsfedError
+from asfed.runs import DIVERGED, diverged
 from asfed.threads import one_thread
 
 # The command's options, declared once here so its signature reads in a glance.
@@ -217,6 +218,12 @@ def audit(
         wanted = [q for q in QUESTIONS if q != "shadow" or shadows] if attack == "all" else [attack]
     if not runs and not kept:
         raise AsfedError("nothing to audit; give run folders, or --env to train and audit")
+    gone = [str(r) for r in runs if diverged(Path(r)) is not None]
+    if gone:  # a diverged run's rounds stop short: its messages are not the config's audit
+        raise AsfedError(
+            f"{', '.join(gone)} diverged ({DIVERGED} in the folder): an audit needs a run that "
+            "trained every round; give runs that finished"
+        )
     models = _shadow_models(list(runs), shadows, attacker) if "shadow" in wanted and runs else {}
     rows = []
     if runs:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from asfed import dealer
+from asfed.agents.base import Diverged
 from asfed.agents.storage import AgentStore
+from asfed.atomic import atomic_write
 from asfed.comm import log, record
 from asfed.comm.record import PublicRecord
 from asfed.config import RunConfig
@@ -193,7 +196,8 @@ def resume(
     rows = done[: sim.round]
     run.write_metrics(rows)
     record.drop_rounds(run.path, sim.round)
-    (run.path / DIVERGED).unlink(missing_ok=True)  # it trains again: an old divergence is stale
+    # it trains again: an old divergence is stale (`train` records a new one if it diverges)
+    (run.path / DIVERGED).unlink(missing_ok=True)
     if rounds is not None:
         run.write_config(cfg)
     return sim, run, rows
@@ -263,6 +267,9 @@ def train(
                 try:
                     metrics, messages = sim.run_round()
                 except Exception as err:
+                    if isinstance(err, Diverged):  # a result, whoever trains: recorded
+                        record = {"rounds": len(rows), "error": str(err)}
+                        atomic_write(run.path / DIVERGED, (json.dumps(record) + "\n").encode())
                     err.add_note(
                         f"{run.path} keeps the {len(rows)} completed rounds; continue with: "
                         f"asfed simulate --resume {run.path}"

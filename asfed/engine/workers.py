@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from asfed.agents.base import Agent, AgentSpec, Graph, RoundBatch
+from asfed.agents.base import Agent, AgentSpec, Diverged, Graph, RoundBatch
 from asfed.agents.methods import Method
 from asfed.comm.messages import Message
 from asfed.dealer import AgentSecret
@@ -94,7 +94,7 @@ class WorkerFederation(Federation):
 
     def _gather(self, command: str) -> dict[int, Any]:
         out: dict[int, Any] = {}
-        failure, user_error = None, None
+        failure, user_error, diverged = None, None, None
         for w, pipe in enumerate(self.pipes):
             try:
                 status, value = pipe.recv()
@@ -105,10 +105,14 @@ class WorkerFederation(Federation):
                 failure = failure or value
             elif status == "user-error":
                 user_error = user_error or value
+            elif status == "diverged":
+                diverged = diverged or value
             else:
                 out.update(value)
-        if failure is not None or user_error is not None:
+        if failure is not None or user_error is not None or diverged is not None:
             self.close()
+            if failure is None and user_error is None:
+                raise Diverged(diverged)
             if failure is None:
                 raise AsfedError(user_error)
             raise RuntimeError(f"an agent's worker failed in {command}:\n{failure}")
@@ -184,6 +188,8 @@ def _serve(pipe: Connection) -> None:
                 pipe.send(("ok", {}))
             else:
                 pipe.send(("ok", _handle(agents, command, part, common)))
+        except Diverged as err:  # a result the runner records: its type crosses too
+            pipe.send(("diverged", str(err)))
         except AsfedError as err:  # a user-facing error (e.g. a missing checkpoint): as it is
             pipe.send(("user-error", str(err)))
         except BaseException:

@@ -41,7 +41,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from asfed.atomic import atomic_write
 from asfed.config import RunConfig
 from asfed.csvfile import checked_rows
 from asfed.errors import AsfedError
@@ -50,7 +49,7 @@ from asfed.experiments.observers import OBSERVERS
 from asfed.experiments.plan import Point, Sweep
 from asfed.folders import FolderLock, make_folder
 from asfed.lifetime import guard_descendants
-from asfed.runs import DIVERGED, diverged
+from asfed.runs import diverged
 
 OnRound = Callable[[dict[str, Any]], None]
 
@@ -140,9 +139,7 @@ def train_run(
             (path / OBSERVERS.get(name).file).unlink(missing_ok=True)
         try:
             train(sim, run, rows, on_round)
-        except Diverged as err:  # a result (the module's docstring): recorded, nothing observed
-            record = {"rounds": rounds_done(path), "error": str(err)}
-            atomic_write(path / DIVERGED, (json.dumps(record) + "\n").encode())
+        except Diverged:  # a result (the module's docstring): `train` recorded it
             return time.perf_counter() - began
         finally:
             getattr(sim, "close", lambda: None)()

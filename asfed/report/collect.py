@@ -104,9 +104,12 @@ def read_run(path: Path, train_seconds: float | None = None) -> Run | None:
     except (KeyError, ValueError) as err:
         raise AsfedError(f"cannot read {path / METRICS}: {err}") from None
     anticipation = read_rows(path / ANTICIPATION)
-    where = diverged(path)
+    config = read_toml(path / CONFIG)
+    where = diverged(path)  # a divergence after the rounds the run asks is not one of its own
+    if where is not None and where["rounds"] >= int(config.get("rounds", 0)):
+        where = None
     gone = None if where is None else f"after {where['rounds']} rounds: {where['error']}"
-    return Run(path, read_toml(path / CONFIG), team, sent, anticipation, train_seconds, gone)
+    return Run(path, config, team, sent, anticipation, train_seconds, gone)
 
 
 def _is_run(path: Path) -> bool:

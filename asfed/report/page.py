@@ -261,7 +261,8 @@ def _runs(source: Source) -> str:
     rows = [
         [
             r.name, str(r.config.get("seed")), f"{len(r.team)}/{r.config.get('rounds')}",
-            _num(stats.final(r.team)), _num(r.train_seconds or math.nan, 0),
+            "diverged" if r.diverged else _num(stats.final(r.team)),
+            _num(r.train_seconds or math.nan, 0),
         ]
         for r in source.runs
     ]  # fmt: skip

@@ -60,6 +60,8 @@ def against_paper(mean: float, lo: float, hi: float, a: float, b: float) -> str:
 
 def verdict(source: Source, panel: Panel, series: Series) -> str:
     """The plain statements for one row (see the module docstring); "" if none."""
+    if series.runs and series.diverged == len(series.runs):
+        return "no final return: every seed diverged"
     mean, lo, hi = series.final_ci()
     notes = []
     expect = source.expect_for(panel.env, series.method)
@@ -126,12 +128,18 @@ def section(source: Source) -> str:
         rand = panel.references["random"].mean
         for s in panel.series:
             lines.append(
-                f"| {panel.title} | {s.label} | {_ci(*s.final_ci())} | {len(s.runs)} | "
+                f"| {panel.title} | {s.label} | {_ci(*s.final_ci())} | {_seeds(s)} | "
                 f"{rand:.2f} | {f'{best.mean:.2f} ({best.label})' if best else 'none'} | "
                 f"{source.claim_for(panel.env, s.method) or '-'} | "
                 f"{verdict(source, panel, s) or '-'} |"
             )
     return "\n".join(lines + _anticipation_lines(source))
+
+
+def _seeds(series: Series) -> str:
+    """A series' seed count, naming those that diverged (left out of its final return)."""
+    n = len(series.runs)
+    return f"{n} ({series.diverged} diverged)" if series.diverged else str(n)
 
 
 def _anticipation_lines(source: Source) -> list[str]:
