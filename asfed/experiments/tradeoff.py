@@ -104,7 +104,7 @@ def audit_point(path: Path) -> dict[str, Any]:
     from audits.audit import audit_run
 
     cfg = run_config(Path(path))
-    metrics = read_rows(Path(path) / "metrics.csv")
+    metrics = read_rows(Path(path) / "metrics.csv")[: cfg.rounds]  # the point's rounds only
     questions = (*TYPE_ATTACKS, "reward-inversion")
     scores = audit_run(Path(path), list(questions))
     kind = {q: [s for s in scores if s.attack == q] for q in questions}
