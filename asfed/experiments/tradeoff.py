@@ -307,8 +307,8 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
     interval (`_difference_interval`); the inversion leakage (each seed's reward-inversion r
     minus its actions-only r, a t interval over seeds: what still separates methods once the
     actions name every type); and the epsilon lower bound over one independent secret a seed
-    (at dp_delta). Seeds whose training diverged are counted (`diverged` of `seeds`, with
-    `diverged_rounds`, the rounds each finished) and left out of every mean: a point all of
+    (at dp_delta). Seeds whose training diverged are counted (`diverged` of `seeds`; each row
+    says where) and left out of every mean: a point all of
     whose seeds diverged has NaN for all it measures."""
     out = []
     label = lambda r: r.get("series") or r["method"]  # noqa: E731
@@ -323,7 +323,6 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
             "epsilon_target": eps,
             "seeds": len(every),
             "diverged": len(gone),
-            "diverged_rounds": sorted(_rounds_of(r["diverged"]) for r in gone),
         }
         for field in (
             "team_return",
@@ -365,11 +364,6 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
         entry["secrets"] = len(firsts)
         out.append(entry)
     return out
-
-
-def _rounds_of(where: str) -> int:
-    """The finished rounds of a diverged row's `diverged` ("after R rounds: ...")."""
-    return int(where.split()[1])
 
 
 def _shadow_scores(pts: list[dict[str, Any]]) -> dict[str, Any]:
