@@ -97,8 +97,8 @@ def main() -> None:
     parser.add_argument(
         "--compile-steps",
         action="store_true",
-        help="also time asfed with compile_steps (torch.compile per agent; after a warm-up "
-        "round that compiles)",
+        help="also time asfed with compile_steps (its fused stacks through torch.compile; "
+        "after a warm-up round that compiles)",
     )
     args = parser.parse_args()
     cores = available_cores()

@@ -79,7 +79,7 @@ class AgentSpec:
     device: where the agent's networks learn ("cpu" or a torch device such as "cuda:0").
     dp: noise the agent adds to every message it sends (`asfed.comm.dp`; None: none).
     share_rows: the fraction of a round's rows AS shares each share (1: all, the paper's).
-    compile_steps: run the minibatch steps through `torch.compile` (`lockstep.compiled_forward`).
+    compile_steps: run the fused minibatch steps through `torch.compile` (`fused.Stack`).
     """
 
     agent_id: int
@@ -190,7 +190,7 @@ class Agent(ABC):
 
     @property
     def compiled(self) -> bool:
-        """Whether lockstep runs this agent's steps compiled (`lockstep.compiled_forward`)."""
+        """Whether lockstep runs this agent's fused steps compiled (`fused.Stack`)."""
         return self.spec.compile_steps
 
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:

@@ -21,11 +21,17 @@ share a process; tests check that per network for stacks of 1 to 6. (Shown for M
 GPU's batched GEMM is not checked for it.) The copy costs nothing in wall time where it occurs (2
 workers, 3 agents: the worker with one agent then takes as long as the one with two, which it waited
 for anyway).
+
+Under `compile_steps` each stack's forward, loss and backward run through `torch.compile`, a
+graph per stack shape (static shapes). Inductor's sum over the minibatch is split and
+vectorised by the stack's size, so the bias gradients are summed eagerly (`_biases`): then a
+network's bytes still do not depend on its stack (tested), and equal eager's to rounding only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable, Sequence
 
@@ -117,7 +123,8 @@ class Stack:
     once, each step's rows a view. Never a stack of one network (the module's docstring): a
     lone network is stacked with a copy of itself, whose result is dropped."""
 
-    def __init__(self, members: Sequence[Steps]) -> None:
+    def __init__(self, members: Sequence[Steps], compiled: bool = False) -> None:
+        self.compiled = compiled
         self.count = len(members)
         alone = sum(len(m.nets) for m in members) == 1
         self.members = list(members) + ([members[0]] if alone else [])
@@ -141,36 +148,23 @@ class Stack:
         a, b = self._bounds[j]
         x, *data = (t[:, a:b] for t in self._data)
         loss = self.members[0].loss
-        with torch.no_grad():
-            weights = [torch.stack([layer.weight for layer in ls]) for ls in self._layers]
-            biases = [torch.stack([layer.bias for layer in ls]) for ls in self._layers]
-            depth = len(weights)
-            hidden = [x]
-            for d in range(depth):
-                h = torch.bmm(hidden[-1], weights[d].transpose(1, 2))
-                h = h + biases[d][:, None, :]
-                hidden.append(h.relu_() if d < depth - 1 else h)
-            out = hidden.pop()
+        weights = [[layer.weight for layer in ls] for ls in self._layers]
+        biases = [[layer.bias for layer in ls] for ls in self._layers]
         if isinstance(loss, Head):
+            out, hidden, stacked = _kernels(self.compiled)[0](x, weights, biases)
             value, grad, stats = self._heads(out, j)
+            grads_w, deltas = _kernels(self.compiled)[1](grad, hidden, stacked)
         else:
-            with torch.no_grad():
-                if isinstance(loss, Surrogate):
-                    value, grad = surrogate(out, data, loss.clip)
-                    stats = [{loss.stat: v} for v in value[: self.count]]
-                else:
-                    value, grad = _regression(out, data)
-                    stats = [{} for _ in range(self.count)]
-        with torch.no_grad():
-            for d in range(depth - 1, -1, -1):
-                h = hidden[d]
-                grad_w = torch.bmm(grad.transpose(1, 2), h)  # [G, out, in]
-                grad_b = grad.sum(1)
-                for g, layer in enumerate(self._layers[d][: self._real]):
-                    layer.weight.grad = grad_w[g]
-                    layer.bias.grad = grad_b[g]
-                if d > 0:
-                    grad = torch.bmm(grad, weights[d]).mul_(h > 0)
+            clip = loss.clip if isinstance(loss, Surrogate) else None
+            value, grads_w, deltas = _kernels(self.compiled)[2](x, data, weights, biases, clip)
+            if isinstance(loss, Surrogate):
+                stats = [{loss.stat: v} for v in value[: self.count]]
+            else:
+                stats = [{} for _ in range(self.count)]
+        for d, (grad_w, grad_b) in enumerate(zip(grads_w, _biases(deltas), strict=True)):
+            for g, layer in enumerate(self._layers[d][: self._real]):
+                layer.weight.grad = grad_w[g]
+                layer.bias.grad = grad_b[g]
         return value[: self.count], stats
 
     def _heads(self, out: torch.Tensor, j: int) -> tuple[torch.Tensor, torch.Tensor, list[Stats]]:
@@ -194,12 +188,13 @@ class Stack:
         return torch.stack(values), torch.cat(grads), stats
 
 
-def stacks(steps: Sequence[Steps]) -> list[tuple[Stack, list[int]]]:
-    """`steps` grouped by key into stacks, each with its members' positions in `steps`."""
+def stacks(steps: Sequence[Steps], compiled: bool = False) -> list[tuple[Stack, list[int]]]:
+    """`steps` grouped by key into stacks, each with its members' positions in `steps`;
+    `compiled`: their steps through `torch.compile`."""
     groups: dict[tuple, list[int]] = {}
     for pos, st in enumerate(steps):
         groups.setdefault(st.key(), []).append(pos)
-    return [(Stack([steps[p] for p in group]), group) for group in groups.values()]
+    return [(Stack([steps[p] for p in group], compiled), group) for group in groups.values()]
 
 
 def surrogate(
@@ -232,3 +227,73 @@ def _regression(out: torch.Tensor, data: list[torch.Tensor]) -> tuple[torch.Tens
     """Mean squared error of each network and its gradient. out `[G, T, 1]`, targets `[G, T]`."""
     diff = out[..., 0] - data[0]
     return (diff * diff).mean(1), (diff * (2.0 / out.shape[1]))[..., None]
+
+
+@torch.no_grad()
+def _forward(
+    x: torch.Tensor, weights: list[list[torch.Tensor]], biases: list[list[torch.Tensor]]
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """The stacked MLPs on x `[G, T, D]`: (outputs `[G, T, out]`, each layer's input, the
+    stacked weights `[G, out, in]` a layer)."""
+    stacked = [torch.stack(w) for w in weights]
+    hidden = [x]
+    depth = len(stacked)
+    for d in range(depth):
+        h = torch.bmm(hidden[-1], stacked[d].transpose(1, 2)) + torch.stack(biases[d])[:, None, :]
+        hidden.append(h.relu_() if d < depth - 1 else h)
+    return hidden.pop(), hidden, stacked
+
+
+@torch.no_grad()
+def _backward(
+    grad: torch.Tensor, hidden: list[torch.Tensor], stacked: list[torch.Tensor]
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """From d loss / d outputs `[G, T, out]`: each layer's weight gradient `[G, out, in]` and
+    d loss / d its output `[G, T, out]` (whose sum over T is its bias gradient: `_biases`), in
+    layer order."""
+    grads_w, deltas = [], []
+    for d in range(len(stacked) - 1, -1, -1):
+        h = hidden[d]
+        grads_w.append(torch.bmm(grad.transpose(1, 2), h))
+        deltas.append(grad)
+        if d > 0:
+            grad = torch.bmm(grad, stacked[d]).mul_(h > 0)
+    return grads_w[::-1], deltas[::-1]
+
+
+def _biases(deltas: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each layer's bias gradient `[G, out]`, always summed eagerly: a compiled graph's sum over
+    the minibatch is split and vectorised by the stack's size, so its rounding would depend
+    on what a network is stacked with; eager's does not (tests/agents/test_fused.py)."""
+    return [delta.sum(1) for delta in deltas]
+
+
+@torch.no_grad()
+def _plain(
+    x: torch.Tensor,
+    data: list[torch.Tensor],
+    weights: list[list[torch.Tensor]],
+    biases: list[list[torch.Tensor]],
+    clip: float | None,
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """A Surrogate (clip given) or Regression step: (losses `[G]`, weight gradients, and
+    d loss / d each layer's output, as `_backward`)."""
+    out, hidden, stacked = _forward(x, weights, biases)
+    value, grad = _regression(out, data) if clip is None else surrogate(out, data, clip)
+    grads_w, deltas = _backward(grad, hidden, stacked)
+    return value, grads_w, deltas
+
+
+@functools.cache
+def _kernels(compiled: bool) -> tuple[Callable, Callable, Callable]:
+    """(_forward, _backward, _plain), eager or through `torch.compile` (static shapes: a graph
+    per stack shape; reaching dynamo's recompile limit raises rather than silently falling back
+    to eager)."""
+    if not compiled:
+        return _forward, _backward, _plain
+    import torch._dynamo.config as dynamo
+
+    dynamo.recompile_limit = max(dynamo.recompile_limit, 1024)
+    dynamo.accumulated_recompile_limit = max(dynamo.accumulated_recompile_limit, 8192)
+    dynamo.fail_on_recompile_limit_hit = True
+    return tuple(torch.compile(f, dynamic=False) for f in (_forward, _backward, _plain))

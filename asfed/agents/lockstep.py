@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -90,7 +89,7 @@ class Stream:
 class Learner(Protocol):
     """What lockstep needs of an agent (`asfed.agents.base.Agent`)."""
 
-    compiled: bool  # forward passes through `torch.compile` (`compiled_forward`)
+    compiled: bool  # its fused stacks run through `torch.compile` (`fused.Stack`)
 
     def check_loss(self, loss: torch.Tensor, what: str) -> None: ...
     def clip(self, groups: list[list[nn.Parameter]]) -> None: ...
@@ -131,13 +130,14 @@ def run(plans: list[Plan]) -> None:
 
 def _run(streams: list[tuple[Learner, Stream]], fuse: bool = False) -> None:
     """Step j of every stream together, for each j; with `fuse`, the streams that have `fused`
-    steps (and no compiled agent) stacked by `fused.step`, the others through autograd."""
+    steps stacked by `fused.Stack` (compiled if their agents are), the others through autograd."""
     losses: list[list[float]] = [[] for _ in streams]
     joints: dict[tuple[int, ...], Stepper] = {}
-    fusable = [i for i, entry in enumerate(streams) if fuse and _fusable(entry)]
+    fusable = [i for i, (_, s) in enumerate(streams) if fuse and s.fused is not None]
+    compiled = any(streams[i][0].compiled for i in fusable)
     stacks = [
         (stack, [fusable[p] for p in members])
-        for stack, members in fused.stacks([streams[i][1].fused for i in fusable])
+        for stack, members in fused.stacks([streams[i][1].fused for i in fusable], compiled)
     ]
     for j in range(max((len(s.steps) for _, s in streams), default=0)):
         live = [i for i, (_, s) in enumerate(streams) if j < len(s.steps)]
@@ -179,59 +179,9 @@ def _run(streams: list[tuple[Learner, Stream]], fuse: bool = False) -> None:
             agent.record(**{stream.summary: mean(values)})
 
 
-def _fusable(entry: tuple[Learner, Stream]) -> bool:
-    return entry[1].fused is not None and not entry[0].compiled
-
-
 def _forward(streams: list[tuple[Learner, Stream]], j: int) -> list[tuple[torch.Tensor, Any]]:
-    """Step j's forward pass of each stream, in order. An agent with `compiled` set runs its
-    streams' steps as one compiled call (`compiled_forward`), the others eagerly."""
-    if not any(agent.compiled for agent, _ in streams):  # the default: nothing to group
-        return [stream.steps[j]() for _, stream in streams]
-    out: list[Any] = [None] * len(streams)
-    agents: dict[int, list[int]] = {}
-    for pos, (agent, _) in enumerate(streams):
-        if agent.compiled:
-            agents.setdefault(id(agent), []).append(pos)
-        else:
-            out[pos] = streams[pos][1].steps[j]()
-    for group in agents.values():
-        results = compiled_forward([streams[p][1].steps[j] for p in group])
-        for pos, result in zip(group, results, strict=True):
-            out[pos] = result
-    return out
-
-
-def _calls(steps: list[Step]) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-    return [step() for step in steps]
-
-
-@functools.cache
-def _compiled_calls() -> Callable[[list[Step]], list[Any]]:
-    """`_calls` compiled, once a process, with dynamo's limits set for one graph per agent and
-    size class (many agents need many entries; reaching the limit raises)."""
-    import torch._dynamo.config as dynamo
-
-    dynamo.recompile_limit = max(dynamo.recompile_limit, 1024)
-    dynamo.accumulated_recompile_limit = max(dynamo.accumulated_recompile_limit, 8192)
-    dynamo.fail_on_recompile_limit_hit = True
-    return torch.compile(_calls, dynamic=True)
-
-
-def compiled_forward(steps: list[Step]) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-    """One agent's minibatch steps (forward, and through AOTAutograd its backward) as one
-    `torch.compile`d graph: on Table 2's 128-64 MLPs a step's eager operator and autograd-node
-    overhead outweighs its arithmetic, and a compiled graph fuses the elementwise work and runs
-    the backward as one node.
-
-    Per agent, never across agents: the graph an agent gets depends only on its own steps (its
-    id, its neighbours' count, its minibatch's rows), so a run gives the same numbers on 1 or 2
-    workers and on Flower, as eager runs do. `dynamic=True` compiles every size symbolic from
-    the start (sizes 0 and 1 aside), so which graph a step gets does not depend on which agents
-    or sizes the process compiled before; reaching the recompile limit raises rather than
-    silently falling back to eager. Compiled and eager agree only to rounding (inductor fuses
-    and reorders elementwise work), so `compile_steps` is a setting, off by default."""
-    return _compiled_calls()(steps)
+    """Step j's forward pass of each stream (taped by autograd), in order."""
+    return [stream.steps[j]() for _, stream in streams]
 
 
 def mean(values: list[float]) -> float:

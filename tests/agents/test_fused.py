@@ -3,6 +3,8 @@ independent of what they are stacked with."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
@@ -45,11 +47,13 @@ def _autograd(s: fused.Steps, j: int) -> tuple[torch.Tensor, list[torch.Tensor]]
     return loss.detach(), list(grads)
 
 
-def _fused(streams: list[fused.Steps], j: int) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+def _fused(
+    streams: list[fused.Steps], j: int, compiled: bool = False
+) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
     for s in streams:
         for p in s.nets[0].parameters():
             p.grad = None
-    loss, _ = fused.Stack(streams).step(j)
+    loss, _ = fused.Stack(streams, compiled).step(j)
     return loss, [[p.grad.clone() for p in s.nets[0].parameters()] for s in streams]
 
 
@@ -95,3 +99,25 @@ def test_the_surrogate_gradient_is_zero_where_the_clip_binds() -> None:
     adv = torch.tensor([[1.0, -1.0]])  # ratio e > 1.2 with A > 0; ratio 1/e < 0.8 with A < 0
     _, grad = fused.surrogate(logits, [actions, logp_old, adv], 0.2)
     assert torch.equal(grad, torch.zeros_like(grad))
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on the CPU needs g++")
+@pytest.mark.parametrize("kind", ["surrogate", "regression"])
+def test_compiled_stacks_keep_a_networks_numbers_independent_of_its_stack(kind) -> None:
+    """Compiled (`compile_steps`), a stack is a graph per shape, so a network stacked with 1
+    or 5 others runs other generated kernels: its bytes must still not depend on which (the
+    elementwise work and the reductions over the minibatch are per network), and they equal
+    the eager stack's to rounding only (inductor fuses and reorders the elementwise work)."""
+    streams = _streams(kind, 6, *SHAPES[0], seed=2)
+    full_loss, full = _fused(streams, 1, compiled=True)
+    eager_loss, eager = _fused(streams, 1)
+    torch.testing.assert_close(full_loss, eager_loss, rtol=1e-5, atol=1e-6)
+    for mine_net, ref_net in zip(full, eager, strict=True):
+        for mine, ref in zip(mine_net, ref_net, strict=True):
+            torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-6)
+    for size, start in [(1, 0), (2, 2), (3, 3)]:
+        loss, grads = _fused(streams[start : start + size], 1, compiled=True)
+        assert torch.equal(loss, full_loss[start : start + size]), (size, start)
+        for g in range(size):
+            for mine, ref in zip(grads[g], full[start + g], strict=True):
+                assert torch.equal(mine, ref), (size, start, g)

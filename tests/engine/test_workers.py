@@ -56,7 +56,7 @@ def run_files(folder: Path) -> dict[str, bytes]:
 )
 def test_one_and_two_workers_write_identical_runs(tmp_path, method, compiled) -> None:
     """Compiled steps too: each agent's graph depends on its own steps only, never on which
-    agents share its process (`asfed.agents.lockstep.compiled_forward`)."""
+    agents share its process (`asfed.agents.fused`: bias gradients summed eagerly)."""
     common = (
         "--env", "navigation", "--method", method, "--episodes", "2", "--rounds", "3",
         "--horizon", "20", "--engine", "local", "--log-every", "1", "--checkpoint-every", "2",
