@@ -28,6 +28,50 @@ def legend_outside(ax: Any, **kwargs: Any) -> None:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kwargs)
 
 
+OFFSETS = [(5, 5), (5, -13), (-5, 5), (-5, -13), (5, 16), (5, -24), (-5, 16), (-5, -24)]
+"""Where `place_labels` tries a label, in points from its point (x, y), in this order; a
+negative x offset puts the label's right edge there."""
+
+
+def place_labels(ax: Any, labels: list[tuple[str, float, float, str]], fontsize: int = 7) -> None:
+    """Annotate each point (text, x, y, colour) at the first of `OFFSETS` where its text
+    overlaps no point and no label placed before it (the first offset if none is free): points
+    with near-equal values keep readable labels instead of printing over each other. Call once
+    the axes' limits are final (overlap is measured in display space)."""
+    from matplotlib.transforms import Bbox
+
+    renderer = ax.figure.canvas.get_renderer()
+    marker = 4.0  # pixels either side of a point that no label may cover
+    xy = np.array([(x, y) for _, x, y, _ in labels], float).reshape(-1, 2)
+    placed: list[Any] = [
+        Bbox.from_extents(px - marker, py - marker, px + marker, py + marker)
+        for px, py in ax.transData.transform(xy)
+    ]
+
+    def note(text: str, at: tuple[float, float], offset: tuple[int, int], color: str) -> Any:
+        return ax.annotate(
+            text,
+            at,
+            textcoords="offset points",
+            xytext=offset,
+            ha="left" if offset[0] >= 0 else "right",
+            fontsize=fontsize,
+            color=color,
+            bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.75},
+        )
+
+    for text, x, y, color in sorted(labels, key=lambda item: (-item[2], item[1])):
+        for offset in OFFSETS:
+            label = note(text, (x, y), offset, color)
+            box = label.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            label.remove()
+        else:
+            box = note(text, (x, y), OFFSETS[0], color).get_window_extent(renderer)
+        placed.append(box)
+
+
 def png_bytes(fig: Any, dpi: int = 110) -> bytes:
     """The figure as PNG bytes (legends outside the axes included), and closed."""
     fig.tight_layout()

@@ -45,7 +45,7 @@ from asfed.errors import AsfedError
 from asfed.experiments.audit_runs import BUDGET
 from asfed.experiments.observers import TRADEOFF_POINT_FILE
 from asfed.experiments.plan import Point, Sweep, code_plan, load_sweep
-from asfed.plots import legend_outside, png_bytes
+from asfed.plots import legend_outside, place_labels, png_bytes
 from asfed.runs import FINAL_WINDOW
 from audits import scoring
 from audits.empirical import accuracy_ceiling, epsilon_lower_bound
@@ -514,8 +514,9 @@ def frontier(
     )
     names = sorted({s["series"] for s in summary})
     colors = {name: f"C{i % 10}" for i, name in enumerate(names)}  # one colour a series
+    labels = []
     for ax, (field, what, xlabel) in zip(axes, panels, strict=True):
-        _frontier_panel(ax, summary, field, what, colors)
+        labels.append(_frontier_panel(ax, summary, field, what, colors))
         ax.axvline(0.0, color="grey", ls=":", label="actions-only level (no leakage)")
         for kind, label, value in references:
             if math.isfinite(value):
@@ -533,6 +534,8 @@ def frontier(
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             legend.setdefault(label, handle)
     legend_outside(axes[1], handles=list(legend.values()), labels=list(legend))
+    for ax, points in zip(axes, labels, strict=True):
+        place_labels(ax, points)
     atomic_write(path, png_bytes(fig))
 
 
@@ -550,9 +553,11 @@ def _eps_name(entry: dict[str, Any]) -> str:
 
 def _frontier_panel(
     ax: Any, summary: list[dict[str, Any]], field: str, what: str, colors: dict[str, str]
-) -> None:
+) -> list[tuple[str, float, float, str]]:
     """One frontier panel: each series through its epsilons at x = `field` (NaN everywhere:
-    named in the legend, with the panel's `what` and its return range, never drawn at x = 0)."""
+    named in the legend, with the panel's `what` and its return range, never drawn at x = 0).
+    Returns the points' labels (text, x, y, colour) for `place_labels`."""
+    labels: list[tuple[str, float, float, str]] = []
     ci = lambda s, f: s.get(f + "_ci") or (s[f], s[f])  # noqa: E731
     for method in sorted(colors):
         pts = sorted(
@@ -589,11 +594,7 @@ def _frontier_panel(
         )
         for s, xi, yi in zip(pts, x, y, strict=True):
             gone = s.get("diverged")
-            ax.annotate(
-                _eps_name(s) + (f" ({gone} of {s['seeds']} diverged)" if gone else ""),
-                (xi, yi),
-                textcoords="offset points",
-                xytext=(5, 5),
-                fontsize=7,
-                color=bars.lines[0].get_color(),
-            )
+            if np.isfinite(xi) and np.isfinite(yi):
+                text = _eps_name(s) + (f" ({gone} of {s['seeds']} diverged)" if gone else "")
+                labels.append((text, float(xi), float(yi), bars.lines[0].get_color()))
+    return labels
