@@ -104,7 +104,7 @@ class RunConfig:
     compile_steps: bool = _key(
         False,
         "Compile the fused minibatch steps (Table 2's 128-64 networks) with torch.compile: "
-        "x1.1-1.2 on IPPO once compiled (10-30 s), none on AS; equal to the default only to "
+        "x1.1-1.2 on IPPO once compiled (10-30 s), x1.0-1.06 on AS; equal to the default only to "
         "rounding, equal across workers and engines.",
     )
     engine: str = _key(

@@ -37,11 +37,16 @@ def place_labels(ax: Any, labels: list[tuple[str, float, float, str]], fontsize:
     """Annotate each point (text, x, y, colour) at the first of `OFFSETS` where its text
     overlaps no point and no label placed before it (the first offset if none is free): points
     with near-equal values keep readable labels instead of printing over each other. Call once
-    the axes' limits are final (overlap is measured in display space)."""
+    everything else is drawn: overlap is measured in display space, so the figure is laid out
+    (`tight_layout`, as `png_bytes` does) and drawn first, and the labels are left out of later
+    layouts (which then move nothing)."""
     from matplotlib.transforms import Bbox
 
-    renderer = ax.figure.canvas.get_renderer()
-    marker = 4.0  # pixels either side of a point that no label may cover
+    fig = ax.figure
+    fig.tight_layout()
+    fig.canvas.draw()  # final limits and positions
+    renderer = fig.canvas.get_renderer()
+    marker = 5.0  # pixels either side of a point that no label may cover (a default marker's)
     xy = np.array([(x, y) for _, x, y, _ in labels], float).reshape(-1, 2)
     placed: list[Any] = [
         Bbox.from_extents(px - marker, py - marker, px + marker, py + marker)
@@ -58,6 +63,7 @@ def place_labels(ax: Any, labels: list[tuple[str, float, float, str]], fontsize:
             fontsize=fontsize,
             color=color,
             bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.75},
+            in_layout=False,
         )
 
     for text, x, y, color in sorted(labels, key=lambda item: (-item[2], item[1])):

@@ -134,7 +134,7 @@ def _run(streams: list[tuple[Learner, Stream]], fuse: bool = False) -> None:
     losses: list[list[float]] = [[] for _ in streams]
     joints: dict[tuple[int, ...], Stepper] = {}
     fusable = [i for i, (_, s) in enumerate(streams) if fuse and s.fused is not None]
-    compiled = any(streams[i][0].compiled for i in fusable)
+    compiled = bool(fusable) and all(streams[i][0].compiled for i in fusable)
     stacks = [
         (stack, [fusable[p] for p in members])
         for stack, members in fused.stacks([streams[i][1].fused for i in fusable], compiled)
