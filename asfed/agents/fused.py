@@ -135,7 +135,11 @@ class Stack:
         sizes = [len(b) for b in members[0].batches]
         self._bounds = list(itertools.pairwise([0, *itertools.accumulate(sizes)]))
         nets = [layers for m in self.members for layers in m.layers]
-        self._layers = list(zip(*nets, strict=True))  # per depth, every network's Linear
+        layers = list(zip(*nets, strict=True))  # per depth, every network's Linear
+        # Their parameters, per depth, held once: the optimiser steps them in place, so they are
+        # the same objects every step (and nn.Module's attribute lookup is not paid per step).
+        self._weights = [[layer.weight for layer in ls] for ls in layers]
+        self._biases = [[layer.bias for layer in ls] for ls in layers]
         self._real = sum(len(m.nets) for m in members)  # the networks whose gradients count
         ends = list(itertools.accumulate(len(m.nets) for m in self.members))
         self._slices = list(itertools.pairwise([0, *ends]))
@@ -148,8 +152,7 @@ class Stack:
         a, b = self._bounds[j]
         x, *data = (t[:, a:b] for t in self._data)
         loss = self.members[0].loss
-        weights = [[layer.weight for layer in ls] for ls in self._layers]
-        biases = [[layer.bias for layer in ls] for ls in self._layers]
+        weights, biases = self._weights, self._biases
         if isinstance(loss, Head):
             out, hidden, stacked = _kernels(self.compiled)[0](x, weights, biases)
             value, grad, stats = self._heads(out, j)
@@ -162,9 +165,9 @@ class Stack:
             else:
                 stats = [{} for _ in range(self.count)]
         for d, (grad_w, grad_b) in enumerate(zip(grads_w, _biases(deltas), strict=True)):
-            for g, layer in enumerate(self._layers[d][: self._real]):
-                layer.weight.grad = grad_w[g]
-                layer.bias.grad = grad_b[g]
+            for g in range(self._real):
+                self._weights[d][g].grad = grad_w[g]
+                self._biases[d][g].grad = grad_b[g]
         return value[: self.count], stats
 
     def _heads(self, out: torch.Tensor, j: int) -> tuple[torch.Tensor, torch.Tensor, list[Stats]]:
