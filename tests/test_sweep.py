@@ -17,12 +17,20 @@ from pathlib import Path
 
 import pytest
 
+from asfed.cli.common import ProgressLog
 from asfed.config import config_differences, scenario_names
 from asfed.engine.flower.localnet import descendants, stop
 from asfed.errors import AsfedError
 from asfed.experiments.manifest import MANIFEST, read_manifest
 from asfed.experiments.plan import load_sweep
-from asfed.experiments.runner import _ray_task, _unpack, rounds_done, run_sweep, train_run
+from asfed.experiments.runner import (
+    Status,
+    _ray_task,
+    _unpack,
+    rounds_done,
+    run_sweep,
+    train_run,
+)
 from asfed.report.collect import collect
 from tests.test_simulate_cli import CLI, CLI_ENV, asfed, metrics, refused
 
@@ -125,6 +133,9 @@ def test_a_tiny_sweep_in_a_pool_continues_where_it_stopped(tmp_path) -> None:
     res = asfed("sweep", str(scenario), "--workers", "2", "--out", str(out))
     assert res.returncode == 0, res.stderr
     assert "4 run(s) trained, 0 reused, 0 failed" in res.stdout
+    # Not a terminal (a nohup log): plain progress lines, the last one with every run done.
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("progress:")]
+    assert lines and lines[-1].startswith("progress: 4/4 runs done, rounds 8/8"), res.stdout
     manifest = read_manifest(out)
     assert [r["name"] for r in manifest["runs"]] == [
         "exchange_as_s1", "exchange_as_s2", "exchange_ippo_s1", "exchange_ippo_s2",
@@ -264,6 +275,22 @@ def test_sigterm_stops_a_pooled_sweep_its_workers_and_records_the_session(tmp_pa
         time.sleep(0.1)
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
     assert all(rounds_done(r) < 400 for r in runs)  # stopped, not finished
+
+
+def test_a_sweep_logged_to_a_file_says_how_far_it_is_and_how_long_is_left() -> None:
+    """Without a terminal rich draws no bar, so a long sweep's log would be silent for hours:
+    a line each time runs finish and every `every` seconds, with this sitting's rate."""
+    clock = [100.0]
+    log = ProgressLog(every=600, clock=lambda: clock[0])
+    first = log.line(Status(30, 330, 1, 11))  # 30 rounds were done before this sitting
+    assert first == "progress: 1/11 runs done, rounds 30/330"
+    clock[0] += 60
+    assert log.line(Status(60, 330, 1, 11)) is None  # nothing finished, not 10 min yet
+    clock[0] += 60
+    line = log.line(Status(90, 330, 2, 11))  # 60 rounds in 2 min: 240 left take 8
+    assert line == "progress: 2/11 runs done, rounds 90/330, 30.0 rounds/min, about 8.0 min left"
+    clock[0] += 600
+    assert log.line(Status(95, 330, 2, 11, "navigation_ps_s2")).endswith("(navigation_ps_s2)")
 
 
 def test_a_key_a_run_folder_lacks_is_its_default_when_folders_are_compared() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import signal
 import sys
 import threading
@@ -21,7 +22,7 @@ from asfed.errors import AsfedError
 
 if TYPE_CHECKING:
     from asfed.experiments.plan import Sweep
-    from asfed.experiments.runner import Outcome
+    from asfed.experiments.runner import Outcome, Status
 
 
 def command_line() -> str:
@@ -105,10 +106,13 @@ def run_plan(
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("sweep", total=None, runs="-", note="")
         seen = [0]
+        log = None if console.is_terminal else ProgressLog()
 
         def show(s) -> None:
             runs = f"{s.runs_done}/{s.runs_total}"
             bar.update(task, completed=s.rounds_done, total=s.rounds_total, runs=runs, note=s.note)
+            if log is not None and (line := log.line(s)):
+                console.print(line, highlight=False)
             if on_run_done is not None and s.runs_done > seen[0]:
                 seen[0] = s.runs_done
                 on_run_done()
@@ -122,6 +126,43 @@ def run_plan(
             console.print("interrupted: finished rounds are kept; the same command continues")
             sys.exit(143 if isinstance(stop, Terminated) else 130)  # 128 + the signal
     return done
+
+
+class ProgressLog:
+    """A sweep's progress as plain lines, for a console that is not a terminal (a `nohup` log,
+    where rich's bar draws nothing until the end): a line when more runs have finished, and
+    at least every `every` seconds, with the rounds' rate this sitting and the time left at
+    that rate."""
+
+    def __init__(self, every: float = 600.0, clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self.every = every
+        self.clock = clock or time.monotonic
+        self.start: tuple[float, int] | None = None  # (time, rounds done) at the first status
+        self.last: tuple[float, int] = (-math.inf, -1)  # (time, runs done) at the last line
+
+    def line(self, s: Status) -> str | None:
+        """The line to print for status `s`, or None (nothing new and not yet `every`)."""
+        from asfed.report.results import duration
+
+        now = self.clock()
+        if self.start is None:
+            self.start = (now, s.rounds_done)
+        if s.runs_done == self.last[1] and now - self.last[0] < self.every:
+            return None
+        self.last = (now, s.runs_done)
+        elapsed, trained = now - self.start[0], s.rounds_done - self.start[1]
+        left = ""
+        if trained > 0 and elapsed > 0:
+            rate = trained / elapsed
+            rest = duration((s.rounds_total - s.rounds_done) / rate)
+            left = f", {rate * 60:.1f} rounds/min, about {rest} left"
+        note = f" ({s.note})" if s.note else ""
+        return (
+            f"progress: {s.runs_done}/{s.runs_total} runs done, rounds "
+            f"{s.rounds_done}/{s.rounds_total}{left}{note}"
+        )
 
 
 def exit_if_failed(done: Outcome, complete: bool = False) -> None:
