@@ -1,7 +1,8 @@
 """Run folders: everything a run needs to be understood, reproduced and resumed.
 
     config.toml            the resolved configuration (seed included)
-    versions.json          python, platform and package versions
+    versions.json          python, platform and package versions, asfed's source digest, and
+                           each resume by other source (`RunFolder.note_resume`)
     metrics.csv            one row per completed round
     messages.bin/.idx.npy  the message log (see `asfed.comm.log`)
     public/round_<r>.npz   each logged round's public record: states and joint actions, aligned
@@ -25,6 +26,8 @@ as an uninterrupted run.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import json
 import platform
@@ -94,7 +97,20 @@ def versions() -> dict[str, str]:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
+    out["asfed_source"] = source_digest()
     return out
+
+
+@functools.cache
+def source_digest() -> str:
+    """A digest of this asfed's Python source (every module's path and bytes), 16 hex digits:
+    equal digests ran the same code. The version number does not change between commits, and a
+    git commit misses uncommitted edits and does not exist in an installed copy."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for file in sorted(root.rglob("*.py")):
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 class RunFolder:
@@ -142,6 +158,31 @@ class RunFolder:
         info = {**versions(), **(execution or {})}
         atomic_write(path / VERSIONS, json.dumps(info, indent=2).encode())
         return run
+
+    def note_resume(self, round_: int) -> str | None:
+        """Record in versions.json a resume at `round_` by other asfed source than the run's
+        last sitting ran (`source_digest`; a run from before digests counts as other), and say
+        so; None when the source is the same. A resumed run's later rounds may then differ
+        from a straight run's (a change of arithmetic changes the last bits), so its folder
+        says which rounds which code trained. A damaged versions.json is refused."""
+        path = self.path / VERSIONS
+        try:
+            info = json.loads(path.read_text())
+            if not isinstance(info, dict) or not isinstance(info.get("resumed", []), list):
+                raise ValueError("not a JSON object with a resumed list")
+        except (OSError, ValueError) as err:
+            raise AsfedError(f"cannot read {path}: {err}; it records how the run was made") from err
+        sittings = [info, *info.get("resumed", [])]
+        before, now = sittings[-1].get("asfed_source"), source_digest()
+        if before == now:
+            return None
+        info["resumed"] = [*info.get("resumed", []), {"round": round_, "asfed_source": now}]
+        atomic_write(path, json.dumps(info, indent=2).encode())
+        return (
+            f"{self.path}: rounds before {round_} were trained by other asfed source "
+            f"({before or 'not recorded'}) than resumes it ({now}); later rounds may differ from "
+            "a straight run's in the last bits (recorded in versions.json)"
+        )
 
     def write_config(self, cfg: RunConfig) -> None:
         """Record the run's configuration, every paper default written out."""

@@ -249,3 +249,43 @@ def test_compiled_steps_without_a_compiler_are_refused_before_training(monkeypat
     with pytest.raises(AsfedError, match=r"compile_steps needs a C\+\+ compiler"):
         build_config(env="exchange", compile_steps=True)
     build_config(env="exchange")  # the default needs none
+
+
+def test_a_resume_by_other_source_is_recorded_and_said_and_a_damaged_record_refused(
+    tmp_path, monkeypatch
+) -> None:
+    """A run folder says which asfed source trained which rounds: a resume by code other than
+    the last sitting's is a warning and an entry in versions.json (its later rounds may differ
+    from a straight run's in the last bits); a resume by the same code adds nothing."""
+    import json
+    import warnings
+
+    from asfed import runs
+    from asfed.engine.driver import resume, start, train
+    from asfed.errors import AsfedError
+
+    cfg = build_config(env="navigation", method="ippo", engine="local", episodes=2, rounds=1)
+    out = tmp_path / "r"
+    sim, run, rows = start(cfg, out, private_seed=1)
+    train(sim, run, rows, None)
+    made = json.loads((out / "versions.json").read_text())
+    assert made["asfed_source"] == runs.source_digest() and len(made["asfed_source"]) == 16
+    monkeypatch.setattr(runs, "source_digest", lambda: "0123456789abcdef")
+    with pytest.warns(UserWarning, match=r"rounds before 1 were trained by other asfed source"):
+        sim, run, rows = resume(out, 2)
+    train(sim, run, rows, None)
+    info = json.loads((out / "versions.json").read_text())
+    assert info["resumed"] == [{"round": 1, "asfed_source": "0123456789abcdef"}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same source again: nothing to say
+        sim, run, rows = resume(out, 3)
+    train(sim, run, rows, None)
+    assert json.loads((out / "versions.json").read_text()) == info
+    (out / "versions.json").write_text('{"python": ')
+    with pytest.raises(AsfedError, match=r"cannot read .*versions.json"):
+        resume(out, 4)
+    assert len(metrics(out)) == 3  # refused before anything was written
+    (out / "versions.json").write_text(json.dumps(info))
+    sim, run, rows = resume(out, 4)  # the refusal let go of the folder
+    train(sim, run, rows, None)
+    assert len(metrics(out)) == 4

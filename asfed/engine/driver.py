@@ -11,6 +11,7 @@ import errno
 import functools
 import json
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -189,10 +190,13 @@ def resume(
         elif run.agent_root.is_dir():  # killed before its first checkpoint: start over
             for storage in sorted(run.agent_root.glob("agent_*")):
                 AgentStore(storage).truncate_diagnostics(0)
+        note = run.note_resume(sim.round)  # a damaged versions.json is refused here
     except BaseException:
         sim.close()
         run.unlock()
         raise
+    if note is not None:
+        warnings.warn(note, stacklevel=2)
     rows = done[: sim.round]
     run.write_metrics(rows)
     record.drop_rounds(run.path, sim.round)
