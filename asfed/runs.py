@@ -26,7 +26,6 @@ as an uninterrupted run.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
@@ -101,16 +100,30 @@ def versions() -> dict[str, str]:
     return out
 
 
-@functools.cache
-def source_digest() -> str:
-    """A digest of this asfed's Python source (every module's path and bytes), 16 hex digits:
-    equal digests ran the same code. The version number does not change between commits, and a
-    git commit misses uncommitted edits and does not exist in an installed copy."""
+def _digest() -> str:
+    """A digest of this asfed's Python source (every module's path and bytes), 16 hex digits;
+    "unknown" where the source cannot be read (no .py files: a sourceless install)."""
     root = Path(__file__).parent
     digest = hashlib.sha256()
-    for file in sorted(root.rglob("*.py")):
-        digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
-    return digest.hexdigest()[:16]
+    files = sorted(root.rglob("*.py"))
+    try:
+        for file in files:
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+    except OSError:
+        return "unknown"
+    return digest.hexdigest()[:16] if files else "unknown"
+
+
+_SOURCE = _digest()  # at import, as close as the disk gets to the code this process runs
+
+
+def source_digest() -> str:
+    """Which asfed source this process runs: equal digests ran the same code. The version
+    number does not change between commits, and a git commit misses uncommitted edits and
+    does not exist in an installed copy. Read when asfed.runs is imported: a checkout changed
+    on disk afterwards is not this process's code. Only this machine's source: in a Flower
+    deployment the agents' machines are not covered."""
+    return _SOURCE
 
 
 class RunFolder:
@@ -154,29 +167,40 @@ class RunFolder:
             raise AsfedError(f"{path} already holds a run; choose another --out")
         if first is not None:
             first(run)
-        run.write_config(cfg)
         info = {**versions(), **(execution or {})}
         atomic_write(path / VERSIONS, json.dumps(info, indent=2).encode())
+        run.write_config(cfg)  # last: it makes the folder a run
         return run
 
     def note_resume(self, round_: int) -> str | None:
         """Record in versions.json a resume at `round_` by other asfed source than the run's
-        last sitting ran (`source_digest`; a run from before digests counts as other), and say
-        so; None when the source is the same. A resumed run's later rounds may then differ
-        from a straight run's (a change of arithmetic changes the last bits), so its folder
-        says which rounds which code trained. A damaged versions.json is refused."""
+        last sitting ran (`source_digest`; a run from before digests, or without versions.json,
+        counts as other), and say so; None when the source is the same, or when nothing was
+        trained yet (round 0: the run starts over, so its source is simply this one). A resumed
+        run's later rounds may differ from a straight run's (a change of arithmetic changes the
+        last bits), so its folder says which rounds which code trained. A damaged versions.json
+        is refused."""
         path = self.path / VERSIONS
+        now = source_digest()
         try:
-            info = json.loads(path.read_text())
-            if not isinstance(info, dict) or not isinstance(info.get("resumed", []), list):
-                raise ValueError("not a JSON object with a resumed list")
+            info = json.loads(path.read_text()) if path.exists() else {}
+            if not isinstance(info, dict):
+                raise ValueError("not a JSON object")
+            resumed = info.get("resumed", [])
+            if not isinstance(resumed, list) or not all(isinstance(r, dict) for r in resumed):
+                raise ValueError("its resumed entry is not a list of objects")
         except (OSError, ValueError) as err:
             raise AsfedError(f"cannot read {path}: {err}; it records how the run was made") from err
-        sittings = [info, *info.get("resumed", [])]
-        before, now = sittings[-1].get("asfed_source"), source_digest()
+        if round_ == 0:
+            if info.get("asfed_source") != now or resumed:
+                fresh = {**versions(), **info, "asfed_source": now}
+                fresh.pop("resumed", None)
+                atomic_write(path, json.dumps(fresh, indent=2).encode())
+            return None
+        before = [info, *resumed][-1].get("asfed_source")
         if before == now:
             return None
-        info["resumed"] = [*info.get("resumed", []), {"round": round_, "asfed_source": now}]
+        info["resumed"] = [*resumed, {"round": round_, "asfed_source": now}]
         atomic_write(path, json.dumps(info, indent=2).encode())
         return (
             f"{self.path}: rounds before {round_} were trained by other asfed source "

@@ -281,11 +281,29 @@ def test_a_resume_by_other_source_is_recorded_and_said_and_a_damaged_record_refu
         sim, run, rows = resume(out, 3)
     train(sim, run, rows, None)
     assert json.loads((out / "versions.json").read_text()) == info
-    (out / "versions.json").write_text('{"python": ')
-    with pytest.raises(AsfedError, match=r"cannot read .*versions.json"):
-        resume(out, 4)
+    for damaged in ('{"python": ', '{"resumed": ["0123"]}', "[]"):
+        (out / "versions.json").write_text(damaged)
+        with pytest.raises(AsfedError, match=r"cannot read .*versions.json"):
+            resume(out, 4)
     assert len(metrics(out)) == 3  # refused before anything was written
     (out / "versions.json").write_text(json.dumps(info))
     sim, run, rows = resume(out, 4)  # the refusal let go of the folder
     train(sim, run, rows, None)
     assert len(metrics(out)) == 4
+
+
+def test_a_run_restarted_from_round_0_takes_the_source_that_trains_it(tmp_path) -> None:
+    """Nothing trained yet (killed before the first checkpoint): a resume starts over, so the
+    run's source is simply the new one, with nothing to warn about; a folder without
+    versions.json gets one."""
+    import json
+
+    from asfed.runs import VERSIONS, RunFolder, source_digest
+
+    (tmp_path / VERSIONS).write_text(json.dumps({"python": "3", "asfed_source": "old"}))
+    assert RunFolder(tmp_path).note_resume(0) is None
+    info = json.loads((tmp_path / VERSIONS).read_text())
+    assert info["asfed_source"] == source_digest() and "resumed" not in info
+    (tmp_path / VERSIONS).unlink()
+    assert RunFolder(tmp_path).note_resume(0) is None
+    assert json.loads((tmp_path / VERSIONS).read_text())["asfed_source"] == source_digest()

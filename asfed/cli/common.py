@@ -149,7 +149,8 @@ class ProgressLog:
         now = self.clock()
         if self.start is None:
             self.start = (now, s.rounds_done)
-        if s.runs_done == self.last[1] and now - self.last[0] < self.every:
+        failed = s.note.startswith("failed")  # a failure does not count as a run done
+        if s.runs_done == self.last[1] and now - self.last[0] < self.every and not failed:
             return None
         self.last = (now, s.runs_done)
         elapsed, trained = now - self.start[0], s.rounds_done - self.start[1]

@@ -191,12 +191,12 @@ def resume(
             for storage in sorted(run.agent_root.glob("agent_*")):
                 AgentStore(storage).truncate_diagnostics(0)
         note = run.note_resume(sim.round)  # a damaged versions.json is refused here
+        if note is not None:  # shown where warnings are; versions.json keeps it regardless
+            warnings.warn(note, stacklevel=2)
     except BaseException:
         sim.close()
         run.unlock()
         raise
-    if note is not None:
-        warnings.warn(note, stacklevel=2)
     rows = done[: sim.round]
     run.write_metrics(rows)
     record.drop_rounds(run.path, sim.round)
