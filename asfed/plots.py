@@ -33,19 +33,31 @@ OFFSETS = [(5, 5), (5, -13), (-5, 5), (-5, -13), (5, 16), (5, -24), (-5, 16), (-
 negative x offset puts the label's right edge there."""
 
 
-def place_labels(ax: Any, labels: list[tuple[str, float, float, str]], fontsize: int = 7) -> None:
-    """Annotate each point (text, x, y, colour) at the first of `OFFSETS` where its text
-    overlaps no point and no label placed before it (the first offset if none is free): points
-    with near-equal values keep readable labels instead of printing over each other. Call once
-    everything else is drawn: overlap is measured in display space, so the figure is laid out
-    (`tight_layout`, as `png_bytes` does) and drawn first, and the labels are left out of later
-    layouts (which then move nothing)."""
-    from matplotlib.transforms import Bbox
+Labels = list[tuple[str, float, float, str]]
+"""Points to label on one axes: (text, x, y, colour) each."""
 
-    fig = ax.figure
+
+def place_labels(panels: list[tuple[Any, Labels]], fontsize: int = 7) -> None:
+    """Annotate each panel's points (axes, labels; all of one figure) at the first of `OFFSETS`
+    where a label overlaps no point and no label placed before it on its axes (the first offset
+    if none is free): points with near-equal values keep readable labels instead of printing
+    over each other. Call once everything else is drawn: overlap is measured in display space,
+    so the figure is laid out (`tight_layout`, as `png_bytes` does) and drawn first, once, and
+    the labels are left out of later layouts (which then move nothing)."""
+    if not panels:
+        return
+    fig = panels[0][0].figure
     fig.tight_layout()
     fig.canvas.draw()  # final limits and positions
-    renderer = fig.canvas.get_renderer()
+    for ax, labels in panels:
+        _place(ax, labels, fontsize)
+
+
+def _place(ax: Any, labels: Labels, fontsize: int) -> None:
+    """`place_labels` on one drawn axes."""
+    from matplotlib.transforms import Bbox
+
+    renderer = ax.figure.canvas.get_renderer()
     marker = 5.0  # pixels either side of a point that no label may cover (a default marker's)
     xy = np.array([(x, y) for _, x, y, _ in labels], float).reshape(-1, 2)
     placed: list[Any] = [

@@ -19,8 +19,8 @@ def test_labels_of_near_equal_points_overlap_nothing_in_the_saved_layout() -> No
         ax.axhline(4.2, ls="--", label="random")
     legend_outside(axes[1])
     names = ["eps 16", "eps 4096", "eps 65536", "no noise", "eps 1"]
-    place_labels(axes[0], [(n, x, y, "C0") for n, (x, y) in zip(names, cluster, strict=True)])
-    place_labels(axes[1], [])  # a panel with nothing measured
+    points = [(n, x, y, "C0") for n, (x, y) in zip(names, cluster, strict=True)]
+    place_labels([(axes[0], points), (axes[1], [])])  # a panel with nothing measured
     fig.tight_layout()
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()

@@ -153,13 +153,14 @@ class Stack:
         x, *data = (t[:, a:b] for t in self._data)
         loss = self.members[0].loss
         weights, biases = self._weights, self._biases
+        forward, backward, plain = _kernels(self.compiled)
         if isinstance(loss, Head):
-            out, hidden, stacked = _kernels(self.compiled)[0](x, weights, biases)
+            out, hidden, stacked = forward(x, weights, biases)
             value, grad, stats = self._heads(out, j)
-            grads_w, deltas = _kernels(self.compiled)[1](grad, hidden, stacked)
+            grads_w, deltas = backward(grad, hidden, stacked)
         else:
             clip = loss.clip if isinstance(loss, Surrogate) else None
-            value, grads_w, deltas = _kernels(self.compiled)[2](x, data, weights, biases, clip)
+            value, grads_w, deltas = plain(x, data, weights, biases, clip)
             if isinstance(loss, Surrogate):
                 stats = [{loss.stat: v} for v in value[: self.count]]
             else:

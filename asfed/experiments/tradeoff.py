@@ -45,7 +45,7 @@ from asfed.errors import AsfedError
 from asfed.experiments.audit_runs import BUDGET
 from asfed.experiments.observers import TRADEOFF_POINT_FILE
 from asfed.experiments.plan import Point, Sweep, code_plan, load_sweep
-from asfed.plots import legend_outside, place_labels, png_bytes
+from asfed.plots import Labels, legend_outside, place_labels, png_bytes
 from asfed.runs import FINAL_WINDOW
 from audits import scoring
 from audits.empirical import accuracy_ceiling, epsilon_lower_bound
@@ -534,8 +534,7 @@ def frontier(
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             legend.setdefault(label, handle)
     legend_outside(axes[1], handles=list(legend.values()), labels=list(legend))
-    for ax, points in zip(axes, labels, strict=True):
-        place_labels(ax, points)
+    place_labels(list(zip(axes, labels, strict=True)))
     atomic_write(path, png_bytes(fig))
 
 
@@ -553,11 +552,11 @@ def _eps_name(entry: dict[str, Any]) -> str:
 
 def _frontier_panel(
     ax: Any, summary: list[dict[str, Any]], field: str, what: str, colors: dict[str, str]
-) -> list[tuple[str, float, float, str]]:
+) -> Labels:
     """One frontier panel: each series through its epsilons at x = `field` (NaN everywhere:
     named in the legend, with the panel's `what` and its return range, never drawn at x = 0).
     Returns the points' labels (text, x, y, colour) for `place_labels`."""
-    labels: list[tuple[str, float, float, str]] = []
+    labels: Labels = []
     ci = lambda s, f: s.get(f + "_ci") or (s[f], s[f])  # noqa: E731
     for method in sorted(colors):
         pts = sorted(
