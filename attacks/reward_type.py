@@ -64,6 +64,15 @@ def silence(view: AttackerView) -> NoEvidence:
     )
 
 
+def applies(env: str, options: dict) -> bool:
+    """Whether the env's agents have a private reward type to guess (two or more candidates:
+    navigation's landmark, exchange's food boxes; predation has none)."""
+    try:
+        return len(hypotheses(env, options, 0)) >= 2
+    except AsfedError:
+        return False
+
+
 def candidates(view: AttackerView) -> tuple[list[dict], list[int], np.ndarray]:
     """(distinct feature hypotheses, each type's index into them, type weights `[K, D]`), or
     an error where the env has no discrete reward type."""

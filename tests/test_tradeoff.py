@@ -67,6 +67,27 @@ def test_a_tiny_tradeoff_writes_every_point_and_reuses_finished_ones(tmp_path) -
     assert metrics.stat().st_mtime_ns == before  # a finished point is not trained again
 
 
+def test_a_tradeoff_on_an_env_without_reward_types_audits_the_reward_alone(tmp_path) -> None:
+    """Predation's agents have no private reward type (one candidate), so its points are
+    audited by reward inversion only: the type fields are NaN (never a made-up 0), and the
+    figures draw the inversion leakage instead of failing on an empty type panel."""
+    out = tmp_path / "sweep"
+    res = asfed(
+        "tradeoff", "--env", "predation", "--methods", "as", "--epsilons", "2,inf",
+        "--seeds", "1", "--rounds", "2", "--episodes", "2", "--workers", "1", "--out", str(out),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    with open(out / "tradeoff.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epsilon_target"] for r in rows] == ["2.0", "inf"]
+    for r in rows:
+        assert math.isfinite(float(r["inversion_r"])) and math.isfinite(float(r["team_return"]))
+        for field in ("type_accuracy", "update_accuracy", "type_chance", "update_first_hit"):
+            assert math.isnan(float(r[field])), (field, r[field])
+    assert (out / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_bad_epsilons_are_refused_before_anything_runs(tmp_path) -> None:
     res = refused("tradeoff", "--epsilons", "1,0", "--out", str(tmp_path / "s"))
     assert res.returncode == 2 and "epsilon '0' is invalid" in res.stderr
@@ -199,6 +220,7 @@ def test_a_series_whose_leakage_was_not_measured_is_named_not_drawn_at_zero(tmp_
         "inversion_leakage_ci": None,
         "team_return": ret,
         "team_return_ci": None,
+        "type_chance": 1 / 3,
     }
     summary = [
         point("as", math.inf, 0.5, 5.0),

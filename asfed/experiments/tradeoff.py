@@ -100,14 +100,16 @@ def point_name(cfg: RunConfig) -> str:
 def audit_point(path: Path) -> dict[str, Any]:
     """One trained point's row (see FIELDS): its team return, its accountant's epsilon and its
     audit (the relay attacking every agent), beside the actions-only baseline."""
+    from attacks import reward_type
     from attacks.view import run_config
     from audits.audit import audit_run
 
     cfg = run_config(Path(path))
     metrics = read_rows(Path(path) / "metrics.csv")[: cfg.rounds]  # the point's rounds only
-    questions = (*TYPE_ATTACKS, "reward-inversion")
+    typed = reward_type.applies(cfg.env, cfg.env_options())  # predation's agents have no type
+    questions = (*(TYPE_ATTACKS if typed else ()), "reward-inversion")
     scores = audit_run(Path(path), list(questions))
-    kind = {q: [s for s in scores if s.attack == q] for q in questions}
+    kind = {q: [s for s in scores if s.attack == q] for q in (*TYPE_ATTACKS, "reward-inversion")}
     updates = kind["update"]
     # the secrets both type attacks scored (a victim that received nothing is scored by neither)
     victims = {s.victim for s in updates if s.score is not None} & {
@@ -115,7 +117,7 @@ def audit_point(path: Path) -> dict[str, Any]:
     }
     scored = {q: [s for s in kind[q] if s.victim in victims] for q in TYPE_ATTACKS}
     first = scored["update"][0] if victims else None  # one secret a seed
-    k = round(1 / updates[0].chance)
+    chance = updates[0].chance if updates else math.nan  # no type: nothing to guess
     mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
     tail = metrics[-FINAL_WINDOW:]
     by = {(s.attack, s.victim): s for s in scores}
@@ -137,7 +139,7 @@ def audit_point(path: Path) -> dict[str, Any]:
         "epsilon_accountant": float(metrics[-1].get("epsilon", math.inf)),
         "epsilon_pair": _pair_epsilon(metrics[-1]),
         "type_secrets": len(victims),
-        "type_chance": 1 / k,
+        "type_chance": 1 / round(1 / chance) if typed else math.nan,
         "type_accuracy": mean([s.score for s in scored["reward-type"]]),
         "update_accuracy": mean([s.score for s in scored["update"]]),
         "type_baseline": mean([s.baseline for s in scored["update"]]),
@@ -358,8 +360,8 @@ def summarise(rows: list[dict[str, Any]], delta: float = 1e-5) -> list[dict[str,
             epsilon_lower_bound(
                 int(sum(firsts)), len(firsts), round(1 / pts[0]["type_chance"]), delta
             )
-            if pts
-            else math.nan
+            if firsts
+            else math.nan  # no secret to guess (every seed diverged, or an env without types)
         )
         entry["secrets"] = len(firsts)
         out.append(entry)
@@ -422,7 +424,8 @@ def _difference_interval(scored: list[dict[str, Any]], n: int) -> tuple[float, f
 def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) -> None:
     """Team return vs epsilon and the update attack's accuracy vs epsilon (the one-step
     attack's dashed), with 95% CIs, chance, the actions-only baseline and the accuracy ceiling
-    epsilon implies."""
+    epsilon implies; where the agents have no reward type to guess (predation), reward
+    inversion's r beyond the actions-only fit's instead."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -432,12 +435,14 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
     inf_x = (max(finite) * 4) if finite else 1.0
     xpos = lambda e: inf_x if math.isinf(e) else e  # noqa: E731
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    typed = any(math.isfinite(s["type_chance"]) for s in summary)
+    leak = "update_accuracy" if typed else "inversion_leakage"
     for method in sorted({s["series"] for s in summary}):
         pts = sorted(
             (s for s in summary if s["series"] == method), key=lambda s: xpos(s["epsilon_target"])
         )
         x = [xpos(s["epsilon_target"]) for s in pts]
-        for ax, field in ((left, "team_return"), (right, "update_accuracy")):
+        for ax, field in ((left, "team_return"), (right, leak)):
             y = [s[field] for s in pts]
             lo = [
                 s[field + "_ci"][0] if s[field + "_ci"] else v for s, v in zip(pts, y, strict=True)
@@ -447,8 +452,9 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
             ]
             line = ax.plot(x, y, marker="o", label=method)[0]
             ax.fill_between(x, lo, hi, alpha=0.2, color=line.get_color())
-        y = [s["type_accuracy"] for s in pts]
-        right.plot(x, y, ls="--", lw=0.8, color=line.get_color(), label=f"{method} (one-step)")
+        if typed:
+            y = [s["type_accuracy"] for s in pts]
+            right.plot(x, y, ls="--", lw=0.8, color=line.get_color(), label=f"{method} (one-step)")
     base = [s["type_baseline"] for s in summary if math.isfinite(s["type_baseline"])]
     if base:
         right.axhline(float(np.mean(base)), color="grey", ls=":", label="actions-only baseline")
@@ -464,17 +470,23 @@ def figure(path: Path, summary: list[dict[str, Any]], env: str, delta: float) ->
             lw=0.8,
             label="ceiling epsilon allows",
         )
-    for ax, title in (
-        (left, f"team return (last {FINAL_WINDOW} rounds)"),
-        (right, "reward-type accuracy (relay, update attack)"),
-    ):
+    if not typed:
+        right.axhline(0.0, color="grey", ls=":", label="actions-only level")
+    what = (
+        "reward-type accuracy (relay, update attack)"
+        if typed
+        else "reward inversion: r - actions-only r (relay; no reward type to guess)"
+    )
+    for ax, title in ((left, f"team return (last {FINAL_WINDOW} rounds)"), (right, what)):
         ax.set_xscale("log")
+        ax.set_xlim(min([*finite, inf_x]) / 2, inf_x * 2)  # set: a panel may have no data
         ax.set_xticks([*finite, inf_x], [f"{e:g}" for e in finite] + ["inf"])
         ax.set_xlabel("epsilon (messages only; the public trajectory is not covered)", fontsize=8)
         ax.set_title(f"{env}: {title}", fontsize=9)
         ax.grid(alpha=0.3)
         legend_outside(ax)
-    right.set_ylim(0, 1.02)
+    if typed:
+        right.set_ylim(0, 1.02)
     atomic_write(path, png_bytes(fig))
 
 
@@ -484,9 +496,10 @@ def frontier(
     env: str,
     references: Sequence[tuple[str, str, float]] = (),
 ) -> None:
-    """The privacy-performance frontier, team return (y) against leakage (x) in two panels.
-    The reward type: the shadow attack's accuracy minus the learned actions-only attacker's,
-    each point's other seeds as its shadows (`_shadow_scores`), or, where no point has enough
+    """The privacy-performance frontier, team return (y) against leakage (x), a panel a secret.
+    The reward type (a panel only where the agents have one: not on predation): the shadow
+    attack's accuracy minus the learned actions-only attacker's, each point's other seeds as
+    its shadows (`_shadow_scores`), or, where no point has enough
     seeds for that, the update attack's minus the actions-only attacker's
     (`_difference_interval`). The reward's detail: reward inversion's r minus the actions-only
     fit's, t over seeds, which still separates methods where learned actions name every type.
@@ -499,8 +512,8 @@ def frontier(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     shadow = any(math.isfinite(s.get("shadow_leakage", math.nan)) for s in summary)
+    typed = any(math.isfinite(s["type_chance"]) for s in summary)  # predation: no type
     panels = (
         (
             "shadow_leakage",
@@ -511,7 +524,9 @@ def frontier(
         if shadow
         else ("leakage", "reward type", "update attack's accuracy - actions-only's (over secrets)"),
         ("inversion_leakage", "reward detail", "inversion r - actions-only r (over seeds)"),
-    )
+    )[0 if typed else 1 :]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5), sharey=True)
+    axes = list(np.atleast_1d(axes))
     names = sorted({s["series"] for s in summary})
     colors = {name: f"C{i % 10}" for i, name in enumerate(names)}  # one colour a series
     labels = []
@@ -533,7 +548,7 @@ def frontier(
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             legend.setdefault(label, handle)
-    legend_outside(axes[1], handles=list(legend.values()), labels=list(legend))
+    legend_outside(axes[-1], handles=list(legend.values()), labels=list(legend))
     place_labels(list(zip(axes, labels, strict=True)))
     atomic_write(path, png_bytes(fig))
 
