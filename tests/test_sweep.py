@@ -290,8 +290,9 @@ def test_a_sweep_logged_to_a_file_says_how_far_it_is_and_how_long_is_left() -> N
     line = log.line(Status(90, 330, 2, 11))  # 60 rounds in 2 min: 240 left take 8
     assert line == "progress: 2/11 runs done, rounds 90/330, 30.0 rounds/min, about 8.0 min left"
     clock[0] += 60
-    failed = log.line(Status(95, 330, 2, 11, "failed navigation_ps_s2"))  # at once, not in 10 min
-    assert failed is not None and failed.endswith("(failed navigation_ps_s2)")
+    why = "AsfedError: reward-type does not apply to predation"
+    failed = log.line(Status(95, 330, 2, 11, "failed navigation_ps_s2", why))  # at once
+    assert failed is not None and failed.endswith(f"(failed navigation_ps_s2)\n  {why}")
     assert log.line(Status(96, 330, 2, 11)) is None
 
 

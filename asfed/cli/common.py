@@ -132,7 +132,7 @@ class ProgressLog:
     """A sweep's progress as plain lines, for a console that is not a terminal (a `nohup` log,
     where rich's bar draws nothing until the end): a line when more runs have finished, and
     at least every `every` seconds, with the rounds' rate this sitting and the time left at
-    that rate."""
+    that rate; a failed run's error at once (else it shows only when the whole sweep ends)."""
 
     def __init__(self, every: float = 600.0, clock: Callable[[], float] | None = None) -> None:
         import time
@@ -160,9 +160,10 @@ class ProgressLog:
             rest = duration((s.rounds_total - s.rounds_done) / rate)
             left = f", {rate * 60:.1f} rounds/min, about {rest} left"
         note = f" ({s.note})" if s.note else ""
+        error = f"\n  {s.error}" if s.error else ""  # why, at once: not only when the grid ends
         return (
             f"progress: {s.runs_done}/{s.runs_total} runs done, rounds "
-            f"{s.rounds_done}/{s.rounds_total}{left}{note}"
+            f"{s.rounds_done}/{s.rounds_total}{left}{note}{error}"
         )
 
 

@@ -63,6 +63,7 @@ class Status:
     runs_done: int
     runs_total: int
     note: str = ""
+    error: str = ""  # a failed run's error, for a log to show at once (the bar shows the note)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,12 +279,12 @@ def _run_locked(
     done_runs = set(reused)
     last = [0.0]
 
-    def status(note: str = "") -> None:
+    def status(note: str = "", error: str = "") -> None:
         if on_status is None or (not note and time.perf_counter() - last[0] < 0.5):
             return  # at most twice a second, unless something happened
         last[0] = time.perf_counter()
         rounds = sum(min(rounds_done(paths[p.name]), p.config.rounds) for p in sweep.points)
-        on_status(Status(rounds, total, len(done_runs), len(sweep.points), note))
+        on_status(Status(rounds, total, len(done_runs), len(sweep.points), note, error))
 
     before = {r["name"]: r.get("train_seconds", 0.0) for r in manifest["runs"]}
 
@@ -305,7 +306,7 @@ def _run_locked(
             status(f"finished {point.name}")
         else:
             failed[point.name] = f"{type(error).__name__}: {error}"
-            status(f"failed {point.name}")
+            status(f"failed {point.name}", failed[point.name])
         record()
 
     status("starting")
