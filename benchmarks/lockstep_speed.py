@@ -5,10 +5,8 @@ in turn: `--compare lockstep` (the default) runs one under `asfed.agents.lockste
 and the other under `(False)`; `--compare compile` runs both in lockstep, one with
 `compile_steps` (the fused stacks through `torch.compile`) and one eager; `--compare fused`
 runs both in lockstep, one stacking plain PPO steps through `asfed.agents.fused` (the default)
-and one taping every step with autograd (`lockstep.fusing(False)`); `--compare hold` runs both
-fused, one holding each stack's parameters stacked through an update (`fused.Stack.hold`, the
-default) and one stacking them and stepping each network's tensors every step. Each side's best
-round after the warm-up rounds (the compiled side compiles in them) is reported, with the ratio.
+and one taping every step with autograd (`lockstep.fusing(False)`). Each side's best round
+after the warm-up rounds (the compiled side compiles in them) is reported, with the ratio.
 Interleaving keeps the ratio honest on a machine whose load drifts. Paper defaults, one worker,
 one thread.
 
@@ -16,7 +14,6 @@ one thread.
     python benchmarks/lockstep_speed.py --runs cleanup:ippo,predation:as --rounds 4
     python benchmarks/lockstep_speed.py --compare compile --runs navigation:as,exchange:as
     python benchmarks/lockstep_speed.py --compare fused --runs navigation:ippo,exchange:vs
-    python benchmarks/lockstep_speed.py --compare hold --runs navigation:ippo,predation:as
 """
 
 from __future__ import annotations
@@ -47,7 +44,6 @@ def compare(env: str, method: str, rounds: int, what: str) -> tuple[float, float
             mode = {
                 "lockstep": lockstep.together,
                 "fused": lockstep.fusing,
-                "hold": lockstep.holding,
             }.get(what, lambda _: contextlib.nullcontext())(on)
             with mode:
                 start = time.perf_counter()
@@ -60,16 +56,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="navigation:ippo,navigation:as", help="env:method,...")
     parser.add_argument("--rounds", type=int, default=2, help="timed rounds a side")
-    parser.add_argument(
-        "--compare", choices=["lockstep", "compile", "fused", "hold"], default="lockstep"
-    )
+    parser.add_argument("--compare", choices=["lockstep", "compile", "fused"], default="lockstep")
     args = parser.parse_args()
     torch.set_num_threads(1)
     on_name, off_name = {
         "lockstep": ("lockstep s/round", "one at a time"),
         "compile": ("compiled s/round", "eager"),
         "fused": ("fused s/round", "taped"),
-        "hold": ("held s/round", "re-stacked"),
     }[args.compare]
     print(f"{'env':<11}{'method':<7}{on_name:>18}{off_name:>15}{'ratio':>8}")
     for item in args.runs.split(","):

@@ -193,11 +193,6 @@ class Agent(ABC):
         """Whether lockstep runs this agent's fused steps compiled (`fused.Stack`)."""
         return self.spec.compile_steps
 
-    @property
-    def clips(self) -> bool:
-        """Whether this agent clips its gradients (`max_grad_norm`), which reads each `.grad`."""
-        return self.spec.cfg.max_grad_norm is not None
-
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:
         """`compute()`, or its result from earlier in the round if no parameter has changed
         since (the cache `params_changed` empties)."""

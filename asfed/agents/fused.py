@@ -22,9 +22,6 @@ GPU's batched GEMM is not checked for it.) The copy costs nothing in wall time w
 workers, 3 agents: the worker with one agent then takes as long as the one with two, which it waited
 for anyway).
 
-Through a lockstep update a stack holds its parameters stacked (`Stack.hold`,
-`asfed.agents.held`): read in place and stepped by one fused Adam call, the same bytes.
-
 Under `compile_steps` each stack's forward, loss and backward run through `torch.compile`, a
 graph per stack shape (static shapes). Inductor's sum over the minibatch is split and
 vectorised by the stack's size, so the bias gradients are summed eagerly (`_biases`): then a
@@ -40,8 +37,6 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
-
-from asfed.agents import held
 
 
 @dataclasses.dataclass
@@ -148,12 +143,6 @@ class Stack:
         self._real = sum(len(m.nets) for m in members)  # the networks whose gradients count
         ends = list(itertools.accumulate(len(m.nets) for m in self.members))
         self._slices = list(itertools.pairwise([0, *ends]))
-        # Per depth, the stacked weights `[G, out, in]` and biases `[G, out]` this stack holds
-        # through an update (`hold`), or None: stacked from the parameters each step.
-        self._held_w: list[torch.Tensor | None] = [None] * len(layers)
-        self._held_b: list[torch.Tensor | None] = [None] * len(layers)
-        self._entries: list[held.Entry] = []
-        self.grads: list[torch.Tensor] = []  # the last step's, weights then biases by depth
 
     def step(self, j: int) -> tuple[torch.Tensor, list[Stats]]:
         """Step j of every member: forward, loss and backward stacked over their networks, each
@@ -163,8 +152,7 @@ class Stack:
         a, b = self._bounds[j]
         x, *data = (t[:, a:b] for t in self._data)
         loss = self.members[0].loss
-        weights = _stacked(self._held_w, self._weights)
-        biases = _stacked(self._held_b, self._biases)
+        weights, biases = self._weights, self._biases
         forward, backward, plain = _kernels(self.compiled)
         if isinstance(loss, Head):
             out, hidden, stacked = forward(x, weights, biases)
@@ -177,51 +165,11 @@ class Stack:
                 stats = [{loss.stat: v} for v in value[: self.count]]
             else:
                 stats = [{} for _ in range(self.count)]
-        grads_b = _biases(deltas)
-        for d, (grad_w, grad_b) in enumerate(zip(grads_w, grads_b, strict=True)):
-            if self._held_w[d] is None:
-                for g in range(self._real):
-                    self._weights[d][g].grad = grad_w[g]
-            if self._held_b[d] is None:
-                for g in range(self._real):
-                    self._biases[d][g].grad = grad_b[g]
-        self.grads = [*grads_w, *grads_b]  # what the held entries step with
+        for d, (grad_w, grad_b) in enumerate(zip(grads_w, _biases(deltas), strict=True)):
+            for g in range(self._real):
+                self._weights[d][g].grad = grad_w[g]
+                self._biases[d][g].grad = grad_b[g]
         return value[: self.count], stats
-
-    def hold(self, optimisers: Sequence[torch.optim.Optimizer]) -> list[held.Entry]:
-        """Hold every network's parameters stacked through an update (`asfed.agents.held`):
-        the forward reads the held stacks, no `.grad` is set (so the lockstep optimiser skips
-        them), the returned entries step them and `release` writes them back. Nothing is held
-        (and no entry returned) unless every parameter's optimiser is fused Adam with state
-        (`held.hyper`): a first update, or clipping, steps the parameters themselves."""
-        owner = {p: (o, g) for o in optimisers for g in o.param_groups for p in g["params"]}
-        kinds = [(self._weights, self._held_w), (self._biases, self._held_b)]
-        real = [ps[: self._real] for params, _ in kinds for ps in params]
-        if any(held.hyper(p, owner) is None for ps in real for p in ps):
-            return []
-        entries = []
-        for k, (params, slots) in enumerate(kinds):
-            for d, ps in enumerate(params):
-                slots[d] = torch.stack([p.detach() for p in ps])
-                index = k * len(params) + d
-                entries += held.entries(slots[d], ps[: self._real], index, owner, self)
-        self._entries = entries
-        return entries
-
-    def after_adam(self) -> None:
-        """Keep a lone network's copy (`Stack`) equal to it after its held stacks stepped."""
-        if self._entries and self._real < len(self._weights[0]):
-            for tensor in [*self._held_w, *self._held_b]:
-                tensor[self._real :].copy_(tensor[: self._real])
-
-    @torch.no_grad()
-    def release(self) -> None:
-        """Write the held stacks back into each network's parameters and Adam state."""
-        for entry in self._entries:
-            entry.write_back()
-        self._entries = []
-        self._held_w = [None] * len(self._held_w)
-        self._held_b = [None] * len(self._held_b)
 
     def _heads(self, out: torch.Tensor, j: int) -> tuple[torch.Tensor, torch.Tensor, list[Stats]]:
         """Each member's Head on its slice of the outputs `[G, T, out]`, taped from there:
@@ -242,13 +190,6 @@ class Stack:
             grads.append(grad)
             stats.append(stat)
         return torch.stack(values), torch.cat(grads), stats
-
-
-def _stacked(
-    held: list[torch.Tensor | None], params: list[list[nn.Parameter]]
-) -> list[torch.Tensor]:
-    """Per depth, the held stack, or the networks' parameters stacked now."""
-    return [torch.stack(ps) if h is None else h for h, ps in zip(held, params, strict=True)]
 
 
 def stacks(steps: Sequence[Steps], compiled: bool = False) -> list[tuple[Stack, list[int]]]:
@@ -294,14 +235,15 @@ def _regression(out: torch.Tensor, data: list[torch.Tensor]) -> tuple[torch.Tens
 
 @torch.no_grad()
 def _forward(
-    x: torch.Tensor, stacked: list[torch.Tensor], biases: list[torch.Tensor]
+    x: torch.Tensor, weights: list[list[torch.Tensor]], biases: list[list[torch.Tensor]]
 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-    """The stacked MLPs on x `[G, T, D]`, a layer's weights `[G, out, in]` and biases
-    `[G, out]`: (outputs `[G, T, out]`, each layer's input, the weights)."""
+    """The stacked MLPs on x `[G, T, D]`: (outputs `[G, T, out]`, each layer's input, the
+    stacked weights `[G, out, in]` a layer)."""
+    stacked = [torch.stack(w) for w in weights]
     hidden = [x]
     depth = len(stacked)
     for d in range(depth):
-        h = torch.bmm(hidden[-1], stacked[d].transpose(1, 2)) + biases[d][:, None, :]
+        h = torch.bmm(hidden[-1], stacked[d].transpose(1, 2)) + torch.stack(biases[d])[:, None, :]
         hidden.append(h.relu_() if d < depth - 1 else h)
     return hidden.pop(), hidden, stacked
 
@@ -334,8 +276,8 @@ def _biases(deltas: list[torch.Tensor]) -> list[torch.Tensor]:
 def _plain(
     x: torch.Tensor,
     data: list[torch.Tensor],
-    weights: list[torch.Tensor],
-    biases: list[torch.Tensor],
+    weights: list[list[torch.Tensor]],
+    biases: list[list[torch.Tensor]],
     clip: float | None,
 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """A Surrogate (clip given) or Regression step: (losses `[G]`, weight gradients, and

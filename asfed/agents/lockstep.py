@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from asfed.agents import fused, held
+from asfed.agents import fused
 
 Step = Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 """One minibatch step's forward pass: (the scalar loss, the statistics to record for it)."""
@@ -49,22 +49,6 @@ def together(on: bool) -> Iterator[None]:
         yield
     finally:
         _TOGETHER[0] = saved
-
-
-_HOLDING = [True]
-
-
-@contextlib.contextmanager
-def holding(on: bool) -> Iterator[None]:
-    """Hold fused stacks' parameters stacked through an update (`fused.Stack.hold`: on, the
-    default) or stack them from the parameters each step and step each network's tensors
-    (off: the reference the byte-for-byte test compares against)."""
-    saved = _HOLDING[0]
-    _HOLDING[0] = on
-    try:
-        yield
-    finally:
-        _HOLDING[0] = saved
 
 
 _FUSED = [True]
@@ -106,7 +90,6 @@ class Learner(Protocol):
     """What lockstep needs of an agent (`asfed.agents.base.Agent`)."""
 
     compiled: bool  # its fused stacks run through `torch.compile` (`fused.Stack`)
-    clips: bool  # it clips gradients (`max_grad_norm`): its stacks are not held
 
     def check_loss(self, loss: torch.Tensor, what: str) -> None: ...
     def clip(self, groups: list[list[nn.Parameter]]) -> None: ...
@@ -149,38 +132,13 @@ def _run(streams: list[tuple[Learner, Stream]], fuse: bool = False) -> None:
     """Step j of every stream together, for each j; with `fuse`, the streams that have `fused`
     steps stacked by `fused.Stack` (compiled if their agents are), the others through autograd."""
     losses: list[list[float]] = [[] for _ in streams]
+    joints: dict[tuple[int, ...], Stepper] = {}
     fusable = [i for i, (_, s) in enumerate(streams) if fuse and s.fused is not None]
     compiled = bool(fusable) and all(streams[i][0].compiled for i in fusable)
     stacks = [
         (stack, [fusable[p] for p in members])
         for stack, members in fused.stacks([streams[i][1].fused for i in fusable], compiled)
     ]
-    kept: dict[int, list[held.Entry]] = {}
-    if _HOLDING[0]:
-        for stack, members in stacks:
-            if not any(streams[i][0].clips for i in members):
-                entries = stack.hold([streams[i][1].opt for i in members])
-                if entries:
-                    kept[id(stack)] = entries
-    try:
-        _steps(streams, stacks, losses, held.Adam(kept))
-    finally:
-        for stack, _ in stacks:
-            stack.release()
-    for (agent, stream), values in zip(streams, losses, strict=True):
-        if stream.summary is not None:
-            agent.record(**{stream.summary: mean(values)})
-
-
-def _steps(
-    streams: list[tuple[Learner, Stream]],
-    stacks: list[tuple[fused.Stack, list[int]]],
-    losses: list[list[float]],
-    adam: held.Adam,
-) -> None:
-    """`_run`'s minibatch steps: step j of every stream, for each j (the loss of a stream
-    with a `summary` appended to its list in `losses`); `adam` steps the held stacks."""
-    joints: dict[tuple[int, ...], Stepper] = {}
     for j in range(max((len(s.steps) for _, s in streams), default=0)):
         live = [i for i, (_, s) in enumerate(streams) if j < len(s.steps)]
         key = tuple(live)
@@ -189,10 +147,8 @@ def _steps(
         opt = joints[key]
         opt.zero_grad()
         out: dict[int, tuple[torch.Tensor, Any]] = {}
-        stepped = []
         for stack, members in stacks:
             if j < len(streams[members[0]][1].steps):  # members have equal minibatch counts
-                stepped.append(stack)
                 losses_j, stats_j = stack.step(j)
                 out.update(zip(members, zip(losses_j, stats_j, strict=True), strict=True))
         taped = [i for i in live if i not in out]
@@ -206,9 +162,6 @@ def _steps(
         for i in live:
             streams[i][0].clip(streams[i][1].groups)
         opt.step()
-        adam.step([id(stack) for stack in stepped])
-        for stack in stepped:
-            stack.after_adam()
         values = scalars.tolist()
         changed: dict[int, Learner] = {}
         for i, value in zip(live, values, strict=True):
@@ -221,6 +174,9 @@ def _steps(
                 agent.record(**{k: v.item() for k, v in stats.items()})
         for agent in changed.values():
             agent.params_changed()
+    for (agent, stream), values in zip(streams, losses, strict=True):
+        if stream.summary is not None:
+            agent.record(**{stream.summary: mean(values)})
 
 
 def _forward(streams: list[tuple[Learner, Stream]], j: int) -> list[tuple[torch.Tensor, Any]]:
