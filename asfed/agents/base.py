@@ -343,6 +343,11 @@ class Agent(ABC):
                 "diverged (try smaller learning rates or rho); the last checkpoint is intact"
             )
 
+    @property
+    def clips(self) -> bool:
+        """Whether `clip` changes gradients (`max_grad_norm` set)."""
+        return self.spec.cfg.max_grad_norm is not None
+
     def clip(self, groups: list[list[nn.Parameter]]) -> None:
         """With `max_grad_norm` set, clip each group's gradient to that norm on its own."""
         limit = self.spec.cfg.max_grad_norm

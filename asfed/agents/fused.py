@@ -26,6 +26,13 @@ Under `compile_steps` each stack's forward, loss and backward run through `torch
 graph per stack shape (static shapes). Inductor's sum over the minibatch is split and
 vectorised by the stack's size, so the bias gradients are summed eagerly (`_biases`): then a
 network's bytes still do not depend on its stack (tested), and equal eager's to rounding only.
+
+Where every stream of an update is plain PPO, `Whole` goes further under `compile_steps`: a
+lockstep step (every stack's forward, loss and backward, and Adam over all their parameters) is
+one compiled program with a C++ wrapper, so a step pays one call instead of some hundred
+operator calls. Its reductions are never split (`split_reductions` off), so each network's sums
+run in one order whatever its stack's size, and Adam is per parameter tensor: a network's
+numbers still do not depend on its stack (tested).
 """
 
 from __future__ import annotations
@@ -301,3 +308,156 @@ def _kernels(compiled: bool) -> tuple[Callable, Callable, Callable]:
     dynamo.accumulated_recompile_limit = max(dynamo.accumulated_recompile_limit, 8192)
     dynamo.fail_on_recompile_limit_hit = True
     return tuple(torch.compile(f, dynamic=False) for f in (_forward, _backward, _plain))
+
+
+class Whole:
+    """Step j of plain PPO stacks (Surrogate and Regression only) and the Adam step of `opt`
+    over exactly their parameters, as one compiled program (`_whole`): forward, loss, backward,
+    and PyTorch's Adam arithmetic (`torch.optim.Adam`'s single-tensor formula, equal to its
+    fused kernel to rounding), each parameter, moment and step count written in place.
+
+    A step whose loss is not finite writes nothing (each write is a `where` on the losses'
+    finiteness), so the caller can name the diverged loss before any parameter moved, as the
+    eager path does. Use only where `usable` holds."""
+
+    def __init__(self, stacks: Sequence[Stack], opt: torch.optim.Optimizer) -> None:
+        self.stacks = list(stacks)
+        found: dict[int, tuple[int, int, int, int]] = {}
+        for s, stack in enumerate(self.stacks):
+            for d in range(len(stack._weights)):
+                for g in range(stack._real):
+                    found[id(stack._weights[d][g])] = (s, 0, d, g)
+                    found[id(stack._biases[d][g])] = (s, 1, d, g)
+        groups, where, hyper = [], [], []
+        for group in opt.param_groups:
+            state = [opt.state[p] for p in group["params"]]
+            groups.append(
+                (
+                    list(group["params"]),
+                    [st["exp_avg"] for st in state],
+                    [st["exp_avg_sq"] for st in state],
+                    [st["step"] for st in state],
+                )
+            )
+            where.append(tuple(found[id(p)] for p in group["params"]))
+            hyper.append((group["lr"], *group["betas"], group["eps"]))
+        self._groups = groups
+        self._where = tuple(where)
+        self._hyper = tuple(hyper)
+        self._clips = tuple(
+            st.members[0].loss.clip if isinstance(st.members[0].loss, Surrogate) else None
+            for st in self.stacks
+        )
+        self._counts = tuple(st.count for st in self.stacks)  # a lone network's copy dropped
+        self._weights = [st._weights for st in self.stacks]
+        self._biases = [st._biases for st in self.stacks]
+
+    @staticmethod
+    def usable(stacks: Sequence[Stack], opt: torch.optim.Optimizer) -> bool:
+        """Whether `Whole` computes exactly what the stacks' steps and `opt.step` would: plain
+        losses, and Adam (no weight decay, amsgrad or maximize; a float lr) whose parameters are
+        exactly the stacks' and all have state (the first step creates it eagerly)."""
+        if not stacks or not isinstance(opt, torch.optim.Adam):
+            return False
+        if any(isinstance(st.members[0].loss, Head) for st in stacks):
+            return False
+        ours = {
+            id(p)
+            for st in stacks
+            for per_depth in (*st._weights, *st._biases)
+            for p in per_depth[: st._real]
+        }
+        params = [p for g in opt.param_groups for p in g["params"]]
+        plain = all(
+            not (g["amsgrad"] or g["maximize"] or g["weight_decay"] or torch.is_tensor(g["lr"]))
+            for g in opt.param_groups
+        )
+        return (
+            plain
+            and {id(p) for p in params} == ours
+            and len(params) == len(ours)
+            and all(opt.state[p] for p in params)
+        )
+
+    def step(self, j: int) -> tuple[torch.Tensor, list[list[Stats]]]:
+        """Step j: every stack's member losses `[count]` concatenated in stack order, and each
+        stack's statistics (as `Stack.step`'s)."""
+        xs, datas = [], []
+        for st in self.stacks:
+            a, b = st._bounds[j]
+            x, *data = (t[:, a:b] for t in st._data)
+            xs.append(x)
+            datas.append(data)
+        with torch.no_grad():
+            values = _whole_kernel()(
+                xs,
+                datas,
+                self._weights,
+                self._biases,
+                self._clips,
+                self._counts,
+                self._groups,
+                self._where,
+                self._hyper,
+            )
+        stats, at = [], 0
+        for st in self.stacks:
+            loss = st.members[0].loss
+            mine = values[at : at + st.count]
+            at += st.count
+            if isinstance(loss, Surrogate):
+                stats.append([{loss.stat: v} for v in mine])
+            else:
+                stats.append([{} for _ in range(st.count)])
+        return values, stats
+
+
+def _whole(
+    xs: list[torch.Tensor],
+    datas: list[list[torch.Tensor]],
+    weights: list[list[list[torch.Tensor]]],
+    biases: list[list[list[torch.Tensor]]],
+    clips: tuple[float | None, ...],
+    counts: tuple[int, ...],
+    groups: list[tuple[list[torch.Tensor], ...]],
+    where: tuple[tuple[tuple[int, int, int, int], ...], ...],
+    hyper: tuple[tuple[float, float, float, float], ...],
+) -> torch.Tensor:
+    """`Whole.step`'s program: each stack's `_plain` on its rows (its first `counts` losses
+    kept), then Adam over every group
+    (params, exp_avgs, exp_avg_sqs, steps), each parameter's gradient found by `where`
+    ((stack, 0 weight / 1 bias, depth, network)) with the group's (lr, beta1, beta2, eps).
+    Returns every stack's member losses, concatenated; nothing is written unless all are finite."""
+    values, grads = [], []
+    for s, x in enumerate(xs):
+        value, grads_w, deltas = _plain(x, datas[s], weights[s], biases[s], clips[s])
+        values.append(value[: counts[s]])
+        grads.append((grads_w, [delta.sum(1) for delta in deltas]))
+    out = torch.cat(values)
+    ok = torch.isfinite(out).all()
+    for (params, exp_avgs, exp_avg_sqs, steps), places, (lr, beta1, beta2, eps) in zip(
+        groups, where, hyper, strict=True
+    ):
+        for p, m, v, n, (s, kind, d, g) in zip(
+            params, exp_avgs, exp_avg_sqs, steps, places, strict=True
+        ):
+            grad = grads[s][kind][d][g]
+            n1 = n + 1
+            m1 = m.lerp(grad, 1 - beta1)
+            v1 = v * beta2 + grad * grad * (1 - beta2)
+            denom = v1.sqrt() / (1 - beta2**n1).sqrt() + eps
+            p1 = p - m1 / denom * (lr / (1 - beta1**n1))
+            p.copy_(torch.where(ok, p1, p))
+            m.copy_(torch.where(ok, m1, m))
+            v.copy_(torch.where(ok, v1, v))
+            n.copy_(torch.where(ok, n1, n))
+    return out
+
+
+@functools.cache
+def _whole_kernel() -> Callable:
+    """`_whole` through `torch.compile`: static shapes, C++ wrapper (the Python wrapper's
+    per-kernel calls cost as much as the arithmetic here), reductions never split."""
+    _kernels(True)  # dynamo's recompile limits, as for the stacks
+    options = {"cpp_wrapper": True, "split_reductions": False}
+    return torch.compile(_whole, dynamic=False, options=options)

@@ -90,6 +90,7 @@ class Learner(Protocol):
     """What lockstep needs of an agent (`asfed.agents.base.Agent`)."""
 
     compiled: bool  # its fused stacks run through `torch.compile` (`fused.Stack`)
+    clips: bool  # whether `clip` changes gradients (then a step's Adam waits for it)
 
     def check_loss(self, loss: torch.Tensor, what: str) -> None: ...
     def clip(self, groups: list[list[nn.Parameter]]) -> None: ...
@@ -139,15 +140,22 @@ def _run(streams: list[tuple[Learner, Stream]], fuse: bool = False) -> None:
         (stack, [fusable[p] for p in members])
         for stack, members in fused.stacks([streams[i][1].fused for i in fusable], compiled)
     ]
+    whole = _whole(streams, stacks) if compiled else None
     for j in range(max((len(s.steps) for _, s in streams), default=0)):
         live = [i for i, (_, s) in enumerate(streams) if j < len(s.steps)]
         key = tuple(live)
-        if key not in joints:
-            joints[key] = Stepper(joint_optimizer([streams[i][1].opt for i in live]))
-        opt = joints[key]
-        opt.zero_grad()
         out: dict[int, tuple[torch.Tensor, Any]] = {}
-        for stack, members in stacks:
+        if whole is not None:  # stepped here, Adam included (nothing written if not finite)
+            losses_j, stats_j = whole.step(j)
+            members = [i for _, ms in stacks for i in ms]
+            stats_flat = [s for per_stack in stats_j for s in per_stack]
+            out.update(zip(members, zip(losses_j, stats_flat, strict=True), strict=True))
+        else:
+            if key not in joints:
+                joints[key] = Stepper(joint_optimizer([streams[i][1].opt for i in live]))
+            opt = joints[key]
+            opt.zero_grad()
+        for stack, members in stacks if whole is None else ():
             if j < len(streams[members[0]][1].steps):  # members have equal minibatch counts
                 losses_j, stats_j = stack.step(j)
                 out.update(zip(members, zip(losses_j, stats_j, strict=True), strict=True))
@@ -159,9 +167,10 @@ def _run(streams: list[tuple[Learner, Stream]], fuse: bool = False) -> None:
                 streams[i][0].check_loss(out[i][0], streams[i][1].what)
         if taped:
             torch.autograd.backward([out[i][0] for i in taped])
-        for i in live:
-            streams[i][0].clip(streams[i][1].groups)
-        opt.step()
+        if whole is None:
+            for i in live:
+                streams[i][0].clip(streams[i][1].groups)
+            opt.step()
         values = scalars.tolist()
         changed: dict[int, Learner] = {}
         for i, value in zip(live, values, strict=True):
@@ -177,6 +186,22 @@ def _run(streams: list[tuple[Learner, Stream]], fuse: bool = False) -> None:
     for (agent, stream), values in zip(streams, losses, strict=True):
         if stream.summary is not None:
             agent.record(**{stream.summary: mean(values)})
+
+
+def _whole(
+    streams: list[tuple[Learner, Stream]], stacks: list[tuple[fused.Stack, list[int]]]
+) -> fused.Whole | None:
+    """The update as `fused.Whole` steps, where it computes exactly what stepping the stacks
+    and the joint optimiser would: every stream stacked, all of one step count, none clipped,
+    and `Whole.usable`; else None."""
+    stacked = sorted(i for _, members in stacks for i in members)
+    if stacked != list(range(len(streams))) or any(agent.clips for agent, _ in streams):
+        return None
+    if len({len(s.steps) for _, s in streams}) != 1:
+        return None
+    opt = joint_optimizer([s.opt for _, s in streams])
+    only = [stack for stack, _ in stacks]
+    return fused.Whole(only, opt) if fused.Whole.usable(only, opt) else None
 
 
 def _forward(streams: list[tuple[Learner, Stream]], j: int) -> list[tuple[torch.Tensor, Any]]:

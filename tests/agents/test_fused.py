@@ -3,6 +3,7 @@ independent of what they are stacked with."""
 
 from __future__ import annotations
 
+import copy
 import shutil
 
 import pytest
@@ -121,3 +122,70 @@ def test_compiled_stacks_keep_a_networks_numbers_independent_of_its_stack(kind) 
         for g in range(size):
             for mine, ref in zip(grads[g], full[start + g], strict=True):
                 assert torch.equal(mine, ref), (size, start, g)
+
+
+def _whole_trial(groups: list[list[fused.Steps]], j: int, whole: bool) -> list[torch.Tensor]:
+    """Fresh copies of the networks of `groups` (a stack each, as an actor and a critic stack
+    are), an Adam with state over them, then step j either as one `fused.Whole` program or as
+    the stacks' steps and Adam's own: every network's parameters, in order."""
+    mine = copy.deepcopy(groups)
+    params = [p for streams in mine for s in streams for p in s.nets[0].parameters()]
+    opt = torch.optim.Adam(params, lr=1e-3, fused=True)
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    opt.step()  # creates the state (zero gradients move nothing)
+    opt.zero_grad()
+    stacks = [fused.Stack(streams, compiled=whole) for streams in mine]
+    if whole:
+        assert fused.Whole.usable(stacks, opt)
+        loss, _ = fused.Whole(stacks, opt).step(j)
+    else:
+        loss = torch.cat([stack.step(j)[0] for stack in stacks])
+        opt.step()
+    assert torch.isfinite(loss).all()
+    return [p.detach().clone() for p in params]
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on the CPU needs g++")
+def test_whole_steps_keep_a_networks_numbers_independent_of_its_stack() -> None:
+    """`fused.Whole` compiles a step of an actor and a critic stack and their Adam update as
+    one program per stack shape: a network's new parameters are the same bytes whether it is
+    stacked with 0, 2 or 5 others (its reductions are not split by the stack's size, Adam is
+    per tensor), and equal the eager steps' and fused Adam's to rounding only: 1e-5 absolute,
+    a hundredth of the lr 1e-3 step Adam's first update gives each entry (a wrong gradient or
+    moment is off by whole steps; rounding moves an entry whose gradient is near Adam's eps by
+    up to about 1e-6)."""
+    actors = _streams("surrogate", 6, *SHAPES[0], seed=3)
+    critics = _streams("regression", 6, *SHAPES[0], seed=4)
+    full = _whole_trial([actors, critics], 1, whole=True)
+    eager = _whole_trial([actors, critics], 1, whole=False)
+    for mine, ref in zip(full, eager, strict=True):
+        torch.testing.assert_close(mine, ref, rtol=0, atol=1e-5)
+    per_net = len(full) // 12
+    nets = [full[k * per_net : (k + 1) * per_net] for k in range(12)]
+    for size, start in [(1, 0), (3, 3)]:
+        part = _whole_trial([actors[start : start + size], critics[start : start + size]], 1, True)
+        want = [
+            t
+            for k in [*range(start, start + size), *range(6 + start, 6 + start + size)]
+            for t in nets[k]
+        ]
+        assert all(torch.equal(a, b) for a, b in zip(part, want, strict=True)), (size, start)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on the CPU needs g++")
+def test_a_whole_step_with_a_non_finite_loss_writes_nothing() -> None:
+    """A diverged loss must not reach any parameter or moment, so lockstep can name it with
+    the run's last state intact, as the eager path does."""
+    streams = _streams("regression", 2, *SHAPES[0], seed=4)
+    streams[1].loss.targets[:] = float("nan")
+    params = [p for s in streams for p in s.nets[0].parameters()]
+    opt = torch.optim.Adam(params, lr=1e-3, fused=True)
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt.step()
+    before = [t.clone() for p in params for t in (p, *opt.state[p].values())]
+    loss, _ = fused.Whole([fused.Stack(streams, compiled=True)], opt).step(0)
+    assert torch.isfinite(loss[0]) and not torch.isfinite(loss[1])
+    after = [t for p in params for t in (p, *opt.state[p].values())]
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))

@@ -72,18 +72,31 @@ def test_fused_steps_give_the_taped_numbers_to_rounding(env, method, options) ->
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on the CPU needs g++")
-def test_compiled_steps_give_the_eager_numbers_to_rounding() -> None:
+@pytest.mark.parametrize("method", ["as", "ippo"])
+def test_compiled_steps_give_the_eager_numbers_to_rounding(method) -> None:
     """`compile_steps` fuses and reorders elementwise work (inductor), so it equals eager only to
-    rounding, not bit for bit: after two rounds of AS every parameter, Adam moment and
-    diagnostic is within 1e-4 relative (+1e-6) of eager's. The tolerance is far below an
-    update's size (lr 5e-5 steps move a weight by about that much, and a wrong gradient would
-    be off by whole updates) and far above float32 rounding accumulated over 2 x 3 x 4 steps."""
+    rounding, not bit for bit: after two rounds every parameter, Adam moment and diagnostic is
+    within 1e-4 relative (+1e-6) of eager's. The tolerance is far below an update's size (lr
+    5e-5 steps move a weight by about that much, and a wrong gradient would be off by whole
+    updates) and far above float32 rounding accumulated over 2 x 3 x 4 steps. AS compiles its
+    stacks; IPPO, all plain PPO, runs every update after the first as `fused.Whole` programs
+    (Adam included)."""
     from torch._dynamo.utils import counters
 
+    from asfed.agents import fused
+
     compiled_before = counters["stats"]["unique_graphs"]
-    ours, ours_metrics = trained("exchange", "as", True, compile_steps=True)
+
+    def calls() -> int:
+        info = fused._whole_kernel.cache_info()
+        return info.hits + info.misses
+
+    wholes_before = calls()
+    ours, ours_metrics = trained("exchange", method, True, compile_steps=True)
     assert counters["stats"]["unique_graphs"] > compiled_before  # the steps did compile
-    eager, eager_metrics = trained("exchange", "as", True)
+    wholes = calls() - wholes_before
+    assert wholes == (0 if method == "as" else 2 * 3 * 4 - 4)  # all but the first update's
+    eager, eager_metrics = trained("exchange", method, True)
     assert len(ours) == len(eager) and len(ours) > 20
     for a, b in zip(ours, eager, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
