@@ -200,7 +200,19 @@ class ASAgent(Agent):
         batches = self.minibatches()
         steps = [functools.partial(step, idx) for idx in batches]
         nets = self.policy.networks(peers)  # own, then each peer's anticipation; [] if not MLPs
-        head = fused.Head(written_out, written=True)
+        data = [(acts[:, me], 0), (logp_old, 0), (adv, 0)]
+        if peers:
+            data += [(ant_logp_old, 1), (peer_acts, 1)]
+            data += [(shared["policy_dist"], 1), (shared["anticipation"], 1)]
+            data += [] if mask is None else [(mask, 1)]
+        pure = functools.partial(
+            written_head,
+            peers=bool(peers),
+            masked=mask is not None,
+            clip=self.spec.cfg.clip,
+            rho=self.spec.cfg.rho,
+        )
+        head = fused.Head(written_out, written=True, pure=pure, data=data)
         policy = lockstep.Stream(
             self.actor_opt,
             self.clip_groups(),
@@ -212,6 +224,39 @@ class ASAgent(Agent):
 
     def modules(self) -> dict[str, Any]:
         return {**super().modules(), "policy": self.policy, "actor_opt": self.actor_opt}
+
+
+def written_head(
+    out: torch.Tensor,
+    data: list[torch.Tensor],
+    peers: bool,
+    masked: bool,
+    clip: float,
+    rho: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    """`ASAgent`'s written policy head as a function of tensors alone (`fused.Head.pure`):
+    outputs `[1 + P, T, A]` (own, then each peer's anticipation) and data narrowed to the
+    step's T rows: own actions, logp_old and advantages `[T]`, then with peers the
+    anticipations' logp_old and the peers' actions `[P, T]`, what they shared `[P, T, A]`
+    twice, and the mask `[P, T]` if `masked`. The same arithmetic as the agent's `written_out`."""
+    own_actions, logp_old, adv = data[:3]
+    block = None
+    if peers:
+        ant_logp_old, peer_acts, shared_policy, shared_anticipation = data[3:7]
+        block = NeighbourTerms(
+            ant_logits=out[1:],
+            ant_logp_old=ant_logp_old,
+            actions=peer_acts,
+            shared_policy=shared_policy,
+            shared_anticipation=shared_anticipation,
+            mask=data[7] if masked else None,
+        )
+    parts, d_own, d_ants = as_loss_grad(
+        out[0], own_actions, logp_old, adv, block, clip=clip, rho=rho
+    )
+    stats = {"policy_loss": parts.loss, "penalty": parts.penalty, "kappa": parts.kappa}
+    grad = d_own[None] if d_ants is None else torch.cat([d_own[None], d_ants])
+    return parts.loss, stats, grad
 
 
 @METHODS.register("as")

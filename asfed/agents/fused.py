@@ -77,6 +77,12 @@ class Head:
 
     fn: Callable[..., tuple]
     written: bool = False  # fn returns (loss, statistics, d loss / d outputs): nothing is taped
+    # A written fn's arithmetic as a function of tensors alone, for `Whole`'s compiled program:
+    # pure(outputs [n, T, out], data) with `data` each tensor of `data` narrowed to the step's
+    # rows along its sample axis (given beside it); a module-level function or a partial of
+    # one with constant arguments, so one graph serves every update.
+    pure: Callable[..., tuple] | None = None
+    data: Sequence[tuple[torch.Tensor, int]] = ()
 
 
 @dataclasses.dataclass
@@ -150,6 +156,12 @@ class Stack:
         self._real = sum(len(m.nets) for m in members)  # the networks whose gradients count
         ends = list(itertools.accumulate(len(m.nets) for m in self.members))
         self._slices = list(itertools.pairwise([0, *ends]))
+        # A pure Head's data, gathered once in minibatch order (as `_data`), for `Whole`.
+        self._head_data = [
+            [d.index_select(axis, torch.cat(m.batches)) for d, axis in m.loss.data]
+            for m in members
+            if compiled and isinstance(m.loss, Head) and m.loss.pure is not None
+        ]
 
     def step(self, j: int) -> tuple[torch.Tensor, list[Stats]]:
         """Step j of every member: forward, loss and backward stacked over their networks, each
@@ -349,6 +361,16 @@ class Whole:
             for st in self.stacks
         )
         self._counts = tuple(st.count for st in self.stacks)  # a lone network's copy dropped
+        self._heads = tuple(
+            None
+            if not isinstance(st.members[0].loss, Head)
+            else tuple(
+                (m.loss.pure, lo, hi, tuple(axis for _, axis in m.loss.data))
+                for m, (lo, hi) in zip(st.members[: st.count], st._slices, strict=False)
+            )
+            + ((None, *st._slices[-1], ()),) * (len(st.members) - st.count)  # the copy: no grad
+            for st in self.stacks
+        )
         self._weights = [st._weights for st in self.stacks]
         self._biases = [st._biases for st in self.stacks]
 
@@ -359,7 +381,8 @@ class Whole:
         exactly the stacks' and all have state (the first step creates it eagerly)."""
         if not stacks or not isinstance(opt, torch.optim.Adam):
             return False
-        if any(isinstance(st.members[0].loss, Head) for st in stacks):
+        heads = [m.loss for st in stacks for m in st.members if isinstance(m.loss, Head)]
+        if any(not h.written or h.pure is None for h in heads):
             return False
         ours = {
             id(p)
@@ -383,29 +406,37 @@ class Whole:
         """Step j: every stack's member losses `[count]` concatenated in stack order, and each
         stack's statistics (as `Stack.step`'s)."""
         xs, datas = [], []
-        for st in self.stacks:
+        for st, head in zip(self.stacks, self._heads, strict=True):
             a, b = st._bounds[j]
             x, *data = (t[:, a:b] for t in st._data)
             xs.append(x)
+            if head is not None:  # each member's data narrowed to the step's rows
+                data = [
+                    [d.narrow(axis, a, b - a) for d, axis in zip(ds, h[3], strict=True)]
+                    for ds, h in zip(st._head_data, head, strict=False)
+                ]
             datas.append(data)
         with torch.no_grad():
-            values = _whole_kernel()(
+            values, head_stats = _whole_kernel()(
                 xs,
                 datas,
                 self._weights,
                 self._biases,
                 self._clips,
                 self._counts,
+                self._heads,
                 self._groups,
                 self._where,
                 self._hyper,
             )
         stats, at = [], 0
-        for st in self.stacks:
+        for st, own in zip(self.stacks, head_stats, strict=True):
             loss = st.members[0].loss
             mine = values[at : at + st.count]
             at += st.count
-            if isinstance(loss, Surrogate):
+            if own is not None:
+                stats.append(list(own))
+            elif isinstance(loss, Surrogate):
                 stats.append([{loss.stat: v} for v in mine])
             else:
                 stats.append([{} for _ in range(st.count)])
@@ -419,19 +450,38 @@ def _whole(
     biases: list[list[list[torch.Tensor]]],
     clips: tuple[float | None, ...],
     counts: tuple[int, ...],
+    heads: tuple,
     groups: list[tuple[list[torch.Tensor], ...]],
     where: tuple[tuple[tuple[int, int, int, int], ...], ...],
     hyper: tuple[tuple[float, float, float, float], ...],
-) -> torch.Tensor:
-    """`Whole.step`'s program: each stack's `_plain` on its rows (its first `counts` losses
-    kept), then Adam over every group
-    (params, exp_avgs, exp_avg_sqs, steps), each parameter's gradient found by `where`
-    ((stack, 0 weight / 1 bias, depth, network)) with the group's (lr, beta1, beta2, eps).
-    Returns every stack's member losses, concatenated; nothing is written unless all are finite."""
-    values, grads = [], []
+) -> tuple[torch.Tensor, list[list[Stats] | None]]:
+    """`Whole.step`'s program: each plain stack's `_plain` on its rows (its first `counts`
+    losses kept), each Head stack's forward, its members' pure heads ((pure, lo, hi, axes) a
+    member: its loss, statistics and output gradient on outputs [lo:hi]; a copy's is zero) and
+    backward; then Adam over every group (params, exp_avgs, exp_avg_sqs, steps), each
+    parameter's gradient found by `where` ((stack, 0 weight / 1 bias, depth, network)) with the
+    group's (lr, beta1, beta2, eps). Returns every stack's member losses, concatenated, and
+    each Head stack's members' statistics (None for a plain stack); nothing is written unless
+    every loss is finite."""
+    values, grads, stats = [], [], []
     for s, x in enumerate(xs):
-        value, grads_w, deltas = _plain(x, datas[s], weights[s], biases[s], clips[s])
-        values.append(value[: counts[s]])
+        if heads[s] is None:
+            value, grads_w, deltas = _plain(x, datas[s], weights[s], biases[s], clips[s])
+            values.append(value[: counts[s]])
+            stats.append(None)
+        else:
+            out, hidden, stacked = _forward(x, weights[s], biases[s])
+            own, d_out = [], []
+            for m, (pure, lo, hi, _) in enumerate(heads[s]):
+                if pure is None:  # a lone network's copy: its gradient is dropped
+                    d_out.append(torch.zeros_like(out[lo:hi]))
+                    continue
+                value, stat, grad = pure(out[lo:hi], datas[s][m])
+                values.append(value[None])
+                own.append(stat)
+                d_out.append(grad)
+            grads_w, deltas = _backward(torch.cat(d_out), hidden, stacked)
+            stats.append(own)
         grads.append((grads_w, [delta.sum(1) for delta in deltas]))
     out = torch.cat(values)
     ok = torch.isfinite(out).all()
@@ -451,7 +501,7 @@ def _whole(
             m.copy_(torch.where(ok, m1, m))
             v.copy_(torch.where(ok, v1, v))
             n.copy_(torch.where(ok, n1, n))
-    return out
+    return out, stats
 
 
 @functools.cache

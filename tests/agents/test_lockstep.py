@@ -72,15 +72,19 @@ def test_fused_steps_give_the_taped_numbers_to_rounding(env, method, options) ->
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on the CPU needs g++")
-@pytest.mark.parametrize("method", ["as", "ippo"])
-def test_compiled_steps_give_the_eager_numbers_to_rounding(method) -> None:
+@pytest.mark.parametrize(("method", "options"), [("as", {"rho": 10.0}), ("ippo", {})])
+def test_compiled_steps_give_the_eager_numbers_to_rounding(method, options) -> None:
     """`compile_steps` fuses and reorders elementwise work (inductor), so it equals eager only to
     rounding, not bit for bit: after two rounds every parameter, Adam moment and diagnostic is
     within 1e-4 relative (+1e-6) of eager's. The tolerance is far below an update's size (lr
     5e-5 steps move a weight by about that much, and a wrong gradient would be off by whole
-    updates) and far above float32 rounding accumulated over 2 x 3 x 4 steps. AS compiles its
-    stacks; IPPO, all plain PPO, runs every update after the first as `fused.Whole` programs
-    (Adam included)."""
+    updates) and far above float32 rounding accumulated over 2 x 3 x 4 steps. Every update after
+    the first (whose Adam has no state yet) runs as `fused.Whole` programs, Adam included. AS
+    runs at rho = 10: at Table 2's 1e4 its penalty gradient, 2 kappa rho (pi - shared) / T, a
+    difference of near-equal probabilities times 1e4, turns a softmax's last-bit change into
+    up to 6e-4 relative (measured: 926 times this tolerance at 1e4, 0.11 times at 10), so it is
+    ill-conditioned, not wrong; tests/agents/test_as_pure_head.py holds the compiled head's
+    arithmetic to the agent's bit for bit."""
     from torch._dynamo.utils import counters
 
     from asfed.agents import fused
@@ -92,11 +96,11 @@ def test_compiled_steps_give_the_eager_numbers_to_rounding(method) -> None:
         return info.hits + info.misses
 
     wholes_before = calls()
-    ours, ours_metrics = trained("exchange", method, True, compile_steps=True)
+    ours, ours_metrics = trained("exchange", method, True, compile_steps=True, **options)
     assert counters["stats"]["unique_graphs"] > compiled_before  # the steps did compile
     wholes = calls() - wholes_before
-    assert wholes == (0 if method == "as" else 2 * 3 * 4 - 4)  # all but the first update's
-    eager, eager_metrics = trained("exchange", method, True)
+    assert wholes == 2 * 3 * 4 - 4  # every update but the first, whose Adam has no state
+    eager, eager_metrics = trained("exchange", method, True, **options)
     assert len(ours) == len(eager) and len(ours) > 20
     for a, b in zip(ours, eager, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
