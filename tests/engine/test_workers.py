@@ -55,8 +55,11 @@ def run_files(folder: Path) -> dict[str, bytes]:
     ids=["as", "ps", "as-compiled"],
 )
 def test_one_and_two_workers_write_identical_runs(tmp_path, method, compiled) -> None:
-    """Compiled steps too: each agent's graph depends on its own steps only, never on which
-    agents share its process (`asfed.agents.fused`: bias gradients summed eagerly)."""
+    """Compiled steps too: each agent's numbers depend on its own steps only, never on which
+    agents share its process (`asfed.agents.fused`: a compiled stack's bias gradients summed
+    eagerly; a whole-step program's reductions never split by the stack's size). Three rounds
+    run both: the first update of a run (Adam without state) as compiled stacks, the rest as
+    whole-step programs."""
     common = (
         "--env", "navigation", "--method", method, "--episodes", "2", "--rounds", "3",
         "--horizon", "20", "--engine", "local", "--log-every", "1", "--checkpoint-every", "2",
