@@ -103,9 +103,10 @@ class RunConfig:
     )
     compile_steps: bool = _key(
         False,
-        "Compile the fused minibatch steps (Table 2's 128-64 networks) with torch.compile: "
-        "x1.1-1.2 on IPPO once compiled (10-30 s), x1.0-1.06 on AS; equal to the default only to "
-        "rounding, equal across workers and engines.",
+        "Compile each lockstep minibatch step of Table 2's 128-64 networks, Adam included, as "
+        "one torch.compile program: x1.3-1.5 on AS, x1.0-1.2 on IPPO and VS once compiled "
+        "(20-60 s a process); equal to the default only to rounding, equal across workers and "
+        "engines.",
     )
     engine: str = _key(
         "flower",

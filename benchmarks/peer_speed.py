@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument(
         "--compile-steps",
         action="store_true",
-        help="also time asfed with compile_steps (its fused stacks through torch.compile; "
+        help="also time asfed with compile_steps (each lockstep step one compiled program; "
         "after a warm-up round that compiles)",
     )
     args = parser.parse_args()
