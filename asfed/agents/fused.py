@@ -27,7 +27,7 @@ graph per stack shape (static shapes). Inductor's sum over the minibatch is spli
 vectorised by the stack's size, so the bias gradients are summed eagerly (`_biases`): then a
 network's bytes still do not depend on its stack (tested), and equal eager's to rounding only.
 
-Where every stream of an update is plain PPO, `Whole` goes further under `compile_steps`: a
+Where every stream of an update is fused, `Whole` goes further under `compile_steps`: a
 lockstep step (every stack's forward, loss and backward, and Adam over all their parameters) is
 one compiled program with a C++ wrapper, so a step pays one call instead of some hundred
 operator calls. Its reductions are never split (`split_reductions` off), so each network's sums
@@ -323,10 +323,10 @@ def _kernels(compiled: bool) -> tuple[Callable, Callable, Callable]:
 
 
 class Whole:
-    """Step j of plain PPO stacks (Surrogate and Regression only) and the Adam step of `opt`
-    over exactly their parameters, as one compiled program (`_whole`): forward, loss, backward,
-    and PyTorch's Adam arithmetic (`torch.optim.Adam`'s single-tensor formula, equal to its
-    fused kernel to rounding), each parameter, moment and step count written in place.
+    """Step j of stacks (Surrogate, Regression, or Heads with a `pure` form) and the Adam step
+    of `opt` over exactly their parameters, as one compiled program (`_whole`): forward, loss,
+    backward, and PyTorch's Adam arithmetic (`torch.optim.Adam`'s single-tensor formula, equal
+    to its fused kernel to rounding), each parameter, moment and step count written in place.
 
     A step whose loss is not finite writes nothing (each write is a `where` on the losses'
     finiteness), so the caller can name the diverged loss before any parameter moved, as the
@@ -376,9 +376,10 @@ class Whole:
 
     @staticmethod
     def usable(stacks: Sequence[Stack], opt: torch.optim.Optimizer) -> bool:
-        """Whether `Whole` computes exactly what the stacks' steps and `opt.step` would: plain
-        losses, and Adam (no weight decay, amsgrad or maximize; a float lr) whose parameters are
-        exactly the stacks' and all have state (the first step creates it eagerly)."""
+        """Whether `Whole` computes what the stacks' steps and `opt.step` would (to rounding):
+        Surrogate, Regression or pure written Heads, and Adam (no weight decay, amsgrad or
+        maximize; a float lr) whose parameters are exactly the stacks' and all have state (the
+        first step creates it eagerly)."""
         if not stacks or not isinstance(opt, torch.optim.Adam):
             return False
         heads = [m.loss for st in stacks for m in st.members if isinstance(m.loss, Head)]

@@ -191,9 +191,9 @@ def _run(streams: list[tuple[Learner, Stream]], fuse: bool = False) -> None:
 def _whole(
     streams: list[tuple[Learner, Stream]], stacks: list[tuple[fused.Stack, list[int]]]
 ) -> fused.Whole | None:
-    """The update as `fused.Whole` steps, where it computes exactly what stepping the stacks
-    and the joint optimiser would: every stream stacked, all of one step count, none clipped,
-    and `Whole.usable`; else None."""
+    """The update as `fused.Whole` steps, where they compute what stepping the stacks and the
+    joint optimiser would (to rounding: `compile_steps`): every stream stacked, all of one
+    step count, none clipped, and `Whole.usable`; else None."""
     stacked = sorted(i for _, members in stacks for i in members)
     if stacked != list(range(len(streams))) or any(agent.clips for agent, _ in streams):
         return None
