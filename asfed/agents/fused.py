@@ -32,7 +32,10 @@ lockstep step (every stack's forward, loss and backward, and Adam over all their
 one compiled program with a C++ wrapper, so a step pays one call instead of some hundred
 operator calls. Its reductions are never split (`split_reductions` off), so each network's sums
 run in one order whatever its stack's size, and Adam is per parameter tensor: a network's
-numbers still do not depend on its stack (tested).
+numbers still do not depend on its stack (tested for plain stacks; for AS's Head stacks through
+the 1-against-2-workers run test). Shapes are static, so a graph serves every update of one
+round size M: where M changes between rounds (predation, whose episodes end at a capture) each
+new M compiles again (20-60 s), as the per-stack graphs always have.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ class Head:
     # A written fn's arithmetic as a function of tensors alone, for `Whole`'s compiled program:
     # pure(outputs [n, T, out], data) with `data` each tensor of `data` narrowed to the step's
     # rows along its sample axis (given beside it); a module-level function or a partial of
-    # one with constant arguments, so one graph serves every update.
+    # one with constant arguments, so one graph serves every update of one shape.
     pure: Callable[..., tuple] | None = None
     data: Sequence[tuple[torch.Tensor, int]] = ()
 
@@ -157,10 +160,11 @@ class Stack:
         ends = list(itertools.accumulate(len(m.nets) for m in self.members))
         self._slices = list(itertools.pairwise([0, *ends]))
         # A pure Head's data, gathered once in minibatch order (as `_data`), for `Whole`.
+        # (No rows, M = 0, when every episode was over at reset: then nothing is stepped.)
         self._head_data = [
             [d.index_select(axis, torch.cat(m.batches)) for d, axis in m.loss.data]
             for m in members
-            if compiled and isinstance(m.loss, Head) and m.loss.pure is not None
+            if compiled and isinstance(m.loss, Head) and m.loss.pure is not None and m.batches
         ]
 
     def step(self, j: int) -> tuple[torch.Tensor, list[Stats]]:
@@ -366,7 +370,7 @@ class Whole:
             if not isinstance(st.members[0].loss, Head)
             else tuple(
                 (m.loss.pure, lo, hi, tuple(axis for _, axis in m.loss.data))
-                for m, (lo, hi) in zip(st.members[: st.count], st._slices, strict=False)
+                for m, (lo, hi) in zip(st.members[: st.count], st._slices[: st.count], strict=True)
             )
             + ((None, *st._slices[-1], ()),) * (len(st.members) - st.count)  # the copy: no grad
             for st in self.stacks
@@ -385,6 +389,13 @@ class Whole:
         heads = [m.loss for st in stacks for m in st.members if isinstance(m.loss, Head)]
         if any(not h.written or h.pure is None for h in heads):
             return False
+        gathered = all(
+            st.compiled
+            and (not isinstance(st.members[0].loss, Head) or len(st._head_data) == st.count)
+            for st in stacks
+        )
+        if not gathered:  # a pure Head's data is gathered by compiled stacks with rows only
+            return False
         ours = {
             id(p)
             for st in stacks
@@ -393,7 +404,8 @@ class Whole:
         }
         params = [p for g in opt.param_groups for p in g["params"]]
         plain = all(
-            not (g["amsgrad"] or g["maximize"] or g["weight_decay"] or torch.is_tensor(g["lr"]))
+            g["fused"]  # its step counts live on the parameters' device, as `_whole` reads them
+            and not (g["amsgrad"] or g["maximize"] or g["weight_decay"] or torch.is_tensor(g["lr"]))
             for g in opt.param_groups
         )
         return (
@@ -414,7 +426,7 @@ class Whole:
             if head is not None:  # each member's data narrowed to the step's rows
                 data = [
                     [d.narrow(axis, a, b - a) for d, axis in zip(ds, h[3], strict=True)]
-                    for ds, h in zip(st._head_data, head, strict=False)
+                    for ds, h in zip(st._head_data, head[: st.count], strict=True)
                 ]
             datas.append(data)
         with torch.no_grad():

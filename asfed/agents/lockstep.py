@@ -141,6 +141,9 @@ def _run(streams: list[tuple[Learner, Stream]], fuse: bool = False) -> None:
         for stack, members in fused.stacks([streams[i][1].fused for i in fusable], compiled)
     ]
     whole = _whole(streams, stacks) if compiled else None
+    if whole is not None:  # it writes no `.grad`: drop what an eager update left there
+        for _, stream in streams:
+            stream.opt.zero_grad()
     for j in range(max((len(s.steps) for _, s in streams), default=0)):
         live = [i for i, (_, s) in enumerate(streams) if j < len(s.steps)]
         key = tuple(live)

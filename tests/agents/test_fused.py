@@ -189,3 +189,19 @@ def test_a_whole_step_with_a_non_finite_loss_writes_nothing() -> None:
     assert torch.isfinite(loss[0]) and not torch.isfinite(loss[1])
     after = [t for p in params for t in (p, *opt.state[p].values())]
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_a_compiled_stack_of_a_round_without_rows_builds_and_is_not_whole() -> None:
+    """A round can have no samples (every episode over at reset): a compiled stack of a pure
+    Head then gathers nothing (it used to fail on an empty `torch.cat`), and `Whole` is not
+    used for it."""
+    net = mlp([SHAPES[0][0], 128, 64], 5)
+    head = fused.Head(
+        lambda *a: None, written=True, pure=lambda *a: None, data=[(torch.zeros(0), 0)]
+    )
+    stack = fused.Stack([fused.Steps([net], torch.zeros(0, SHAPES[0][0]), [], head)], compiled=True)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()  # state, so only the missing rows can make it unusable
+    assert not fused.Whole.usable([stack], opt)
