@@ -3,7 +3,7 @@
 Two simulations of one config (same seeds) train side by side in this process, a round of each
 in turn: `--compare lockstep` (the default) runs one under `asfed.agents.lockstep.together(True)`
 and the other under `(False)`; `--compare compile` runs both in lockstep, one with
-`compile_steps` (the fused stacks through `torch.compile`) and one eager; `--compare fused`
+`compile_steps` (each lockstep step one `torch.compile` program) and one eager; `--compare fused`
 runs both in lockstep, one stacking plain PPO steps through `asfed.agents.fused` (the default)
 and one taping every step with autograd (`lockstep.fusing(False)`). Each side's best round
 after the warm-up rounds (the compiled side compiles in them) is reported, with the ratio.

@@ -172,8 +172,7 @@ class Stack:
         network's gradient written to its parameters' `.grad` (which must be None: the
         optimiser's `zero_grad` with set_to_none). Returns each member's loss `[count]` and
         the statistics it records (a Head's own; the surrogate's loss as `stat`)."""
-        a, b = self._bounds[j]
-        x, *data = (t[:, a:b] for t in self._data)
+        x, *data = self.rows(j)
         loss = self.members[0].loss
         weights, biases = self._weights, self._biases
         forward, backward, plain = _kernels(self.compiled)
@@ -184,15 +183,24 @@ class Stack:
         else:
             clip = loss.clip if isinstance(loss, Surrogate) else None
             value, grads_w, deltas = plain(x, data, weights, biases, clip)
-            if isinstance(loss, Surrogate):
-                stats = [{loss.stat: v} for v in value[: self.count]]
-            else:
-                stats = [{} for _ in range(self.count)]
+            stats = self.plain_stats(value[: self.count])
         for d, (grad_w, grad_b) in enumerate(zip(grads_w, _biases(deltas), strict=True)):
             for g in range(self._real):
                 self._weights[d][g].grad = grad_w[g]
                 self._biases[d][g].grad = grad_b[g]
         return value[: self.count], stats
+
+    def rows(self, j: int) -> list[torch.Tensor]:
+        """Step j's rows of the gathered inputs `[G, T, D]` and loss data (each `[G, T]`)."""
+        a, b = self._bounds[j]
+        return [t[:, a:b] for t in self._data]
+
+    def plain_stats(self, losses: torch.Tensor) -> list[Stats]:
+        """What each member of a Surrogate or Regression stack records for its loss `[count]`."""
+        loss = self.members[0].loss
+        if isinstance(loss, Surrogate):
+            return [{loss.stat: v} for v in losses]
+        return [{} for _ in losses]
 
     def _heads(self, out: torch.Tensor, j: int) -> tuple[torch.Tensor, torch.Tensor, list[Stats]]:
         """Each member's Head on its slice of the outputs `[G, T, out]`, taped from there:
@@ -369,10 +377,10 @@ class Whole:
             None
             if not isinstance(st.members[0].loss, Head)
             else tuple(
-                (m.loss.pure, lo, hi, tuple(axis for _, axis in m.loss.data))
+                (m.loss.pure, lo, hi)
                 for m, (lo, hi) in zip(st.members[: st.count], st._slices[: st.count], strict=True)
             )
-            + ((None, *st._slices[-1], ()),) * (len(st.members) - st.count)  # the copy: no grad
+            + ((None, *st._slices[-1]),) * (len(st.members) - st.count)  # the copy: no grad
             for st in self.stacks
         )
         self._weights = [st._weights for st in self.stacks]
@@ -415,18 +423,18 @@ class Whole:
             and all(opt.state[p] for p in params)
         )
 
-    def step(self, j: int) -> tuple[torch.Tensor, list[list[Stats]]]:
+    def step(self, j: int) -> tuple[torch.Tensor, list[Stats]]:
         """Step j: every stack's member losses `[count]` concatenated in stack order, and each
-        stack's statistics (as `Stack.step`'s)."""
+        member's statistics in that order (as `Stack.step`'s)."""
         xs, datas = [], []
-        for st, head in zip(self.stacks, self._heads, strict=True):
-            a, b = st._bounds[j]
-            x, *data = (t[:, a:b] for t in st._data)
+        for st in self.stacks:
+            x, *data = st.rows(j)
             xs.append(x)
-            if head is not None:  # each member's data narrowed to the step's rows
+            if isinstance(st.members[0].loss, Head):  # each member's data, the step's rows
+                a, b = st._bounds[j]
                 data = [
-                    [d.narrow(axis, a, b - a) for d, axis in zip(ds, h[3], strict=True)]
-                    for ds, h in zip(st._head_data, head[: st.count], strict=True)
+                    [d.narrow(axis, a, b - a) for d, (_, axis) in zip(ds, m.loss.data, strict=True)]
+                    for ds, m in zip(st._head_data, st.members[: st.count], strict=True)
                 ]
             datas.append(data)
         with torch.no_grad():
@@ -444,15 +452,8 @@ class Whole:
             )
         stats, at = [], 0
         for st, own in zip(self.stacks, head_stats, strict=True):
-            loss = st.members[0].loss
-            mine = values[at : at + st.count]
+            stats += own if own is not None else st.plain_stats(values[at : at + st.count])
             at += st.count
-            if own is not None:
-                stats.append(list(own))
-            elif isinstance(loss, Surrogate):
-                stats.append([{loss.stat: v} for v in mine])
-            else:
-                stats.append([{} for _ in range(st.count)])
         return values, stats
 
 
@@ -469,7 +470,7 @@ def _whole(
     hyper: tuple[tuple[float, float, float, float], ...],
 ) -> tuple[torch.Tensor, list[list[Stats] | None]]:
     """`Whole.step`'s program: each plain stack's `_plain` on its rows (its first `counts`
-    losses kept), each Head stack's forward, its members' pure heads ((pure, lo, hi, axes) a
+    losses kept), each Head stack's forward, its members' pure heads ((pure, lo, hi) a
     member: its loss, statistics and output gradient on outputs [lo:hi]; a copy's is zero) and
     backward; then Adam over every group (params, exp_avgs, exp_avg_sqs, steps), each
     parameter's gradient found by `where` ((stack, 0 weight / 1 bias, depth, network)) with the
@@ -485,7 +486,7 @@ def _whole(
         else:
             out, hidden, stacked = _forward(x, weights[s], biases[s])
             own, d_out = [], []
-            for m, (pure, lo, hi, _) in enumerate(heads[s]):
+            for m, (pure, lo, hi) in enumerate(heads[s]):
                 if pure is None:  # a lone network's copy: its gradient is dropped
                     d_out.append(torch.zeros_like(out[lo:hi]))
                     continue

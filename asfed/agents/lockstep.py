@@ -144,24 +144,23 @@ def _run(streams: list[tuple[Learner, Stream]], fuse: bool = False) -> None:
     if whole is not None:  # it writes no `.grad`: drop what an eager update left there
         for _, stream in streams:
             stream.opt.zero_grad()
+    order = [i for _, members in stacks for i in members]  # Whole's member order
     for j in range(max((len(s.steps) for _, s in streams), default=0)):
         live = [i for i, (_, s) in enumerate(streams) if j < len(s.steps)]
-        key = tuple(live)
         out: dict[int, tuple[torch.Tensor, Any]] = {}
         if whole is not None:  # stepped here, Adam included (nothing written if not finite)
             losses_j, stats_j = whole.step(j)
-            members = [i for _, ms in stacks for i in ms]
-            stats_flat = [s for per_stack in stats_j for s in per_stack]
-            out.update(zip(members, zip(losses_j, stats_flat, strict=True), strict=True))
+            out.update(zip(order, zip(losses_j, stats_j, strict=True), strict=True))
         else:
+            key = tuple(live)
             if key not in joints:
                 joints[key] = Stepper(joint_optimizer([streams[i][1].opt for i in live]))
             opt = joints[key]
             opt.zero_grad()
-        for stack, members in stacks if whole is None else ():
-            if j < len(streams[members[0]][1].steps):  # members have equal minibatch counts
-                losses_j, stats_j = stack.step(j)
-                out.update(zip(members, zip(losses_j, stats_j, strict=True), strict=True))
+            for stack, members in stacks:
+                if j < len(streams[members[0]][1].steps):  # members have equal minibatch counts
+                    losses_j, stats_j = stack.step(j)
+                    out.update(zip(members, zip(losses_j, stats_j, strict=True), strict=True))
         taped = [i for i in live if i not in out]
         out.update(zip(taped, _forward([streams[i] for i in taped], j), strict=True))
         scalars = torch.stack([out[i][0].detach() for i in live])
