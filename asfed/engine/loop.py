@@ -29,6 +29,7 @@ import numpy as np
 
 from asfed.agents.base import AgentSpec
 from asfed.agents.methods import METHODS, Method
+from asfed.allocator import keep_freed_memory
 from asfed.comm.dp import ReleaseAccountant
 from asfed.comm.messages import Message
 from asfed.comm.relay import Relay
@@ -109,6 +110,7 @@ class Simulation:
         run's deal (None: dealt here from `private_seed`, or from OS entropy if that is None,
         and handed out to the agents' storage)."""
         one_thread()
+        keep_freed_memory()
         self.cfg = cfg
         self.method, self.env, self.topology = prepare(cfg)
         if secrets is None:  # standalone (tests, estimates): deal afresh, as the driver would

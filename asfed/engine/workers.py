@@ -32,6 +32,7 @@ import torch
 
 from asfed.agents.base import Agent, AgentSpec, Diverged, Graph, RoundBatch
 from asfed.agents.methods import Method
+from asfed.allocator import keep_freed_memory
 from asfed.comm.messages import Message
 from asfed.dealer import AgentSecret
 from asfed.engine.federation import Federation, own_secret, step_agents
@@ -167,6 +168,7 @@ class WorkerFederation(Federation):
 def _serve(pipe: Connection) -> None:
     """A worker: build its agents, then answer commands until told to close."""
     one_thread()
+    keep_freed_memory()
     agents: dict[int, Agent] = {}
     while True:
         try:

@@ -124,12 +124,14 @@ def train_run(
     private_seed: a new run's secrets' seed (None: fresh entropy; a resumed run keeps its own).
     device: where its learners compute (cpu, cuda, cuda:N; the numbers need not match cpu's)."""
     from asfed.agents.base import Diverged
+    from asfed.allocator import keep_freed_memory
     from asfed.engine.driver import resume, start, train
     from asfed.runs import CONFIG
     from asfed.threads import one_thread
 
     began = time.perf_counter()
     one_thread()
+    keep_freed_memory()
     path = Path(path)
     if rounds_done(path) < cfg.rounds:
         if (path / CONFIG).exists():

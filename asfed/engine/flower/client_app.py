@@ -48,6 +48,7 @@ from flwr.clientapp import ClientApp
 
 from asfed.agents.base import Agent, AgentSpec
 from asfed.agents.methods import METHODS
+from asfed.allocator import keep_freed_memory
 from asfed.dealer import read_agent_secret
 from asfed.engine.federation import step_agent
 from asfed.engine.flower import codec
@@ -105,6 +106,7 @@ def _reply(msg: Message, content: RecordDict) -> Message:
 @app.train("init")
 def init(msg: Message, context: Context) -> Message:
     torch.set_num_threads(1)
+    keep_freed_memory()
     cfg = msg.content["init"]
     spec = _own_storage(codec.spec_from_json(str(cfg["spec"])), context)
     agent = METHODS.get(str(cfg["method"]))().build(
@@ -122,6 +124,7 @@ def init(msg: Message, context: Context) -> Message:
 @app.train("share")
 def share(msg: Message, context: Context) -> Message:
     torch.set_num_threads(1)
+    keep_freed_memory()
     agent = _agent(context)
     head = msg.content["round"]
     batch = codec.batch_from_record(msg.content["batch"])
@@ -139,6 +142,7 @@ def share(msg: Message, context: Context) -> Message:
 @app.train("update")
 def update(msg: Message, context: Context) -> Message:
     torch.set_num_threads(1)
+    keep_freed_memory()
     agent = _agent(context)
     head = msg.content["round"]
     graph = codec.graph_from_records(agent.id, msg.content["graph"], msg.content["rows"])
