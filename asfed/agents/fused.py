@@ -27,15 +27,16 @@ graph per stack shape (static shapes). Inductor's sum over the minibatch is spli
 vectorised by the stack's size, so the bias gradients are summed eagerly (`_biases`): then a
 network's bytes still do not depend on its stack (tested), and equal eager's to rounding only.
 
-Where every stream of an update is fused, `Whole` goes further under `compile_steps`: a
-lockstep step (every stack's forward, loss and backward, and Adam over all their parameters) is
-one compiled program with a C++ wrapper, so a step pays one call instead of some hundred
-operator calls. Its reductions are never split (`split_reductions` off), so each network's sums
-run in one order whatever its stack's size, and Adam is per parameter tensor: a network's
-numbers still do not depend on its stack (tested for plain stacks; for AS's Head stacks through
-the 1-against-2-workers run test). Shapes are static, so a graph serves every update of one
-round size M: where M changes between rounds (predation, whose episodes end at a capture) each
-new M compiles again (20-60 s), as the per-stack graphs always have.
+Where every stream of an update is fused, `Whole` goes further under `compile_steps`: lockstep
+steps (every stack's forward, loss and backward, and Adam over all their parameters) are one
+compiled program with a C++ wrapper, several steps a call, on parameters and Adam moments held
+stacked for the update, so a step pays a fraction of one call instead of some hundred operator
+calls. Its reductions are never split (`split_reductions` off), so each network's sums run in
+one order whatever its stack's size, and Adam's elementwise arithmetic is the same for every
+row: a network's numbers still do not depend on its stack (tested for plain stacks; for AS's
+Head stacks through the 1-against-2-workers run test). Shapes are static, so a graph serves
+every update of one round size M: where M changes between rounds (predation, whose episodes end
+at a capture) each new M compiles again (20-60 s), as the per-stack graphs always have.
 """
 
 from __future__ import annotations
@@ -174,12 +175,12 @@ class Stack:
         the statistics it records (a Head's own; the surrogate's loss as `stat`)."""
         x, *data = self.rows(j)
         loss = self.members[0].loss
-        weights, biases = self._weights, self._biases
+        weights, biases = _stacked(self._weights), _stacked(self._biases)
         forward, backward, plain = _kernels(self.compiled)
         if isinstance(loss, Head):
-            out, hidden, stacked = forward(x, weights, biases)
+            out, hidden = forward(x, weights, biases)
             value, grad, stats = self._heads(out, j)
-            grads_w, deltas = backward(grad, hidden, stacked)
+            grads_w, deltas = backward(grad, hidden, weights)
         else:
             clip = loss.clip if isinstance(loss, Surrogate) else None
             value, grads_w, deltas = plain(x, data, weights, biases, clip)
@@ -266,17 +267,21 @@ def _regression(out: torch.Tensor, data: list[torch.Tensor]) -> tuple[torch.Tens
 
 @torch.no_grad()
 def _forward(
-    x: torch.Tensor, weights: list[list[torch.Tensor]], biases: list[list[torch.Tensor]]
-) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-    """The stacked MLPs on x `[G, T, D]`: (outputs `[G, T, out]`, each layer's input, the
-    stacked weights `[G, out, in]` a layer)."""
-    stacked = [torch.stack(w) for w in weights]
+    x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor]
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The stacked MLPs on x `[G, T, D]`, weights `[G, out, in]` and biases `[G, out]` a
+    layer: (outputs `[G, T, out]`, each layer's input)."""
     hidden = [x]
-    depth = len(stacked)
+    depth = len(weights)
     for d in range(depth):
-        h = torch.bmm(hidden[-1], stacked[d].transpose(1, 2)) + torch.stack(biases[d])[:, None, :]
+        h = torch.bmm(hidden[-1], weights[d].transpose(1, 2)) + biases[d][:, None, :]
         hidden.append(h.relu_() if d < depth - 1 else h)
-    return hidden.pop(), hidden, stacked
+    return hidden.pop(), hidden
+
+
+def _stacked(params: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+    """Each layer's parameters of every network stacked: `[G, ...]` a layer."""
+    return [torch.stack(per_depth) for per_depth in params]
 
 
 @torch.no_grad()
@@ -307,15 +312,15 @@ def _biases(deltas: list[torch.Tensor]) -> list[torch.Tensor]:
 def _plain(
     x: torch.Tensor,
     data: list[torch.Tensor],
-    weights: list[list[torch.Tensor]],
-    biases: list[list[torch.Tensor]],
+    weights: list[torch.Tensor],
+    biases: list[torch.Tensor],
     clip: float | None,
 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-    """A Surrogate (clip given) or Regression step: (losses `[G]`, weight gradients, and
-    d loss / d each layer's output, as `_backward`)."""
-    out, hidden, stacked = _forward(x, weights, biases)
+    """A Surrogate (clip given) or Regression step on stacked parameters (as `_forward`'s):
+    (losses `[G]`, weight gradients, and d loss / d each layer's output, as `_backward`)."""
+    out, hidden = _forward(x, weights, biases)
     value, grad = _regression(out, data) if clip is None else surrogate(out, data, clip)
-    grads_w, deltas = _backward(grad, hidden, stacked)
+    grads_w, deltas = _backward(grad, hidden, weights)
     return value, grads_w, deltas
 
 
@@ -335,44 +340,50 @@ def _kernels(compiled: bool) -> tuple[Callable, Callable, Callable]:
 
 
 class Whole:
-    """Step j of stacks (Surrogate, Regression, or Heads with a `pure` form) and the Adam step
-    of `opt` over exactly their parameters, as one compiled program (`_whole`): forward, loss,
+    """Steps of stacks (Surrogate, Regression, or Heads with a `pure` form) and the Adam steps
+    of `opt` over exactly their parameters, as compiled programs (`_whole`): forward, loss,
     backward, and PyTorch's Adam arithmetic (`torch.optim.Adam`'s single-tensor formula, equal
-    to its fused kernel to rounding), each parameter, moment and step count written in place.
+    to its fused kernel to rounding), `unroll` lockstep steps a call.
 
-    A step whose loss is not finite writes nothing (each write is a `where` on the losses'
-    finiteness), so the caller can name the diverged loss before any parameter moved, as the
-    eager path does. Use only where `usable` holds."""
+    For the update, each stack's parameters and Adam moments are held stacked (a `[G, ...]`
+    tensor a layer, its step count one tensor): the program then takes some 40 tensors rather
+    than one per parameter and moment (about 150 on navigation), so a call's Python (dynamo's
+    guards and inductor's argument marshalling) shrinks with them, and the weights need not
+    be stacked every step. `finish` writes them back into the parameters and the optimisers'
+    state: call it once the update is over, and before anything reads them.
+
+    A step whose loss is not finite writes nothing, nor does any step after it in the same
+    call (each write is a `where` on the losses' finiteness so far), so the caller can name
+    the diverged loss with the state of the step before, as the eager path does. Use only where
+    `usable` holds."""
 
     def __init__(self, stacks: Sequence[Stack], opt: torch.optim.Optimizer) -> None:
         self.stacks = list(stacks)
-        found: dict[int, tuple[int, int, int, int]] = {}
-        for s, stack in enumerate(self.stacks):
-            for d in range(len(stack._weights)):
-                for g in range(stack._real):
-                    found[id(stack._weights[d][g])] = (s, 0, d, g)
-                    found[id(stack._biases[d][g])] = (s, 1, d, g)
-        groups, where, hyper = [], [], []
+        hyper = {}
         for group in opt.param_groups:
-            state = [opt.state[p] for p in group["params"]]
-            groups.append(
-                (
-                    list(group["params"]),
-                    [st["exp_avg"] for st in state],
-                    [st["exp_avg_sq"] for st in state],
-                    [st["step"] for st in state],
-                )
-            )
-            where.append(tuple(found[id(p)] for p in group["params"]))
-            hyper.append((group["lr"], *group["betas"], group["eps"]))
-        self._groups = groups
-        self._where = tuple(where)
-        self._hyper = tuple(hyper)
+            for p in group["params"]:
+                hyper[id(p)] = (group["lr"], *group["betas"], group["eps"])
+        self._held, self._counts, self._back = [], [], []
+        for st in self.stacks:
+            params = [st._weights, st._biases]
+            real = [[per_depth[: st._real] for per_depth in kind] for kind in params]
+            state = [[[opt.state[p] for p in ps] for ps in kind] for kind in real]
+            held = [[torch.stack(per_depth) for per_depth in kind] for kind in params]
+            for name in ("exp_avg", "exp_avg_sq"):
+                for kind in state:
+                    held.append([_padded([s[name] for s in ss], st.members) for ss in kind])
+            first = st._weights[0][0]
+            count = opt.state[first]["step"].clone()
+            self._held.append(held)  # [weights, biases, m_w, m_b, v_w, v_b], each per depth
+            self._counts.append(count)
+            self._back.append((real, state))
+        self._hyper = tuple(hyper[id(st._weights[0][0])] for st in self.stacks)
+        self._reals = tuple(st._real for st in self.stacks)
         self._clips = tuple(
             st.members[0].loss.clip if isinstance(st.members[0].loss, Surrogate) else None
             for st in self.stacks
         )
-        self._counts = tuple(st.count for st in self.stacks)  # a lone network's copy dropped
+        self._kept = tuple(st.count for st in self.stacks)  # a lone network's copy dropped
         self._heads = tuple(
             None
             if not isinstance(st.members[0].loss, Head)
@@ -383,15 +394,14 @@ class Whole:
             + ((None, *st._slices[-1]),) * (len(st.members) - st.count)  # the copy: no grad
             for st in self.stacks
         )
-        self._weights = [st._weights for st in self.stacks]
-        self._biases = [st._biases for st in self.stacks]
 
     @staticmethod
     def usable(stacks: Sequence[Stack], opt: torch.optim.Optimizer) -> bool:
         """Whether `Whole` computes what the stacks' steps and `opt.step` would (to rounding):
         Surrogate, Regression or pure written Heads, and Adam (no weight decay, amsgrad or
         maximize; a float lr) whose parameters are exactly the stacks' and all have state (the
-        first step creates it eagerly)."""
+        first step creates it eagerly), each stack's under one set of hyperparameters and at
+        one step count (as lockstep keeps them: every parameter of an update steps together)."""
         if not stacks or not isinstance(opt, torch.optim.Adam):
             return False
         heads = [m.loss for st in stacks for m in st.members if isinstance(m.loss, Head)]
@@ -416,106 +426,160 @@ class Whole:
             and not (g["amsgrad"] or g["maximize"] or g["weight_decay"] or torch.is_tensor(g["lr"]))
             for g in opt.param_groups
         )
-        return (
+        if not (
             plain
             and {id(p) for p in params} == ours
             and len(params) == len(ours)
             and all(opt.state[p] for p in params)
-        )
+        ):
+            return False
+        hyper = {
+            id(p): (g["lr"], *g["betas"], g["eps"]) for g in opt.param_groups for p in g["params"]
+        }
+        for st in stacks:
+            mine = [p for per_depth in (*st._weights, *st._biases) for p in per_depth[: st._real]]
+            if len({hyper[id(p)] for p in mine}) != 1:
+                return False
+            if len({float(opt.state[p]["step"]) for p in mine}) != 1:
+                return False
+        return True
 
-    def step(self, j: int) -> tuple[torch.Tensor, list[Stats]]:
-        """Step j: every stack's member losses `[count]` concatenated in stack order, and each
-        member's statistics in that order (as `Stack.step`'s)."""
+    def steps(self, j: int, unroll: int) -> list[tuple[torch.Tensor, list[Stats]]]:
+        """Steps j to j + unroll - 1 in one call: for each, every stack's member losses
+        `[count]` concatenated in stack order, and each member's statistics in that order (as
+        `Stack.step`'s). A step after a non-finite one was not taken (its losses are
+        whatever the unwritten state gave: the caller stops at the first non-finite)."""
         xs, datas = [], []
-        for st in self.stacks:
-            x, *data = st.rows(j)
-            xs.append(x)
-            if isinstance(st.members[0].loss, Head):  # each member's data, the step's rows
-                a, b = st._bounds[j]
-                data = [
-                    [d.narrow(axis, a, b - a) for d, (_, axis) in zip(ds, m.loss.data, strict=True)]
-                    for ds, m in zip(st._head_data, st.members[: st.count], strict=True)
-                ]
-            datas.append(data)
+        for k in range(j, j + unroll):
+            xs_k, datas_k = [], []
+            for st in self.stacks:
+                x, *data = st.rows(k)
+                xs_k.append(x)
+                if isinstance(st.members[0].loss, Head):  # each member's data, the step's rows
+                    a, b = st._bounds[k]
+                    data = [
+                        [
+                            d.narrow(axis, a, b - a)
+                            for d, (_, axis) in zip(ds, m.loss.data, strict=True)
+                        ]
+                        for ds, m in zip(st._head_data, st.members[: st.count], strict=True)
+                    ]
+                datas_k.append(data)
+            xs.append(xs_k)
+            datas.append(datas_k)
         with torch.no_grad():
             values, head_stats = _whole_kernel()(
                 xs,
                 datas,
-                self._weights,
-                self._biases,
-                self._clips,
+                self._held,
                 self._counts,
-                self._heads,
-                self._groups,
-                self._where,
                 self._hyper,
+                self._reals,
+                self._clips,
+                self._kept,
+                self._heads,
             )
-        stats, at = [], 0
-        for st, own in zip(self.stacks, head_stats, strict=True):
-            stats += own if own is not None else st.plain_stats(values[at : at + st.count])
-            at += st.count
-        return values, stats
+        out = []
+        for value, own_stats in zip(values, head_stats, strict=True):
+            stats, at = [], 0
+            for st, own in zip(self.stacks, own_stats, strict=True):
+                stats += own if own is not None else st.plain_stats(value[at : at + st.count])
+                at += st.count
+            out.append((value, stats))
+        return out
+
+    def step(self, j: int) -> tuple[torch.Tensor, list[Stats]]:
+        """Step j alone (`steps(j, 1)`)."""
+        return self.steps(j, 1)[0]
+
+    @torch.no_grad()
+    def finish(self) -> None:
+        """Write the held parameters, moments and step counts back where they belong: each
+        network's parameters and its optimiser's state."""
+        for held, count, (real, state) in zip(self._held, self._counts, self._back, strict=True):
+            for kind in range(2):
+                for d, (ps, ss) in enumerate(zip(real[kind], state[kind], strict=True)):
+                    for g, (p, s) in enumerate(zip(ps, ss, strict=True)):
+                        p.copy_(held[kind][d][g])
+                        s["exp_avg"].copy_(held[2 + kind][d][g])
+                        s["exp_avg_sq"].copy_(held[4 + kind][d][g])
+                        s["step"].copy_(count)
+
+
+def _padded(tensors: list[torch.Tensor], members: Sequence[Steps]) -> torch.Tensor:
+    """Real networks' moments stacked `[G, ...]`, a lone network's copy (the stack's last row)
+    given the first's."""
+    rows = sum(len(m.nets) for m in members)
+    return torch.stack(tensors + [tensors[0]] * (rows - len(tensors)))
 
 
 def _whole(
-    xs: list[torch.Tensor],
-    datas: list[list[torch.Tensor]],
-    weights: list[list[list[torch.Tensor]]],
-    biases: list[list[list[torch.Tensor]]],
-    clips: tuple[float | None, ...],
-    counts: tuple[int, ...],
-    heads: tuple,
-    groups: list[tuple[list[torch.Tensor], ...]],
-    where: tuple[tuple[tuple[int, int, int, int], ...], ...],
+    xs: list[list[torch.Tensor]],
+    datas: list[list[list]],
+    held: list[list[list[torch.Tensor]]],
+    counts: list[torch.Tensor],
     hyper: tuple[tuple[float, float, float, float], ...],
-) -> tuple[torch.Tensor, list[list[Stats] | None]]:
-    """`Whole.step`'s program: each plain stack's `_plain` on its rows (its first `counts`
-    losses kept), each Head stack's forward, its members' pure heads ((pure, lo, hi) a
-    member: its loss, statistics and output gradient on outputs [lo:hi]; a copy's is zero) and
-    backward; then Adam over every group (params, exp_avgs, exp_avg_sqs, steps), each
-    parameter's gradient found by `where` ((stack, 0 weight / 1 bias, depth, network)) with the
-    group's (lr, beta1, beta2, eps). Returns every stack's member losses, concatenated, and
-    each Head stack's members' statistics (None for a plain stack); nothing is written unless
-    every loss is finite."""
-    values, grads, stats = [], [], []
-    for s, x in enumerate(xs):
-        if heads[s] is None:
-            value, grads_w, deltas = _plain(x, datas[s], weights[s], biases[s], clips[s])
-            values.append(value[: counts[s]])
-            stats.append(None)
-        else:
-            out, hidden, stacked = _forward(x, weights[s], biases[s])
-            own, d_out = [], []
-            for m, (pure, lo, hi) in enumerate(heads[s]):
-                if pure is None:  # a lone network's copy: its gradient is dropped
-                    d_out.append(torch.zeros_like(out[lo:hi]))
-                    continue
-                value, stat, grad = pure(out[lo:hi], datas[s][m])
-                values.append(value[None])
-                own.append(stat)
-                d_out.append(grad)
-            grads_w, deltas = _backward(torch.cat(d_out), hidden, stacked)
-            stats.append(own)
-        grads.append((grads_w, [delta.sum(1) for delta in deltas]))
-    out = torch.cat(values)
-    ok = torch.isfinite(out).all()
-    for (params, exp_avgs, exp_avg_sqs, steps), places, (lr, beta1, beta2, eps) in zip(
-        groups, where, hyper, strict=True
-    ):
-        for p, m, v, n, (s, kind, d, g) in zip(
-            params, exp_avgs, exp_avg_sqs, steps, places, strict=True
-        ):
-            grad = grads[s][kind][d][g]
+    reals: tuple[int, ...],
+    clips: tuple[float | None, ...],
+    kept: tuple[int, ...],
+    heads: tuple,
+) -> tuple[list[torch.Tensor], list[list[list[Stats] | None]]]:
+    """`Whole.steps`'s program, a step per entry of xs (each stack's rows) and datas: each
+    plain stack's `_plain` (its first `kept` losses kept), each Head stack's forward, its
+    members' pure heads ((pure, lo, hi) a member: its loss, statistics and output gradient on
+    outputs [lo:hi]; a copy's is zero) and backward; then Adam on each stack's held tensors
+    (weights, biases, their first and second moments, each `[G, ...]` a layer; the stack's step
+    count; its (lr, beta1, beta2, eps)), the rows past `reals` (a lone network's copy) set to
+    the first's. Returns each step's member losses, concatenated over stacks, and each Head
+    stack's members' statistics (None for a plain stack); nothing is written from the first
+    step whose losses are not all finite on."""
+    all_values, all_stats = [], []
+    ok = None
+    for step_xs, step_datas in zip(xs, datas, strict=True):
+        values, grads, stats = [], [], []
+        for s, x in enumerate(step_xs):
+            weights, biases = held[s][0], held[s][1]
+            if heads[s] is None:
+                value, grads_w, deltas = _plain(x, step_datas[s], weights, biases, clips[s])
+                values.append(value[: kept[s]])
+                stats.append(None)
+            else:
+                out, hidden = _forward(x, weights, biases)
+                own, d_out = [], []
+                for m, (pure, lo, hi) in enumerate(heads[s]):
+                    if pure is None:  # a lone network's copy: its gradient is dropped
+                        d_out.append(torch.zeros_like(out[lo:hi]))
+                        continue
+                    value, stat, grad = pure(out[lo:hi], step_datas[s][m])
+                    values.append(value[None])
+                    own.append(stat)
+                    d_out.append(grad)
+                grads_w, deltas = _backward(torch.cat(d_out), hidden, weights)
+                stats.append(own)
+            grads.append((grads_w, [delta.sum(1) for delta in deltas]))
+        out = torch.cat(values)
+        ok = torch.isfinite(out).all() if ok is None else ok & torch.isfinite(out).all()
+        for s, (lr, beta1, beta2, eps) in enumerate(hyper):
+            n = counts[s]
             n1 = n + 1
-            m1 = m.lerp(grad, 1 - beta1)
-            v1 = v * beta2 + grad * grad * (1 - beta2)
-            denom = v1.sqrt() / (1 - beta2**n1).sqrt() + eps
-            p1 = p - m1 / denom * (lr / (1 - beta1**n1))
-            p.copy_(torch.where(ok, p1, p))
-            m.copy_(torch.where(ok, m1, m))
-            v.copy_(torch.where(ok, v1, v))
+            correction1 = 1 - beta1**n1
+            correction2 = (1 - beta2**n1).sqrt()
+            for kind in range(2):
+                for d, grad in enumerate(grads[s][kind]):
+                    p, m, v = held[s][kind][d], held[s][2 + kind][d], held[s][4 + kind][d]
+                    m1 = m.lerp(grad, 1 - beta1)
+                    v1 = v * beta2 + grad * grad * (1 - beta2)
+                    denom = v1.sqrt() / correction2 + eps
+                    p1 = p - m1 / denom * (lr / correction1)
+                    if reals[s] < p.shape[0]:  # a lone network's copy follows it
+                        p1, m1, v1 = (t[:1].expand_as(t) for t in (p1, m1, v1))
+                    p.copy_(torch.where(ok, p1, p))
+                    m.copy_(torch.where(ok, m1, m))
+                    v.copy_(torch.where(ok, v1, v))
             n.copy_(torch.where(ok, n1, n))
-    return out, stats
+        all_values.append(out)
+        all_stats.append(stats)
+    return all_values, all_stats
 
 
 @functools.cache

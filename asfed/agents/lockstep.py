@@ -131,9 +131,9 @@ def run(plans: list[Plan]) -> None:
 
 def _run(streams: list[tuple[Learner, Stream]], fuse: bool = False) -> None:
     """Step j of every stream together, for each j; with `fuse`, the streams that have `fused`
-    steps stacked by `fused.Stack` (compiled if their agents are), the others through autograd."""
+    steps stacked by `fused.Stack` (compiled if their agents are), the others through autograd;
+    where the whole update compiles (`_whole`), `fused.Whole` programs of `unroll` steps."""
     losses: list[list[float]] = [[] for _ in streams]
-    joints: dict[tuple[int, ...], Stepper] = {}
     fusable = [i for i, (_, s) in enumerate(streams) if fuse and s.fused is not None]
     compiled = bool(fusable) and all(streams[i][0].compiled for i in fusable)
     stacks = [
@@ -141,53 +141,108 @@ def _run(streams: list[tuple[Learner, Stream]], fuse: bool = False) -> None:
         for stack, members in fused.stacks([streams[i][1].fused for i in fusable], compiled)
     ]
     whole = _whole(streams, stacks) if compiled else None
-    if whole is not None:  # it writes no `.grad`: drop what an eager update left there
-        for _, stream in streams:
-            stream.opt.zero_grad()
-    order = [i for _, members in stacks for i in members]  # Whole's member order
-    for j in range(max((len(s.steps) for _, s in streams), default=0)):
-        live = [i for i, (_, s) in enumerate(streams) if j < len(s.steps)]
-        out: dict[int, tuple[torch.Tensor, Any]] = {}
-        if whole is not None:  # stepped here, Adam included (nothing written if not finite)
-            losses_j, stats_j = whole.step(j)
-            out.update(zip(order, zip(losses_j, stats_j, strict=True), strict=True))
-        else:
-            key = tuple(live)
-            if key not in joints:
-                joints[key] = Stepper(joint_optimizer([streams[i][1].opt for i in live]))
-            opt = joints[key]
-            opt.zero_grad()
-            for stack, members in stacks:
-                if j < len(streams[members[0]][1].steps):  # members have equal minibatch counts
-                    losses_j, stats_j = stack.step(j)
-                    out.update(zip(members, zip(losses_j, stats_j, strict=True), strict=True))
-        taped = [i for i in live if i not in out]
-        out.update(zip(taped, _forward([streams[i] for i in taped], j), strict=True))
-        scalars = torch.stack([out[i][0].detach() for i in live])
-        if not bool(torch.isfinite(scalars).all()):
-            for i in live:
-                streams[i][0].check_loss(out[i][0], streams[i][1].what)
-        if taped:
-            torch.autograd.backward([out[i][0] for i in taped])
-        if whole is None:
-            for i in live:
-                streams[i][0].clip(streams[i][1].groups)
-            opt.step()
-        values = scalars.tolist()
-        changed: dict[int, Learner] = {}
-        for i, value in zip(live, values, strict=True):
-            stats = out[i][1]
-            agent, stream = streams[i]
-            changed[id(agent)] = agent
-            if stream.summary is not None:
-                losses[i].append(value)
-            else:
-                agent.record(**{k: v.item() for k, v in stats.items()})
-        for agent in changed.values():
-            agent.params_changed()
+    if whole is not None:
+        _run_whole(streams, stacks, whole, losses)
+    else:
+        _run_steps(streams, stacks, losses)
     for (agent, stream), values in zip(streams, losses, strict=True):
         if stream.summary is not None:
             agent.record(**{stream.summary: mean(values)})
+
+
+def _run_steps(
+    streams: list[tuple[Learner, Stream]],
+    stacks: list[tuple[fused.Stack, list[int]]],
+    losses: list[list[float]],
+) -> None:
+    """The update a lockstep step at a time: stacks stepped, the rest taped, one Adam call."""
+    joints: dict[tuple[int, ...], Stepper] = {}
+    for j in range(max((len(s.steps) for _, s in streams), default=0)):
+        live = [i for i, (_, s) in enumerate(streams) if j < len(s.steps)]
+        key = tuple(live)
+        if key not in joints:
+            joints[key] = Stepper(joint_optimizer([streams[i][1].opt for i in live]))
+        opt = joints[key]
+        opt.zero_grad()
+        out: dict[int, tuple[torch.Tensor, Any]] = {}
+        for stack, members in stacks:
+            if j < len(streams[members[0]][1].steps):  # members have equal minibatch counts
+                losses_j, stats_j = stack.step(j)
+                out.update(zip(members, zip(losses_j, stats_j, strict=True), strict=True))
+        taped = [i for i in live if i not in out]
+        out.update(zip(taped, _forward([streams[i] for i in taped], j), strict=True))
+        scalars = _checked(streams, live, out)
+        if taped:
+            torch.autograd.backward([out[i][0] for i in taped])
+        for i in live:
+            streams[i][0].clip(streams[i][1].groups)
+        opt.step()
+        _record(streams, live, out, scalars, losses)
+
+
+UNROLL = (4, 2, 1)
+"""Lockstep steps a `fused.Whole` program takes per call: the largest of these that divides
+the update's step count. Each call pays dynamo's and inductor's Python once (about a quarter of
+a step's time on navigation's 128-64 MLPs), and the program grows with it (so does its
+compile time)."""
+
+
+def _run_whole(
+    streams: list[tuple[Learner, Stream]],
+    stacks: list[tuple[fused.Stack, list[int]]],
+    whole: fused.Whole,
+    losses: list[list[float]],
+) -> None:
+    """The update as `fused.Whole` programs, Adam included; every stream steps every time
+    (`_whole` checks), and nothing is written from a non-finite loss on, which is named before
+    its step's statistics are recorded. The held parameters go back when it ends, also on
+    divergence."""
+    for _, stream in streams:  # it writes no `.grad`: drop what an eager update left there
+        stream.opt.zero_grad()
+    order = [i for _, members in stacks for i in members]  # Whole's member order
+    live = list(range(len(streams)))
+    count = len(streams[0][1].steps)
+    unroll = next(u for u in UNROLL if count % u == 0)
+    try:
+        for j in range(0, count, unroll):
+            for values, stats in whole.steps(j, unroll):
+                out = dict(zip(order, zip(values, stats, strict=True), strict=True))
+                scalars = _checked(streams, live, out)
+                _record(streams, live, out, scalars, losses)
+    finally:
+        whole.finish()
+
+
+def _checked(
+    streams: list[tuple[Learner, Stream]], live: list[int], out: dict[int, tuple[torch.Tensor, Any]]
+) -> torch.Tensor:
+    """The live streams' losses `[len(live)]`; a non-finite one is named by its agent."""
+    scalars = torch.stack([out[i][0].detach() for i in live])
+    if not bool(torch.isfinite(scalars).all()):
+        for i in live:
+            streams[i][0].check_loss(out[i][0], streams[i][1].what)
+    return scalars
+
+
+def _record(
+    streams: list[tuple[Learner, Stream]],
+    live: list[int],
+    out: dict[int, tuple[torch.Tensor, Any]],
+    scalars: torch.Tensor,
+    losses: list[list[float]],
+) -> None:
+    """A step's statistics recorded (a summarised stream's loss kept for its mean), and the
+    stepped agents told that their parameters changed."""
+    changed: dict[int, Learner] = {}
+    for i, value in zip(live, scalars.tolist(), strict=True):
+        agent, stream = streams[i]
+        changed[id(agent)] = agent
+        if stream.summary is not None:
+            losses[i].append(value)
+        else:
+            agent.record(**{k: v.item() for k, v in out[i][1].items()})
+    for agent in changed.values():
+        agent.params_changed()
 
 
 def _whole(

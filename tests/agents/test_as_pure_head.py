@@ -39,7 +39,8 @@ def test_the_pure_head_on_gathered_data_is_the_written_head_bit_for_bit(
         masked += len(steps.loss.data) == 8
         for j, (a, b) in enumerate(stack._bounds):
             x = stack._data[0][:, a:b]
-            out, _, _ = fused._forward(x, stack._weights, stack._biases)
+            weights, biases = fused._stacked(stack._weights), fused._stacked(stack._biases)
+            out, _ = fused._forward(x, weights, biases)
             out = out[: len(steps.nets)]
             want_loss, want_stats, want_grad = steps.loss.fn(out, steps.batches[j])
             data = [

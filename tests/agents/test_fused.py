@@ -138,7 +138,9 @@ def _whole_trial(groups: list[list[fused.Steps]], j: int, whole: bool) -> list[t
     stacks = [fused.Stack(streams, compiled=whole) for streams in mine]
     if whole:
         assert fused.Whole.usable(stacks, opt)
-        loss, _ = fused.Whole(stacks, opt).step(j)
+        whole = fused.Whole(stacks, opt)
+        loss, _ = whole.step(j)
+        whole.finish()  # the held parameters and moments back into the networks and Adam
     else:
         loss = torch.cat([stack.step(j)[0] for stack in stacks])
         opt.step()
@@ -185,7 +187,9 @@ def test_a_whole_step_with_a_non_finite_loss_writes_nothing() -> None:
         p.grad = torch.randn_like(p)
     opt.step()
     before = [t.clone() for p in params for t in (p, *opt.state[p].values())]
-    loss, _ = fused.Whole([fused.Stack(streams, compiled=True)], opt).step(0)
+    whole = fused.Whole([fused.Stack(streams, compiled=True)], opt)
+    loss, _ = whole.step(0)
+    whole.finish()
     assert torch.isfinite(loss[0]) and not torch.isfinite(loss[1])
     after = [t for p in params for t in (p, *opt.state[p].values())]
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
