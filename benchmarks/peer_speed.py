@@ -27,6 +27,7 @@ import dataclasses
 import itertools
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -100,9 +101,44 @@ def main() -> None:
         help="also time asfed with compile_steps (each lockstep step one compiled program; "
         "after a warm-up round that compiles)",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="measure every row this many times, in turn, and report each row's median (this "
+        "machine's speed drifts by up to 2x over minutes; a row's range is shown beside it)",
+    )
     args = parser.parse_args()
     cores = available_cores()
-    rows: list[tuple[str, str, float, float]] = []  # system, setup, steps/s, FLOPs/step
+    measured: dict[str, tuple[str, list[float], float]] = {}  # label -> setup, steps/s, FLOPs
+    for r in range(args.repeats):
+        if args.repeats > 1:
+            print(f"pass {r + 1} of {args.repeats}", flush=True)
+        for label, setup, sps, fps in measure(args, cores):
+            measured.setdefault(label, (setup, [], fps))[1].append(sps)
+    rows = [
+        (label, setup, statistics.median(values), fps, values)
+        for label, (setup, values, fps) in measured.items()
+    ]
+    ref = {label: sps for label, _, sps, _, _ in rows}
+    peer_all = ref[f"JAX IPPO, asfed's networks, {cores} cores"]
+    peer_one = ref["JAX IPPO, asfed's networks, 1 core"]
+    print()
+    head = ["system", "networks, schedule", "env steps/s", "MFLOP / env step", "GFLOP/s"]
+    print("| " + " | ".join([*head, "vs JAX IPPO, same networks and cores"]) + " |")
+    print("|---" * (len(head) + 1) + "|")
+    for label, setup, sps, fps, values in rows:
+        single = " 1 worker" in label or label.endswith(" 1 core")
+        ratio = sps / (peer_one if single else peer_all)
+        spread = f" ({min(values):,.0f}-{max(values):,.0f})" if len(values) > 1 else ""
+        cells = [label, setup, f"{sps:,.0f}{spread}", f"{fps / 1e6:.2f}", f"{sps * fps / 1e9:.1f}"]
+        print("| " + " | ".join([*cells, f"{ratio:.2f}"]) + " |")
+
+
+def measure(args: argparse.Namespace, cores: int) -> list[tuple[str, str, float, float]]:
+    """One pass over every row, one system after the other: (system, setup, env steps/s,
+    FLOPs an env step) each."""
+    rows: list[tuple[str, str, float, float]] = []
 
     cfg0 = build_config(env="navigation", method="ippo", engine="local")
     env0 = prepare(cfg0)[1]
@@ -192,18 +228,7 @@ def main() -> None:
             rows.append((label, setup, out["env_steps_per_s"], flops / n_rows))
             print(f"  {label}: {out['env_steps_per_s']:,.0f} env steps/s", flush=True)
 
-    ref = {label: sps for label, _, sps, _ in rows}
-    peer_all = ref[f"JAX IPPO, asfed's networks, {cores} cores"]
-    peer_one = ref["JAX IPPO, asfed's networks, 1 core"]
-    print()
-    head = ["system", "networks, schedule", "env steps/s", "MFLOP / env step", "GFLOP/s"]
-    print("| " + " | ".join([*head, "vs JAX IPPO, same networks and cores"]) + " |")
-    print("|---" * (len(head) + 1) + "|")
-    for label, setup, sps, fps in rows:
-        single = " 1 worker" in label or label.endswith(" 1 core")
-        ratio = sps / (peer_one if single else peer_all)
-        cells = [label, setup, f"{sps:,.0f}", f"{fps / 1e6:.2f}", f"{sps * fps / 1e9:.1f}"]
-        print("| " + " | ".join([*cells, f"{ratio:.2f}"]) + " |")
+    return rows
 
 
 if __name__ == "__main__":
