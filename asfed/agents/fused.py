@@ -33,10 +33,16 @@ compiled program with a C++ wrapper, several steps a call, on parameters and Ada
 stacked for the update, so a step pays a fraction of one call instead of some hundred operator
 calls. Its reductions are never split (`split_reductions` off), so each network's sums run in
 one order whatever its stack's size, and Adam's elementwise arithmetic is the same for every
-row: a network's numbers still do not depend on its stack (tested for plain stacks; for AS's
-Head stacks through the 1-against-2-workers run test). Shapes are static, so a graph serves
-every update of one round size M: where M changes between rounds (predation, whose episodes end
-at a capture) each new M compiles again (20-60 s), as the per-stack graphs always have.
+row: a network's numbers do not depend on its stack over one step (tested for plain stacks;
+for AS's Head stacks through the 1-against-2-workers run test). Over several steps one
+exception is known: a lone policy network's 5-entry head-bias gradient, a sum over the
+minibatch that inductor fuses with the loss's gradient, rounds otherwise in a stack of 2 (it
+and its copy) than of 3, 1e-9 in its Adam moments after 4 steps (found with the held
+program and with the per-parameter one before it), so compiled runs on 1 and 2 workers can
+part in the last bits over a long run; the eager default is exact. Shapes are static, so a
+graph serves every update of one round size M: where M changes between rounds (predation, whose
+episodes end at a capture) each new M compiles again (20-60 s), as the per-stack graphs always
+have.
 """
 
 from __future__ import annotations
@@ -279,8 +285,10 @@ def _forward(
     return hidden.pop(), hidden
 
 
+@torch.no_grad()
 def _stacked(params: list[list[torch.Tensor]]) -> list[torch.Tensor]:
-    """Each layer's parameters of every network stacked: `[G, ...]` a layer."""
+    """Each layer's parameters of every network stacked: `[G, ...]` a layer (values only: no
+    autograd node a step)."""
     return [torch.stack(per_depth) for per_depth in params]
 
 
@@ -368,7 +376,7 @@ class Whole:
             params = [st._weights, st._biases]
             real = [[per_depth[: st._real] for per_depth in kind] for kind in params]
             state = [[[opt.state[p] for p in ps] for ps in kind] for kind in real]
-            held = [[torch.stack(per_depth) for per_depth in kind] for kind in params]
+            held = [_stacked(kind) for kind in params]
             for name in ("exp_avg", "exp_avg_sq"):
                 for kind in state:
                     held.append([_padded([s[name] for s in ss], st.members) for ss in kind])

@@ -209,3 +209,41 @@ def test_a_compiled_stack_of_a_round_without_rows_builds_and_is_not_whole() -> N
         p.grad = torch.zeros_like(p)
     opt.step()  # state, so only the missing rows can make it unusable
     assert not fused.Whole.usable([stack], opt)
+
+
+def _adam_with_state(params: list[torch.nn.Parameter]) -> torch.optim.Adam:
+    """A fused Adam whose state exists (one step of zero gradients, which moves nothing)."""
+    opt = torch.optim.Adam(params, lr=1e-3, fused=True)
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    opt.zero_grad()
+    return opt
+
+
+def _state(params: list[torch.nn.Parameter], opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [t.detach().clone() for p in params for t in (p, *opt.state[p].values())]
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on the CPU needs g++")
+def test_an_unrolled_call_stops_writing_at_its_first_non_finite_step() -> None:
+    """Four steps a call: when step 2 diverges, the state `finish` writes back is the one after
+    step 1 (steps 0 and 1 taken, 2 and 3 not), as stepping one at a time and stopping there
+    would leave it."""
+    streams = _streams("regression", 2, *SHAPES[0], seed=5)
+    streams[1].loss.targets[streams[1].batches[2]] = float("nan")
+    outcomes = []
+    for calls in ([(0, 4)], [(0, 1), (1, 1)]):
+        mine = copy.deepcopy(streams)
+        params = [p for s in mine for p in s.nets[0].parameters()]
+        opt = _adam_with_state(params)
+        whole = fused.Whole([fused.Stack(mine, compiled=True)], opt)
+        losses = [values for j, u in calls for values, _ in whole.steps(j, u)]
+        whole.finish()
+        outcomes.append((losses, _state(params, opt)))
+    (four, after_four), (_, after_two) = outcomes
+    # step 3's losses come from the state after step 1 (nothing of step 2 was written)
+    assert [bool(torch.isfinite(v).all()) for v in four[:3]] == [True, True, False]
+    assert all(torch.isfinite(t).all() for t in after_four)
+    for mine, ref in zip(after_four, after_two, strict=True):
+        torch.testing.assert_close(mine, ref, rtol=0, atol=1e-6)
