@@ -247,3 +247,24 @@ def test_an_unrolled_call_stops_writing_at_its_first_non_finite_step() -> None:
     assert all(torch.isfinite(t).all() for t in after_four)
     for mine, ref in zip(after_four, after_two, strict=True):
         torch.testing.assert_close(mine, ref, rtol=0, atol=1e-6)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on the CPU needs g++")
+@pytest.mark.parametrize("kind", ["surrogate", "regression"])
+def test_a_lone_networks_bytes_match_a_larger_stacks_over_an_unrolled_call(kind) -> None:
+    """A network stacked alone runs beside a copy of itself (the held stack's last row): over
+    four steps in one call its parameters and Adam moments are the same bytes as the same
+    network's stepped in a stack of 3, as a run on 2 workers needs to equal one on 1. (A plain
+    sum for the bias gradients failed this for the policy head's 5-entry bias: `_summed`.)"""
+    nets = _streams(kind, 3, *SHAPES[0], seed=6)
+    results = []
+    for group in (nets[:1], nets):
+        mine = copy.deepcopy(group)
+        params = [p for s in mine for p in s.nets[0].parameters()]
+        opt = _adam_with_state(params)
+        whole = fused.Whole([fused.Stack(mine, compiled=True)], opt)
+        whole.steps(0, 4)
+        whole.finish()
+        results.append(_state(list(mine[0].nets[0].parameters()), opt))
+    alone, among = results
+    assert all(torch.equal(a, b) for a, b in zip(alone, among, strict=True))
