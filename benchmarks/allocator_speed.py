@@ -4,8 +4,9 @@ processes taken in turn.
 mallopt's setting holds for a whole process, so each side is a fresh process (with
 `ASFED_GLIBC_MALLOC=1` for glibc's defaults, which worker processes inherit), and the two sides
 alternate `--pairs` times so that a drift in the machine's speed falls on both. Each process
-times `--rounds` rounds after one warm-up round (compiled runs compile in it); a side's number
-is the median over its processes of their mean round. Paper defaults.
+times `--rounds` rounds after one warm-up round (`train_speed.time_rounds`; compiled runs
+compile in it); a side's number is the median over its processes of their mean round. Paper
+defaults.
 
     python benchmarks/allocator_speed.py                              # navigation IPPO, 2 workers
     python benchmarks/allocator_speed.py --runs cleanup:ippo,navigation:as --workers 1
@@ -20,26 +21,22 @@ import os
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 from asfed.allocator import OFF
 
 CHILD = """
-import json, sys, time
+import json, sys
+here, env, method, workers, rounds, compiled = json.loads(sys.argv[1])
+sys.path.insert(0, here)
+from train_speed import time_rounds
 from asfed.config import build_config
-from asfed.engine.loop import Simulation
-env, method, workers, rounds, compiled = json.loads(sys.argv[1])
+from asfed.engine.loop import prepare
 cfg = build_config(env=env, method=method, engine="local", compile_steps=compiled)
-sim = Simulation(cfg, workers=workers)
-try:
-    sim.run_round()
-    start = time.perf_counter()
-    for _ in range(rounds):
-        sim.run_round()
-    print(json.dumps({"seconds": (time.perf_counter() - start) / rounds,
-                      "steps": cfg.num_episodes() * sim.env.horizon}))
-finally:
-    sim.close()
+steps = cfg.num_episodes() * prepare(cfg)[1].horizon
+print(json.dumps({"seconds": time_rounds(cfg, workers, rounds), "steps": steps}))
 """
+HERE = str(Path(__file__).resolve().parent)
 
 
 def one(env: str, method: str, workers: int, rounds: int, compiled: bool, glibc: bool) -> dict:
@@ -47,7 +44,7 @@ def one(env: str, method: str, workers: int, rounds: int, compiled: bool, glibc:
     child_env = {k: v for k, v in os.environ.items() if k != OFF}
     if glibc:
         child_env[OFF] = "1"
-    args = json.dumps([env, method, workers, rounds, compiled])
+    args = json.dumps([HERE, env, method, workers, rounds, compiled])
     out = subprocess.run(
         [sys.executable, "-c", CHILD, args], env=child_env, capture_output=True, text=True
     )

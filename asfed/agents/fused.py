@@ -365,24 +365,18 @@ class Whole:
 
     def __init__(self, stacks: Sequence[Stack], opt: torch.optim.Optimizer) -> None:
         self.stacks = list(stacks)
-        hyper = {}
-        for group in opt.param_groups:
-            for p in group["params"]:
-                hyper[id(p)] = (group["lr"], *group["betas"], group["eps"])
         self._held, self._counts, self._back = [], [], []
         for st in self.stacks:
-            params = [st._weights, st._biases]
-            real = [[per_depth[: st._real] for per_depth in kind] for kind in params]
-            state = [[[opt.state[p] for p in ps] for ps in kind] for kind in real]
+            params = [st._weights, st._biases]  # a lone network's copy: its own object again
+            state = [[[opt.state[p] for p in ps] for ps in kind] for kind in params]
             held = [_stacked(kind) for kind in params]
             for name in ("exp_avg", "exp_avg_sq"):
-                for kind in state:
-                    held.append([_padded([s[name] for s in ss], st.members) for ss in kind])
-            first = st._weights[0][0]
-            count = opt.state[first]["step"].clone()
+                held += [[torch.stack([s[name] for s in ss]) for ss in kind] for kind in state]
             self._held.append(held)  # [weights, biases, m_w, m_b, v_w, v_b], each per depth
-            self._counts.append(count)
-            self._back.append((real, state))
+            self._counts.append(opt.state[st._weights[0][0]]["step"].clone())
+            real = [[per_depth[: st._real] for per_depth in kind] for kind in params]
+            self._back.append((real, [[ss[: st._real] for ss in kind] for kind in state]))
+        hyper = _hyper(opt)
         self._hyper = tuple(hyper[id(st._weights[0][0])] for st in self.stacks)
         self._reals = tuple(st._real for st in self.stacks)
         self._clips = tuple(
@@ -439,9 +433,7 @@ class Whole:
             and all(opt.state[p] for p in params)
         ):
             return False
-        hyper = {
-            id(p): (g["lr"], *g["betas"], g["eps"]) for g in opt.param_groups for p in g["params"]
-        }
+        hyper = _hyper(opt)
         for st in stacks:
             mine = [p for per_depth in (*st._weights, *st._biases) for p in per_depth[: st._real]]
             if len({hyper[id(p)] for p in mine}) != 1:
@@ -494,10 +486,6 @@ class Whole:
             out.append((value, stats))
         return out
 
-    def step(self, j: int) -> tuple[torch.Tensor, list[Stats]]:
-        """Step j alone (`steps(j, 1)`)."""
-        return self.steps(j, 1)[0]
-
     @torch.no_grad()
     def finish(self) -> None:
         """Write the held parameters, moments and step counts back where they belong: each
@@ -512,11 +500,9 @@ class Whole:
                         s["step"].copy_(count)
 
 
-def _padded(tensors: list[torch.Tensor], members: Sequence[Steps]) -> torch.Tensor:
-    """Real networks' moments stacked `[G, ...]`, a lone network's copy (the stack's last row)
-    given the first's."""
-    rows = sum(len(m.nets) for m in members)
-    return torch.stack(tensors + [tensors[0]] * (rows - len(tensors)))
+def _hyper(opt: torch.optim.Optimizer) -> dict[int, tuple[float, float, float, float]]:
+    """Each parameter's (by id) Adam hyperparameters: (lr, beta1, beta2, eps)."""
+    return {id(p): (g["lr"], *g["betas"], g["eps"]) for g in opt.param_groups for p in g["params"]}
 
 
 def _whole(

@@ -182,9 +182,9 @@ def _run_steps(
 
 UNROLL = (4, 2, 1)
 """Lockstep steps a `fused.Whole` program takes per call: the largest of these that divides
-the update's step count. Each call pays dynamo's and inductor's Python once (about a quarter of
-a step's time on navigation's 128-64 MLPs), and the program grows with it (so does its
-compile time)."""
+the update's step count. Each call pays dynamo's and inductor's Python once: four steps a call
+measured 613-636 us a step against 660-750 at one (navigation IPPO, 2-agent stacks); the
+program, and its compile time, grow with it."""
 
 
 def _run_whole(

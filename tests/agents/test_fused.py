@@ -139,7 +139,7 @@ def _whole_trial(groups: list[list[fused.Steps]], j: int, whole: bool) -> list[t
     if whole:
         assert fused.Whole.usable(stacks, opt)
         whole = fused.Whole(stacks, opt)
-        loss, _ = whole.step(j)
+        loss, _ = whole.steps(j, 1)[0]
         whole.finish()  # the held parameters and moments back into the networks and Adam
     else:
         loss = torch.cat([stack.step(j)[0] for stack in stacks])
@@ -188,7 +188,7 @@ def test_a_whole_step_with_a_non_finite_loss_writes_nothing() -> None:
     opt.step()
     before = [t.clone() for p in params for t in (p, *opt.state[p].values())]
     whole = fused.Whole([fused.Stack(streams, compiled=True)], opt)
-    loss, _ = whole.step(0)
+    loss, _ = whole.steps(0, 1)[0]
     whole.finish()
     assert torch.isfinite(loss[0]) and not torch.isfinite(loss[1])
     after = [t for p in params for t in (p, *opt.state[p].values())]
