@@ -27,7 +27,9 @@ from asfed.allocator import OFF
 
 CHILD = """
 import json, sys
-here, env, method, workers, rounds, compiled = json.loads(sys.argv[1])
+here, parent, env, method, workers, rounds, compiled = json.loads(sys.argv[1])
+from asfed.lifetime import die_with_parent
+die_with_parent(parent)  # a killed benchmark leaves no child training
 sys.path.insert(0, here)
 from train_speed import time_rounds
 from asfed.config import build_config
@@ -44,7 +46,7 @@ def one(env: str, method: str, workers: int, rounds: int, compiled: bool, glibc:
     child_env = {k: v for k, v in os.environ.items() if k != OFF}
     if glibc:
         child_env[OFF] = "1"
-    args = json.dumps([HERE, env, method, workers, rounds, compiled])
+    args = json.dumps([HERE, os.getpid(), env, method, workers, rounds, compiled])
     out = subprocess.run(
         [sys.executable, "-c", CHILD, args], env=child_env, capture_output=True, text=True
     )
