@@ -18,6 +18,11 @@ counts asfed's; XLA's own cost analysis counts a scanned loop's body once and is
 
     python benchmarks/peer_speed.py --bench-python .venv-bench/bin/python \\
         --jaxmarl-repo ../JaxMARL
+
+With `--device cuda` asfed's learners run on the GPU, one worker holding every agent (the GPU,
+not the cores, is shared), and each JAX side runs once on JAX's default device; every row is
+compared with the JAX IPPO on that device. A row that fails is reported with its error, left out
+of the table, and the exit status is 1: one broken side does not lose the others' numbers.
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ import dataclasses
 import itertools
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 from train_speed import round_flops, time_rounds
@@ -69,11 +76,17 @@ def peer_flops(
     return float(agents * (rollout + epochs * per_epoch))
 
 
+class RowFailed(Exception):
+    """A row that could not be measured (its error printed where it happened)."""
+
+
 def run_json(cmd: list[str], env: dict[str, str] | None = None) -> dict:
-    """A JAX side's one JSON line (its stderr shown if it fails)."""
+    """A JAX side's one JSON line; RowFailed (its stderr's end printed) if it fails."""
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
-        sys.exit(f"{' '.join(cmd[:3])} failed:\n{done.stderr[-3000:]}")
+        print(f"{' '.join(cmd[:3])} failed:\n{done.stderr[-3000:]}", file=sys.stderr, flush=True)
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        raise RowFailed(lines[-1])
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -92,8 +105,8 @@ def main() -> None:
     parser.add_argument(
         "--device",
         default="cpu",
-        help="where asfed's learners compute (cuda: a GPU); the JAX sides use JAX's default "
-        "device, a GPU where the bench environment has jax[cuda12]",
+        help="where asfed's learners compute (cuda: a GPU, one worker); the JAX sides use JAX's "
+        "default device, a GPU where the bench environment has JAX's CUDA plugin",
     )
     parser.add_argument(
         "--compile-steps",
@@ -109,60 +122,84 @@ def main() -> None:
         "machine's speed drifts by up to 2x over minutes; a row's range is shown beside it)",
     )
     args = parser.parse_args()
+    if shutil.which(args.bench_python) is None:
+        sys.exit(
+            f"no JAX environment at {args.bench_python}: run "
+            "`bash benchmarks/peer/setup.sh .venv-bench`"
+        )
     cores = available_cores()
-    measured: dict[str, tuple[str, list[float], float]] = {}  # label -> setup, steps/s, FLOPs
+    measured: dict[str, tuple[str, list[float], float, str]] = {}  # label -> setup, sps, FLOPs
+    failed: dict[str, str] = {}
     for r in range(args.repeats):
         if args.repeats > 1:
             print(f"pass {r + 1} of {args.repeats}", flush=True)
-        for label, setup, sps, fps in measure(args, cores):
-            measured.setdefault(label, (setup, [], fps))[1].append(sps)
-    rows = [
-        (label, setup, statistics.median(values), fps, values)
-        for label, (setup, values, fps) in measured.items()
-    ]
-    ref = {label: sps for label, _, sps, _, _ in rows}
-    peer_all = ref[f"JAX IPPO, asfed's networks, {cores} cores"]
-    peer_one = ref["JAX IPPO, asfed's networks, 1 core"]
+        for label, outcome in measure(args, cores):
+            if isinstance(outcome, str):
+                failed[label] = outcome
+                continue
+            setup, sps, fps, peer = outcome
+            measured.setdefault(label, (setup, [], fps, peer))[1].append(sps)
+    rows = {
+        label: (setup, statistics.median(values), fps, peer, values)
+        for label, (setup, values, fps, peer) in measured.items()
+    }
     print()
     head = ["system", "networks, schedule", "env steps/s", "MFLOP / env step", "GFLOP/s"]
     print("| " + " | ".join([*head, "vs JAX IPPO, same networks and cores"]) + " |")
     print("|---" * (len(head) + 1) + "|")
-    for label, setup, sps, fps, values in rows:
-        single = " 1 worker" in label or label.endswith(" 1 core")
-        ratio = sps / (peer_one if single else peer_all)
+    for label, (setup, sps, fps, peer, values) in rows.items():
+        ratio = f"{sps / rows[peer][1]:.2f}" if peer in rows else "-"
         spread = f" ({min(values):,.0f}-{max(values):,.0f})" if len(values) > 1 else ""
         cells = [label, setup, f"{sps:,.0f}{spread}", f"{fps / 1e6:.2f}", f"{sps * fps / 1e9:.1f}"]
-        print("| " + " | ".join([*cells, f"{ratio:.2f}"]) + " |")
+        print("| " + " | ".join([*cells, ratio]) + " |")
+    for label, error in failed.items():
+        print(f"not measured: {label}: {error}")
+    if failed:
+        sys.exit(1)
 
 
-def measure(args: argparse.Namespace, cores: int) -> list[tuple[str, str, float, float]]:
-    """One pass over every row, one system after the other: (system, setup, env steps/s,
-    FLOPs an env step) each."""
-    rows: list[tuple[str, str, float, float]] = []
+def measure(
+    args: argparse.Namespace, cores: int
+) -> list[tuple[str, tuple[str, float, float, str] | str]]:
+    """One pass over every row, one system after the other: (label, (setup, env steps/s, FLOPs
+    an env step, the label of the JAX row it is compared with)) each, or (label, error) for a
+    row that failed."""
+    rows: list[tuple[str, tuple[str, float, float, str] | str]] = []
+    on_cpu = args.device == "cpu"
+    peer_all = (
+        f"JAX IPPO, asfed's networks, {cores} cores"
+        if on_cpu
+        else "JAX IPPO, asfed's networks, GPU"
+    )
+    peer_one = "JAX IPPO, asfed's networks, 1 core" if on_cpu else peer_all
 
     cfg0 = build_config(env="navigation", method="ippo", engine="local")
     env0 = prepare(cfg0)[1]
     steps = cfg0.num_episodes() * env0.horizon
     ppo = paper_config("navigation")
-    print(f"{cores} cores; navigation: {env0.num_agents} agents, {steps:,} env steps a round")
+    where = f"{cores} cores" if on_cpu else f"learners on {args.device}"
+    print(f"{where}; navigation: {env0.num_agents} agents, {steps:,} env steps a round")
     variants = [False, True] if args.compile_steps else [False]
     for method, compiled in itertools.product(args.methods.split(","), variants):
         cfg = build_config(env="navigation", method=method, engine="local", compile_steps=compiled)
-        flops = round_flops(dataclasses.replace(cfg, compile_steps=False)) / steps
-        for workers in sorted({1, cores}):
-            seconds = time_rounds(cfg, workers, args.rounds, args.device)
+        for workers in sorted({1, cores}) if on_cpu else [1]:
             label = f"asfed {method}{' compiled' if compiled else ''}, "
             label += f"{workers} worker{'s' if workers > 1 else ''}"
-            if args.device != "cpu":
+            if not on_cpu:
                 label += f" ({args.device})"
-            rows.append(
-                (label, "128-64 ReLU, separate, K=3 x 96 of 100 rows", steps / seconds, flops)
-            )
+            try:
+                eager = dataclasses.replace(cfg, compile_steps=False)
+                flops = round_flops(eager, args.device) / steps
+                seconds = time_rounds(cfg, workers, args.rounds, args.device)
+            except Exception as error:  # reported; the other rows are still measured
+                traceback.print_exc()
+                rows.append((label, f"{type(error).__name__}: {error}"))
+                continue
+            peer = peer_one if workers == 1 else peer_all
+            rows.append((label, (ASFED_SETUP, steps / seconds, flops, peer)))
             print(f"  {label}: {steps / seconds:,.0f} env steps/s", flush=True)
 
     python = args.bench_python
-    if not Path(python).exists():
-        sys.exit(f"no JAX environment at {python}: run `bash benchmarks/peer/setup.sh .venv-bench`")
     peer_cfg = {
         "num_envs": cfg0.num_episodes(),
         "num_steps": env0.horizon,
@@ -179,55 +216,56 @@ def measure(args: argparse.Namespace, cores: int) -> list[tuple[str, str, float,
     cmd = [python, str(HERE / "peer" / "jax_ippo.py"), "--config", json.dumps(peer_cfg)]
     cmd += ["--updates", str(args.updates)]
     base_env = dict(os.environ)
+    sides = (
+        {peer_all: ([], base_env), peer_one: one_core(base_env)}
+        if on_cpu
+        else {peer_all: ([], base_env)}
+    )
     mpe_actions, mpe_agents = 5, 3  # MPE simple spread, as jaxmarl makes it
     hidden = list(ppo.actor_hidden)
     jax_flops = peer_flops(
         env0.obs_dim, mpe_actions, hidden, mpe_agents, steps, ppo.epochs, algorithm1=True
     )
     jax_flops /= steps
-    for label, (prefix, env) in {
-        f"JAX IPPO, asfed's networks, {cores} cores": ([], base_env),
-        "JAX IPPO, asfed's networks, 1 core": one_core(base_env),
-    }.items():
-        out = run_json(prefix + cmd, env)
-        rows.append(
-            (
-                label,
-                "128-64 ReLU, separate, K=3 x 96 of 100 rows",
-                out["env_steps_per_s"],
-                jax_flops,
-            )
-        )
+    for label, (prefix, env) in sides.items():
+        try:
+            out = run_json(prefix + cmd, env)
+        except RowFailed as error:
+            rows.append((label, str(error)))
+            continue
+        rows.append((label, (ASFED_SETUP, out["env_steps_per_s"], jax_flops, label)))
         print(
             f"  {label}: {out['env_steps_per_s']:,.0f} env steps/s ({out['devices']})", flush=True
         )
 
     if args.jaxmarl_repo is None:
         print("  JaxMARL's IPPO as shipped: skipped (no --jaxmarl-repo)")
-    else:
-        shipped = [python, str(HERE / "peer" / "jaxmarl_ippo.py"), "--repo", args.jaxmarl_repo]
-        for label, (prefix, env) in {
-            f"JaxMARL IPPO as shipped, {cores} cores": ([], base_env),
-            "JaxMARL IPPO as shipped, 1 core": one_core(base_env),
-        }.items():
+        return rows
+    shipped = [python, str(HERE / "peer" / "jaxmarl_ippo.py"), "--repo", args.jaxmarl_repo]
+    for peer, (prefix, env) in sides.items():
+        label = peer.replace("JAX IPPO, asfed's networks", "JaxMARL IPPO as shipped")
+        try:
             out = run_json(prefix + shipped, env)
-            c = out["config"]
-            n_rows = c["NUM_ENVS"] * c["NUM_STEPS"]
-            hidden = [64, 64]
-            flops = peer_flops(
-                out["obs_dim"],
-                out["actions"],
-                hidden,
-                out["agents"],
-                n_rows,
-                c["UPDATE_EPOCHS"],
-                False,
-            )
-            epochs, minibatches = c["UPDATE_EPOCHS"], c["NUM_MINIBATCHES"]
-            setup = f"64-64 {c['ACTIVATION']}, one shared, {epochs} x {minibatches}"
-            rows.append((label, setup, out["env_steps_per_s"], flops / n_rows))
-            print(f"  {label}: {out['env_steps_per_s']:,.0f} env steps/s", flush=True)
-
+        except RowFailed as error:
+            rows.append((label, str(error)))
+            continue
+        c = out["config"]
+        n_rows = c["NUM_ENVS"] * c["NUM_STEPS"]
+        flops = peer_flops(
+            out["obs_dim"],
+            out["actions"],
+            [64, 64],
+            out["agents"],
+            n_rows,
+            c["UPDATE_EPOCHS"],
+            False,
+        )
+        epochs, minibatches = c["UPDATE_EPOCHS"], c["NUM_MINIBATCHES"]
+        setup = f"64-64 {c['ACTIVATION']}, one shared, {epochs} x {minibatches}"
+        rows.append((label, (setup, out["env_steps_per_s"], flops / n_rows, peer)))
+        print(
+            f"  {label}: {out['env_steps_per_s']:,.0f} env steps/s ({out['devices']})", flush=True
+        )
     return rows
 
 

@@ -12,6 +12,7 @@ the speed a core reaches on them alone.
     python benchmarks/train_speed.py                      # all envs, AS and IPPO, 1 and 2 workers
     python benchmarks/train_speed.py --envs cleanup --layouts separate,multihead
     python benchmarks/train_speed.py --envs cleanup --ablate   # what each change bought
+    python benchmarks/train_speed.py --envs cleanup --workers 1 --device cuda  # learners on a GPU
     PYTHONPATH=<checkout of an older asfed> python benchmarks/train_speed.py   # "before"
 
 `--ablate` also times, on one worker, the loop with each saving turned off again: memoised
@@ -81,9 +82,10 @@ def core_gflops(obs_dim: int, hidden: tuple[int, ...], actions: int, rows: int) 
     return flops / best / 1e9
 
 
-def round_flops(cfg) -> float:
-    """Matrix FLOPs of one round (the second: the first has no history to differ on)."""
-    sim = Simulation(cfg)
+def round_flops(cfg, device: str = "cpu") -> float:
+    """Matrix FLOPs of one round (the second: the first has no history to differ on), the
+    learners on `device` (the count is the same anywhere; a GPU counts faster)."""
+    sim = Simulation(cfg) if device == "cpu" else Simulation(cfg, device=device)
     sim.run_round()
     with FlopCounterMode(display=False) as counter:
         sim.run_round()
@@ -142,9 +144,10 @@ PARTS = {  # cProfile entries -> what they are
 }
 
 
-def profile_round(cfg) -> None:
-    """Where one in-process round's time goes (after a warm-up round)."""
-    sim = Simulation(cfg)
+def profile_round(cfg, device: str = "cpu") -> None:
+    """Where one in-process round's time goes (after a warm-up round). On a GPU the torch
+    entries time launches, not the work, which the first reads back (the rollout's) wait for."""
+    sim = Simulation(cfg) if device == "cpu" else Simulation(cfg, device=device)
     sim.run_round()
     prof = cProfile.Profile()
     start = time.perf_counter()
@@ -179,11 +182,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="timed rounds per row")
     parser.add_argument("--ablate", action="store_true", help="time each saving turned off")
     parser.add_argument("--profile", action="store_true", help="where a round's time goes")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where the learners compute (cuda: a GPU; no compute limit is given there, a CPU "
+        "core's rate being no GPU's limit)",
+    )
     args = parser.parse_args()
+    on_cpu = args.device == "cpu"
     cores = available_cores()
     given = args.workers
     counts = sorted({1, cores}) if given is None else [int(w) for w in given.split(",")]
-    print(f"{cores} cores; torch {torch.__version__}, one thread a worker")
+    where = "" if on_cpu else f", learners on {args.device}"
+    print(f"{cores} cores; torch {torch.__version__}, one thread a worker{where}")
     header = (
         f"{'env':<11}{'method':<7}{'layout':<10}{'workers':>8}{'env steps/s':>13}"
         f"{'s/round':>9}{'GFLOP/round':>13}{'core GFLOP/s':>14}{'limit':>7}  note"
@@ -198,8 +209,12 @@ def main() -> None:
                 env_ = prepare(cfg)[1]  # sizes only: no agents built
                 steps = cfg.num_episodes() * env_.horizon
                 rows = max(1, steps // cfg.num_minibatches())  # one minibatch: an episode
-                gflops = core_gflops(env_.obs_dim, ppo.actor_hidden, env_.num_actions, rows)
-                flops = round_flops(cfg)
+                gflops = (
+                    core_gflops(env_.obs_dim, ppo.actor_hidden, env_.num_actions, rows)
+                    if on_cpu
+                    else float("nan")
+                )
+                flops = round_flops(cfg, args.device)
                 variants: list[tuple[int, dict, str]] = [(w, {}, "") for w in counts]
                 if args.ablate:
                     variants += [
@@ -212,19 +227,23 @@ def main() -> None:
                 base = None
                 for w, off, note in variants:
                     with ablated(**off):
-                        seconds = time_rounds(cfg, w, args.rounds)
+                        seconds = time_rounds(cfg, w, args.rounds, args.device)
                     if w == 1 and not off:
                         base = seconds
                     limit = flops / (gflops * 1e9 * w) / seconds
                     if base is not None and (w > 1 or off):
                         note = (note + "; " if note else "") + f"x{base / seconds:.2f} vs 1 worker"
+                    if not on_cpu:
+                        note = (
+                            note + "; " if note else ""
+                        ) + f"{flops / seconds / 1e9:.1f} GFLOP/s"
                     print(
                         f"{env:<11}{method:<7}{layout:<10}{w:>8}{steps / seconds:>13,.0f}"
                         f"{seconds:>9.2f}{flops / 1e9:>13,.0f}{gflops:>14.1f}{limit:>7.2f}  {note}",
                         flush=True,
                     )
                 if args.profile:
-                    profile_round(cfg)
+                    profile_round(cfg, args.device)
 
 
 if __name__ == "__main__":
