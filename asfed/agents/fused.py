@@ -385,6 +385,7 @@ class Whole:
             for st in self.stacks
         )
         self._kept = tuple(st.count for st in self.stacks)  # a lone network's copy dropped
+        self._xs, self._datas = self._step_inputs()
         self._heads = tuple(
             None
             if not isinstance(st.members[0].loss, Head)
@@ -395,6 +396,31 @@ class Whole:
             + ((None, *st._slices[-1]),) * (len(st.members) - st.count)  # the copy: no grad
             for st in self.stacks
         )
+
+    def _step_inputs(self) -> tuple[list[list[torch.Tensor]], list[list[list]]]:
+        """Every step's inputs, split once an update (`split` makes the views `Stack.rows` and
+        `narrow` would, in one call a tensor rather than one a step): per step, each stack's
+        rows `[G, T, D]`, and its loss data (each `[G, T]`; a Head's: each member's tensors,
+        narrowed on their axis to the step's rows)."""
+        count = len(self.stacks[0]._bounds)  # every stack's (lockstep steps them together)
+        if not count:  # no rows: no steps
+            return [], []
+        per_stack = []
+        for st in self.stacks:
+            sizes = [b - a for a, b in st._bounds]  # its own minibatches' sizes
+            x, *data = (t.split(sizes, 1) for t in st._data)
+            if isinstance(st.members[0].loss, Head):
+                data = [
+                    [d.split(sizes, axis) for d, (_, axis) in zip(ds, m.loss.data, strict=True)]
+                    for ds, m in zip(st._head_data, st.members[: st.count], strict=True)
+                ]
+                per_step = [[[d[k] for d in ds] for ds in data] for k in range(count)]
+            else:
+                per_step = [[d[k] for d in data] for k in range(count)]
+            per_stack.append((x, per_step))
+        xs = [[x[k] for x, _ in per_stack] for k in range(count)]
+        datas = [[steps[k] for _, steps in per_stack] for k in range(count)]
+        return xs, datas
 
     @staticmethod
     def usable(stacks: Sequence[Stack], opt: torch.optim.Optimizer) -> bool:
@@ -448,28 +474,10 @@ class Whole:
         `[count]` concatenated in stack order, and each member's statistics in that order (as
         `Stack.step`'s). A step after a non-finite one was not taken (its losses are
         whatever the unwritten state gave: the caller stops at the first non-finite)."""
-        xs, datas = [], []
-        for k in range(j, j + unroll):
-            xs_k, datas_k = [], []
-            for st in self.stacks:
-                x, *data = st.rows(k)
-                xs_k.append(x)
-                if isinstance(st.members[0].loss, Head):  # each member's data, the step's rows
-                    a, b = st._bounds[k]
-                    data = [
-                        [
-                            d.narrow(axis, a, b - a)
-                            for d, (_, axis) in zip(ds, m.loss.data, strict=True)
-                        ]
-                        for ds, m in zip(st._head_data, st.members[: st.count], strict=True)
-                    ]
-                datas_k.append(data)
-            xs.append(xs_k)
-            datas.append(datas_k)
         with torch.no_grad():
             values, head_stats = _whole_kernel()(
-                xs,
-                datas,
+                self._xs[j : j + unroll],
+                self._datas[j : j + unroll],
                 self._held,
                 self._counts,
                 self._hyper,

@@ -177,7 +177,7 @@ def _run_steps(
         for i in live:
             streams[i][0].clip(streams[i][1].groups)
         opt.step()
-        _record(streams, live, out, scalars, losses)
+        _record(streams, live, {i: out[i][1] for i in live}, scalars.tolist(), losses)
 
 
 UNROLL = (4, 2, 1)
@@ -203,12 +203,18 @@ def _run_whole(
     live = list(range(len(streams)))
     count = len(streams[0][1].steps)
     unroll = next(u for u in UNROLL if count % u == 0)
+    at = [order.index(i) for i in live]  # each live stream's place in Whole's losses
     try:
         for j in range(0, count, unroll):
-            for values, stats in whole.steps(j, unroll):
-                out = dict(zip(order, zip(values, stats, strict=True), strict=True))
-                scalars = _checked(streams, live, out)
-                _record(streams, live, out, scalars, losses)
+            steps = whole.steps(j, unroll)
+            table = torch.stack([values for values, _ in steps])  # [unroll, streams], one read
+            finite, rows = bool(torch.isfinite(table).all()), table.tolist()
+            for (values, stats), row in zip(steps, rows, strict=True):
+                if not finite:  # name a non-finite loss before its step is recorded
+                    out = dict(zip(order, zip(values, stats, strict=True), strict=True))
+                    _checked(streams, live, out)
+                kept = dict(zip(order, stats, strict=True))
+                _record(streams, live, kept, [row[k] for k in at], losses)
     finally:
         whole.finish()
 
@@ -227,20 +233,21 @@ def _checked(
 def _record(
     streams: list[tuple[Learner, Stream]],
     live: list[int],
-    out: dict[int, tuple[torch.Tensor, Any]],
-    scalars: torch.Tensor,
+    stats: dict[int, Any],
+    scalars: list[float],
     losses: list[list[float]],
 ) -> None:
-    """A step's statistics recorded (a summarised stream's loss kept for its mean), and the
-    stepped agents told that their parameters changed."""
+    """A step's statistics recorded (`stats` each stream's; a summarised stream's loss, of the
+    live streams' `scalars`, kept for its mean), and the stepped agents told that their
+    parameters changed."""
     changed: dict[int, Learner] = {}
-    for i, value in zip(live, scalars.tolist(), strict=True):
+    for i, value in zip(live, scalars, strict=True):
         agent, stream = streams[i]
         changed[id(agent)] = agent
         if stream.summary is not None:
             losses[i].append(value)
         else:
-            agent.record(**{k: v.item() for k, v in out[i][1].items()})
+            agent.record(**{k: v.item() for k, v in stats[i].items()})
     for agent in changed.values():
         agent.params_changed()
 
