@@ -82,12 +82,26 @@ class RowFailed(Exception):
 
 def run_json(cmd: list[str], env: dict[str, str] | None = None) -> dict:
     """A JAX side's one JSON line; RowFailed (its stderr's end printed) if it fails."""
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    except OSError as error:  # e.g. no `taskset` here
+        raise RowFailed(f"{cmd[0]}: {error}") from error
     if done.returncode != 0:
         print(f"{' '.join(cmd[:3])} failed:\n{done.stderr[-3000:]}", file=sys.stderr, flush=True)
         lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
         raise RowFailed(lines[-1])
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError) as error:
+        raise RowFailed(f"no JSON line from {' '.join(cmd[:2])}: {error}") from error
+
+
+def on_device(out: dict, on_cpu: bool) -> dict:
+    """A JAX side's result, refused (RowFailed) where a GPU row ran on no GPU: without JAX's
+    CUDA plugin it runs on the CPU, and would be compared as if it were the GPU peer."""
+    if not on_cpu and not any(d.startswith(("cuda", "gpu")) for d in out["devices"]):
+        raise RowFailed(f"JAX ran on {out['devices']}, not a GPU (is its CUDA plugin installed?)")
+    return out
 
 
 def one_core(env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
@@ -129,13 +143,13 @@ def main() -> None:
         )
     cores = available_cores()
     measured: dict[str, tuple[str, list[float], float, str]] = {}  # label -> setup, sps, FLOPs
-    failed: dict[str, str] = {}
+    failed: dict[str, list[str]] = {}  # label -> its errors, a failed pass each
     for r in range(args.repeats):
         if args.repeats > 1:
             print(f"pass {r + 1} of {args.repeats}", flush=True)
         for label, outcome in measure(args, cores):
             if isinstance(outcome, str):
-                failed[label] = outcome
+                failed.setdefault(label, []).append(outcome)
                 continue
             setup, sps, fps, peer = outcome
             measured.setdefault(label, (setup, [], fps, peer))[1].append(sps)
@@ -152,8 +166,9 @@ def main() -> None:
         spread = f" ({min(values):,.0f}-{max(values):,.0f})" if len(values) > 1 else ""
         cells = [label, setup, f"{sps:,.0f}{spread}", f"{fps / 1e6:.2f}", f"{sps * fps / 1e9:.1f}"]
         print("| " + " | ".join([*cells, ratio]) + " |")
-    for label, error in failed.items():
-        print(f"not measured: {label}: {error}")
+    for label, errors in failed.items():
+        passes = f" in {len(errors)} of {args.repeats} passes" if label in rows else ""
+        print(f"not measured{passes}: {label}: {errors[-1]}")
     if failed:
         sys.exit(1)
 
@@ -229,7 +244,7 @@ def measure(
     jax_flops /= steps
     for label, (prefix, env) in sides.items():
         try:
-            out = run_json(prefix + cmd, env)
+            out = on_device(run_json(prefix + cmd, env), on_cpu)
         except RowFailed as error:
             rows.append((label, str(error)))
             continue
@@ -245,7 +260,7 @@ def measure(
     for peer, (prefix, env) in sides.items():
         label = peer.replace("JAX IPPO, asfed's networks", "JaxMARL IPPO as shipped")
         try:
-            out = run_json(prefix + shipped, env)
+            out = on_device(run_json(prefix + shipped, env), on_cpu)
         except RowFailed as error:
             rows.append((label, str(error)))
             continue
