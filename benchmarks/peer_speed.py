@@ -195,6 +195,7 @@ def measure(
     where = f"{cores} cores" if on_cpu else f"learners on {args.device}"
     print(f"{where}; navigation: {env0.num_agents} agents, {steps:,} env steps a round")
     variants = [False, True] if args.compile_steps else [False]
+    flops_of: dict[str, float] = {}  # a method's FLOPs an env step, compiled or not the same
     for method, compiled in itertools.product(args.methods.split(","), variants):
         cfg = build_config(env="navigation", method=method, engine="local", compile_steps=compiled)
         for workers in sorted({1, cores}) if on_cpu else [1]:
@@ -203,15 +204,16 @@ def measure(
             if not on_cpu:
                 label += f" ({args.device})"
             try:
-                eager = dataclasses.replace(cfg, compile_steps=False)
-                flops = round_flops(eager, args.device) / steps
+                if method not in flops_of:  # counted once, eager
+                    eager = dataclasses.replace(cfg, compile_steps=False)
+                    flops_of[method] = round_flops(eager, args.device) / steps
                 seconds = time_rounds(cfg, workers, args.rounds, args.device)
             except Exception as error:  # reported; the other rows are still measured
                 traceback.print_exc()
                 rows.append((label, f"{type(error).__name__}: {error}"))
                 continue
             peer = peer_one if workers == 1 else peer_all
-            rows.append((label, (ASFED_SETUP, steps / seconds, flops, peer)))
+            rows.append((label, (ASFED_SETUP, steps / seconds, flops_of[method], peer)))
             print(f"  {label}: {steps / seconds:,.0f} env steps/s", flush=True)
 
     python = args.bench_python

@@ -82,10 +82,17 @@ def core_gflops(obs_dim: int, hidden: tuple[int, ...], actions: int, rows: int) 
     return flops / best / 1e9
 
 
+def simulation(cfg, device: str = "cpu", workers: int = 1) -> Simulation:
+    """A Simulation, its learners on `device`, over `workers` processes; a keyword at its
+    default is left out, as an older asfed takes neither (the "before" rows)."""
+    on = {} if device == "cpu" else {"device": device}
+    return Simulation(cfg, workers=workers, **on) if workers > 1 else Simulation(cfg, **on)
+
+
 def round_flops(cfg, device: str = "cpu") -> float:
     """Matrix FLOPs of one round (the second: the first has no history to differ on), the
     learners on `device` (the count is the same anywhere; a GPU counts faster)."""
-    sim = Simulation(cfg) if device == "cpu" else Simulation(cfg, device=device)
+    sim = simulation(cfg, device)
     sim.run_round()
     with FlopCounterMode(display=False) as counter:
         sim.run_round()
@@ -123,8 +130,7 @@ def ablated(
 
 def time_rounds(cfg, workers: int, rounds: int, device: str = "cpu") -> float:
     """Seconds a round (mean of `rounds` after one warm-up round), learners on `device`."""
-    on = {} if device == "cpu" else {"device": device}  # an older asfed takes no device
-    sim = Simulation(cfg, workers=workers, **on) if workers > 1 else Simulation(cfg, **on)
+    sim = simulation(cfg, device, workers)
     try:
         sim.run_round()
         start = time.perf_counter()
@@ -147,7 +153,7 @@ PARTS = {  # cProfile entries -> what they are
 def profile_round(cfg, device: str = "cpu") -> None:
     """Where one in-process round's time goes (after a warm-up round). On a GPU the torch
     entries time launches, not the work, which the first reads back (the rollout's) wait for."""
-    sim = Simulation(cfg) if device == "cpu" else Simulation(cfg, device=device)
+    sim = simulation(cfg, device)
     sim.run_round()
     prof = cProfile.Profile()
     start = time.perf_counter()
