@@ -33,10 +33,12 @@ def move(pos: np.ndarray, direction: np.ndarray, height: int, width: int) -> np.
 
     pos: int `[B, K, 2]`; direction: int `[B, K]`. Returns a new int64 `[B, K, 2]`.
     """
-    step = np.clip(direction, -1, 3) + 1  # 0: stay; 1-4: DIRS[0-3]
+    # np.clip, written as maximum then minimum: the same integers, without np.clip's Python
+    # wrapper (about 10 us a call; three a step of every grid env's rollout)
+    step = np.minimum(np.maximum(direction, -1), 3) + 1  # 0: stay; 1-4: DIRS[0-3]
     new = np.empty(np.broadcast_shapes(pos.shape, (*np.shape(direction), 2)), np.int64)
-    np.clip(pos[..., 0] + _ROW_STEP[step], 0, height - 1, out=new[..., 0])
-    np.clip(pos[..., 1] + _COL_STEP[step], 0, width - 1, out=new[..., 1])
+    np.minimum(np.maximum(pos[..., 0] + _ROW_STEP[step], 0), height - 1, out=new[..., 0])
+    np.minimum(np.maximum(pos[..., 1] + _COL_STEP[step], 0), width - 1, out=new[..., 1])
     return new
 
 
