@@ -24,6 +24,7 @@ from asfed.agents.as_loss import NeighbourTerms, as_loss, as_loss_grad
 from asfed.agents.base import Agent, AgentSpec, Graph, adam, fused_steps
 from asfed.agents.methods import METHODS, Method
 from asfed.agents.networks import POLICY_LAYOUTS
+from asfed.agents.ppo import old_log_probs
 from asfed.comm.messages import Message
 from asfed.errors import AsfedError, accepted
 
@@ -141,8 +142,8 @@ class ASAgent(Agent):
         peer_acts = acts[:, peers].T  # [P, M]
         own_old, ants_old = self.round_logits(peers)
         with torch.no_grad():
-            logp_old = torch.log_softmax(own_old, -1).gather(1, acts[:, me : me + 1])[:, 0]
-            ant_logp_old = torch.log_softmax(ants_old, -1).gather(-1, peer_acts[..., None])[..., 0]
+            logp_old = old_log_probs(own_old).gather(1, acts[:, me : me + 1])[:, 0]
+            ant_logp_old = old_log_probs(ants_old).gather(-1, peer_acts[..., None])[..., 0]
         adv = self.advantages(self.values())
         mask = shared["mask"]
 

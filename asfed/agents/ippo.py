@@ -11,8 +11,8 @@ from torch import nn
 from asfed.agents import fused, lockstep
 from asfed.agents.base import Agent, AgentSpec, Graph, adam, fused_steps
 from asfed.agents.methods import METHODS, Method
-from asfed.agents.networks import mlp
-from asfed.agents.ppo import clipped_surrogate
+from asfed.agents.networks import mlp, mlp_forward
+from asfed.agents.ppo import clipped_surrogate, old_log_probs
 from asfed.comm.messages import Message
 
 
@@ -25,7 +25,7 @@ class PolicyAgent(Agent):
         self.actor_opt = adam(self.actor.parameters(), spec.cfg.actor_lr)
 
     def acting_logits(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.actor(obs)
+        return mlp_forward(self.actor, obs)
 
     def acting_modules(self) -> dict[str, nn.Module]:
         return {"actor": self.actor}
@@ -43,7 +43,7 @@ class PolicyAgent(Agent):
         """One epoch of clipped-surrogate minibatch steps against the pre-update policy.
         adv `[M]`: the method's advantage of each valid sample."""
         own = self._actions[:, self.id : self.id + 1]
-        logp_old = torch.log_softmax(self.actor_logits(), -1).gather(1, own)[:, 0]
+        logp_old = old_log_probs(self.actor_logits()).gather(1, own)[:, 0]
 
         def step(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             logp = torch.log_softmax(self.actor(self._obs_all[idx]), -1).gather(1, own[idx])[:, 0]

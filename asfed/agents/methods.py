@@ -46,8 +46,10 @@ class Method(ABC):
         o = torch.as_tensor(obs)
         with torch.no_grad():
             probs = torch.stack([a.acting_probs(o) for a in agents], 1)
-        finite_policies(probs, [a.id for a in agents])
-        return sample_categorical(probs.double().numpy(), rng)
+        p = probs.double().numpy()
+        if not np.isfinite(p).all():  # one check a step; naming the agent only when one fails
+            finite_policies(probs, [a.id for a in agents])
+        return sample_categorical(p, rng)
 
 
 def finite_policies(probs: torch.Tensor, ids: list[int]) -> None:

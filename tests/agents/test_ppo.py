@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from asfed.agents.hparams import PAPER, paper_config
-from asfed.agents.networks import MultiHeadPolicy, SeparatePolicies
-from asfed.agents.ppo import clipped_surrogate, gae
+from asfed.agents.networks import MultiHeadPolicy, SeparatePolicies, mlp, mlp_forward
+from asfed.agents.ppo import clipped_surrogate, gae, old_log_probs
 from asfed.errors import AsfedError
 
 
@@ -154,3 +154,31 @@ def test_multihead_is_smaller_than_separate_networks() -> None:
     assert count(MultiHeadPolicy(100, (128, 64), 5, others)) * 4 < count(
         SeparatePolicies(100, (128, 64), 5, others)
     )
+
+
+@pytest.mark.parametrize("actions", [2, 5, 7, 9])
+def test_old_log_probs_are_torchs_log_softmax_bit_for_bit(actions) -> None:
+    """pi_old's log-probabilities over the transposed layout (few actions) are the very bits of
+    torch's last-axis log_softmax, for a round's states `[M, A]` and anticipations `[P, M, A]`,
+    at every scale a logit takes; so the faster path changes no run's numbers. Wider rows use
+    torch's call itself."""
+    gen = torch.Generator().manual_seed(11)
+    for scale in (1e-3, 1.0, 4.0, 30.0, 300.0):
+        for shape in ((96_000, actions), (2, 9_600, actions), (1, actions), (0, actions)):
+            logits = torch.randn(shape, generator=gen) * scale
+            got = old_log_probs(logits)
+            assert got.shape == logits.shape
+            assert torch.equal(got, torch.log_softmax(logits, -1)), (scale, shape)
+    taped = torch.randn(5, actions, requires_grad=True)
+    assert old_log_probs(taped).grad_fn is not None  # with autograd: torch's own, differentiable
+
+
+def test_mlp_forward_is_the_sequential_call_bit_for_bit() -> None:
+    """Acting's direct forward computes what calling the `mlp` computes, bit for bit; a layer
+    other than Linear or ReLU is refused rather than skipped."""
+    torch.manual_seed(5)
+    net = mlp([61, 128, 64], 5)
+    obs = torch.randn(96, 61)
+    assert torch.equal(mlp_forward(net, obs), net(obs))
+    with pytest.raises(TypeError, match="Tanh"):
+        mlp_forward(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh()), obs[:, :3])

@@ -396,6 +396,7 @@ def test_non_finite_policies_and_parameters_stop_the_run_before_any_checkpoint(t
     """Beyond the losses (checked at every step): an acting policy with non-finite
     probabilities stops the rollout naming its agent, and a network with a non-finite parameter
     is never checkpointed, so the last good checkpoint stays the last one."""
+    import numpy as np
     import torch
 
     from asfed.agents.base import Diverged
@@ -412,6 +413,14 @@ def test_non_finite_policies_and_parameters_stop_the_run_before_any_checkpoint(t
     sim = Simulation(cfg, agent_root=tmp_path, private_seed=1)
     agent = sim.federation.agents[0]
     agent.save_private(1)
+    obs = sim.env.reset()[:, 0]
+    rng = np.random.default_rng(0)
+    n = sim.num_agents
+    assert sim.method.sample_actions(sim.federation.acting, obs, rng).shape == (1, n)
+    with torch.no_grad():
+        next(sim.federation.agents[1].actor.parameters())[0, 0] = float("nan")
+    with pytest.raises(Diverged, match="agent 1's acting policy"):  # the rollout's own check
+        sim.method.sample_actions(sim.federation.acting, obs, rng)
     with torch.no_grad():
         next(agent.critic.parameters()).fill_(float("nan"))
     with pytest.raises(Diverged, match="non-finite parameters"):
