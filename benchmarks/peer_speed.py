@@ -23,6 +23,9 @@ With `--device cuda` asfed's learners run on the GPU, one worker holding every a
 not the cores, is shared), and each JAX side runs once on JAX's default device; every row is
 compared with the JAX IPPO on that device. A row that fails is reported with its error, left out
 of the table, and the exit status is 1: one broken side does not lose the others' numbers.
+
+Killed, it leaves nothing running: asfed's workers die with their parent, and a watchdog
+(`asfed.lifetime.guard_descendants`) kills the JAX side then running, which runs without asfed.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from asfed.agents.hparams import paper_config
 from asfed.config import build_config
 from asfed.engine.loop import prepare
 from asfed.engine.placement import available_cores
+from asfed.lifetime import guard_descendants
 
 HERE = Path(__file__).resolve().parent
 ASFED_SETUP = "128-64 ReLU, separate, K=3 x 96 of 100 rows"
@@ -141,6 +145,7 @@ def main() -> None:
             f"no JAX environment at {args.bench_python}: run "
             "`bash benchmarks/peer/setup.sh .venv-bench`"
         )
+    guard_descendants()  # the JAX sides (plain subprocesses) die with a killed benchmark too
     cores = available_cores()
     measured: dict[str, tuple[str, list[float], float, str]] = {}  # label -> setup, sps, FLOPs
     failed: dict[str, list[str]] = {}  # label -> its errors, a failed pass each
