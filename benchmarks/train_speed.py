@@ -21,7 +21,9 @@ stacked small networks (`asfed.agents.networks.STACK_LIMIT`; the loss keeps its 
 and lockstep minibatch steps (`asfed.agents.lockstep`: one backward and one Adam call a step for
 the policies and critics of all the agents a process holds).
 `--profile` shows where one in-process round's time goes (rollout, shares, the updates' matmuls,
-backward passes, Adam, everything else).
+backward passes, Adam, everything else). `--rollout` times the world's rollout alone (every
+agent's acting policy on every env step of the round, and the envs' steps), which the world
+runs while the workers wait: best and median of `--rollout-repeats` rollouts, in milliseconds.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import argparse
 import contextlib
 import cProfile
 import pstats
+import statistics
 import time
 from collections.abc import Iterator
 
@@ -47,6 +50,7 @@ except ImportError:  # an asfed from before lockstep
 from asfed.agents.networks import mlp
 from asfed.config import build_config
 from asfed.engine.loop import Simulation, prepare
+from asfed.engine.world import rollout
 
 try:
     from asfed.engine.placement import available_cores
@@ -142,6 +146,18 @@ def time_rounds(cfg, workers: int, rounds: int, device: str = "cpu") -> float:
             sim.close()
 
 
+def time_rollout(cfg, repeats: int) -> tuple[float, float]:
+    """(best, median) seconds of the world's rollout alone, in-process, after one round."""
+    sim = simulation(cfg, "cpu")
+    sim.run_round()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        rollout(sim.env, sim.method, sim.federation.acting, sim.acting_rng)
+        times.append(time.perf_counter() - start)
+    return min(times), statistics.median(times)
+
+
 PARTS = {  # cProfile entries -> what they are
     "<built-in method torch._C._nn.linear>": ("tot", "Linear forwards"),
     "<method 'run_backward' of 'torch._C._EngineBase' objects>": ("tot", "backward passes"),
@@ -188,6 +204,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="timed rounds per row")
     parser.add_argument("--ablate", action="store_true", help="time each saving turned off")
     parser.add_argument("--profile", action="store_true", help="where a round's time goes")
+    parser.add_argument("--rollout", action="store_true", help="time the rollout alone, only")
+    parser.add_argument("--rollout-repeats", type=int, default=15, help="rollouts timed a row")
     parser.add_argument(
         "--device",
         default="cpu",
@@ -212,6 +230,14 @@ def main() -> None:
             layouts = args.layouts.split(",") if method == "as" else ["separate"]
             for layout in layouts:
                 cfg = build_config(env=env, method=method, layout=layout, engine="local")
+                if args.rollout:
+                    best, median = time_rollout(cfg, args.rollout_repeats)
+                    print(
+                        f"{env:<11}{method:<7}{layout:<10}  rollout: best {best * 1e3:.1f} ms, "
+                        f"median {median * 1e3:.1f} ms",
+                        flush=True,
+                    )
+                    continue
                 env_ = prepare(cfg)[1]  # sizes only: no agents built
                 steps = cfg.num_episodes() * env_.horizon
                 rows = max(1, steps // cfg.num_minibatches())  # one minibatch: an episode
