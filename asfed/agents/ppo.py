@@ -6,6 +6,8 @@ Arrays are batch-first: a rollout of B episodes of T steps gives rewards `[B, T]
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -54,19 +56,42 @@ def discounted_returns(rewards: np.ndarray, terminated: np.ndarray, gamma: float
     return out
 
 
+SAME_BITS = frozenset({"AVX2", "AVX512", "DEFAULT"})
+"""torch's x86 CPU kernels, whose float32 vectors hold 8 or more lanes: there a row of fewer
+than 8 actions is reduced in order by the last-axis kernel, as the transposed one does."""
+
+
 def old_log_probs(logits: torch.Tensor) -> torch.Tensor:
     """log_softmax over the last axis, for pi_old on a round's states (no autograd): logits
-    `[..., A]` -> `[..., A]`. For few actions (A < 8) torch's last-axis CPU kernel costs about
-    70 ns a row (0.7 ms for navigation's 9,600 states, 18 of them in an AS round); the same
-    arithmetic over the transposed layout takes under a third of that, transposes included.
-    Both take each row's max and sum its exponentials in order, and they give the same bits
-    (tests/agents/test_ppo.py compares 28.8 M entries; the narrow rows are what make the
-    last-axis kernel's sum sequential). Elsewhere, or with autograd, torch's own call."""
+    `[..., A]` -> `[..., A]`. For few actions torch's last-axis CPU kernel costs about 70 ns a
+    row (0.7 ms for navigation's 9,600 states; 18 such calls an AS round); the same arithmetic
+    over the transposed layout `[A, rows]` takes under a third of that, transposes included.
+    Both take each row's max and sum its exponentials in order and give the same bits where
+    the conditions below hold: float32, A < 8, one of the `SAME_BITS` kernels, and the rows
+    padded to a multiple of 64 (the transposed kernel's rows past its last full vector would
+    get the scalar exp, which differs from the vector one in the last bit).
+    tests/agents/test_ppo.py compares them on odd and even row counts. Elsewhere (a GPU,
+    other dtypes, more actions, autograd, no rows), torch's own call."""
     a = logits.shape[-1]
-    if logits.device.type != "cpu" or a >= 8 or logits.requires_grad or not logits.numel():
+    rows = logits.numel() // a if a else 0
+    if (
+        logits.device.type != "cpu"
+        or logits.dtype != torch.float32
+        or not 0 < a < 8
+        or not rows
+        or logits.requires_grad
+        or _cpu_capability() not in SAME_BITS
+    ):
         return torch.log_softmax(logits, -1)
-    columns = logits.reshape(-1, a).t().contiguous()  # [A, rows]
-    return torch.log_softmax(columns, 0).t().reshape(logits.shape)
+    columns = logits.new_zeros(a, -(-rows // 64) * 64)  # the padding's rows are dropped
+    columns[:, :rows] = logits.reshape(rows, a).t()
+    return torch.log_softmax(columns, 0)[:, :rows].t().reshape(logits.shape)
+
+
+@functools.cache
+def _cpu_capability() -> str:
+    """The SIMD kernels torch dispatches to on this CPU (e.g. AVX2, AVX512, DEFAULT)."""
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def clipped_surrogate(
