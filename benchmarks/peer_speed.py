@@ -24,7 +24,7 @@ not the cores, is shared), and each JAX side runs once on JAX's default device; 
 compared with the JAX IPPO on that device. A row that fails is reported with its error, left out
 of the table, and the exit status is 1: one broken side does not lose the others' numbers.
 
-Killed, it leaves nothing running: asfed's workers die with their parent, and a watchdog
+Killed on Linux, it leaves nothing running: asfed's workers die with their parent, and a watchdog
 (`asfed.lifetime.guard_descendants`) kills the JAX side then running, which runs without asfed.
 """
 
