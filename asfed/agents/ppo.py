@@ -30,13 +30,15 @@ def gae(
     adv = np.zeros((b, t))
     alive = ~np.logical_or.accumulate(terminated, axis=1)  # step t happens before any termination
     alive = np.concatenate([np.ones((b, 1), bool), alive[:, :-1]], axis=1)
+    # Everything but the recursion is computed for all steps at once (the same operations in
+    # the same order, so the same bits): the loop is then two operations and a select a step.
+    cont = 1.0 - terminated
+    delta = rewards + gamma * values[:, 1:] * cont - values[:, :t]
+    decay = gamma * lam * cont
     running = np.zeros(b)
     for k in range(t - 1, -1, -1):
-        cont = 1.0 - terminated[:, k]
-        delta = rewards[:, k] + gamma * values[:, k + 1] * cont - values[:, k]
-        running = delta + gamma * lam * cont * running
-        adv[:, k] = np.where(alive[:, k], running, 0.0)
-        running = np.where(alive[:, k], running, 0.0)
+        running = np.where(alive[:, k], delta[:, k] + decay[:, k] * running, 0.0)
+        adv[:, k] = running
     return adv, adv + values[:, :t]
 
 

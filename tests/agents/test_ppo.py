@@ -51,6 +51,35 @@ def test_gae_equals_a_plain_loop_with_terminations_and_horizon_cuts() -> None:
     assert (adv[1, 5:] == 0).all() and (adv[4, 1:] == 0).all()
 
 
+def test_gae_gives_the_per_step_formulas_bits() -> None:
+    """GAE computes its deltas and decays for all steps at once; every step's arithmetic is
+    still the per-step formula's, in its order, so a run's advantages keep their bits."""
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        b, t = int(rng.integers(1, 40)), int(rng.integers(1, 60))
+        rewards = rng.normal(size=(b, t)) * 30
+        values = rng.normal(size=(b, t + 1)) * 30
+        terminated = np.zeros((b, t), bool)
+        for e in range(b):
+            if rng.random() < 0.5:
+                k = int(rng.integers(0, t))
+                terminated[e, k:] = True
+                rewards[e, k + 1 :] = 0.0
+        gamma, lam = 0.99, float(rng.choice([0.0, 0.95, 1.0]))
+        want = np.zeros((b, t))
+        alive = ~np.logical_or.accumulate(terminated, axis=1)
+        alive = np.concatenate([np.ones((b, 1), bool), alive[:, :-1]], axis=1)
+        running = np.zeros(b)
+        for k in range(t - 1, -1, -1):  # the formula one step at a time
+            cont = 1.0 - terminated[:, k]
+            delta = rewards[:, k] + gamma * values[:, k + 1] * cont - values[:, k]
+            running = np.where(alive[:, k], delta + gamma * lam * cont * running, 0.0)
+            want[:, k] = running
+        adv, ret = gae(rewards, values, terminated, gamma, lam)
+        assert np.array_equal(adv, want)
+        assert np.array_equal(ret, want + values[:, :t])
+
+
 def test_gae_with_lambda_one_is_the_discounted_return_minus_value() -> None:
     rng = np.random.default_rng(1)
     rewards = rng.normal(size=(2, 8))
