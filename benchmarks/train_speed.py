@@ -146,9 +146,10 @@ def time_rounds(cfg, workers: int, rounds: int, device: str = "cpu") -> float:
             sim.close()
 
 
-def time_rollout(cfg, repeats: int) -> tuple[float, float]:
-    """(best, median) seconds of the world's rollout alone, in-process, after one round."""
-    sim = simulation(cfg, "cpu")
+def time_rollout(cfg, repeats: int, device: str = "cpu") -> tuple[float, float]:
+    """(best, median) seconds of the world's rollout alone, in-process, after one round, the
+    acting policies on `device` (the envs stay on the CPU)."""
+    sim = simulation(cfg, device)
     sim.run_round()
     times = []
     for _ in range(repeats):
@@ -231,7 +232,7 @@ def main() -> None:
             for layout in layouts:
                 cfg = build_config(env=env, method=method, layout=layout, engine="local")
                 if args.rollout:
-                    best, median = time_rollout(cfg, args.rollout_repeats)
+                    best, median = time_rollout(cfg, args.rollout_repeats, args.device)
                     print(
                         f"{env:<11}{method:<7}{layout:<10}  rollout: best {best * 1e3:.1f} ms, "
                         f"median {median * 1e3:.1f} ms",
