@@ -10,6 +10,11 @@ One process tree, one system after the other (never two at once):
    from asfed and from JaxMARL is in its docstring), on every core and on one.
 3. JaxMARL's own IPPO as shipped (`baselines/IPPO/ippo_ff_mpe.py`, its config), from a JaxMARL
    checkout (`--jaxmarl-repo`; skipped, saying so, without one).
+4. With `--start CHECKOUT`: the same asfed rows (eager) of an earlier commit, timed by that
+   checkout's own train_speed (`benchmarks/peer/asfed_checkout.py`), so a goal stated against
+   the code of another day (issue 26's "2.5x the 9,042 AS reached") is a ratio of one run on
+   one machine; every asfed row then gets a "vs start" ratio. `--envs navigation,exchange,
+   predation` times asfed's rows (and the start's) on more envs; JAX runs navigation's MPE only.
 
 The JAX sides run in their own environment (`bash benchmarks/peer/setup.sh .venv-bench`, then
 `--bench-python .venv-bench/bin/python`). Their FLOPs are counted from the networks' shapes
@@ -18,6 +23,8 @@ counts asfed's; XLA's own cost analysis counts a scanned loop's body once and is
 
     python benchmarks/peer_speed.py --bench-python .venv-bench/bin/python \\
         --jaxmarl-repo ../JaxMARL
+    git worktree add --detach /tmp/asfed-start 325173e   # issue 26's start
+    python benchmarks/peer_speed.py ... --start /tmp/asfed-start --envs navigation,exchange
 
 With `--device cuda` asfed's learners run on the GPU, one worker holding every agent (the GPU,
 not the cores, is shared), and each JAX side runs once on JAX's default device; every row is
@@ -51,7 +58,26 @@ from asfed.engine.placement import available_cores
 from asfed.lifetime import guard_descendants
 
 HERE = Path(__file__).resolve().parent
-ASFED_SETUP = "128-64 ReLU, separate, K=3 x 96 of 100 rows"
+Outcome = tuple[str, float, float, str | None, str | None]
+"""A measured row: setup, env steps/s, FLOPs an env step, the labels of the JAX row and of the
+start's row it is compared with (None: no such comparison)."""
+
+
+def asfed_setup(env: str) -> str:
+    """The networks and schedule asfed trains at on `env`'s defaults, in a table's words."""
+    cfg = build_config(env=env, method="ippo", engine="local")
+    steps = cfg.num_episodes() * prepare(cfg)[1].horizon
+    ppo, minibatches = paper_config(env), cfg.num_minibatches()
+    hidden = "-".join(str(h) for h in ppo.actor_hidden)
+    return f"{hidden} ReLU, separate, K={ppo.epochs} x {minibatches} of {steps // minibatches} rows"
+
+
+def checkout_name(path: str) -> str:
+    """A checkout's short commit (its path where git cannot say)."""
+    done = subprocess.run(
+        ["git", "-C", path, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return done.stdout.strip() if done.returncode == 0 else path
 
 
 def forward_flops(sizes: list[int]) -> int:
@@ -139,7 +165,24 @@ def main() -> None:
         help="measure every row this many times, in turn, and report each row's median (this "
         "machine's speed drifts by up to 2x over minutes; a row's range is shown beside it)",
     )
+    parser.add_argument(
+        "--envs",
+        default="navigation",
+        help="envs asfed's rows (and the start's) are timed on; the JAX sides run navigation's "
+        "MPE counterpart only",
+    )
+    parser.add_argument(
+        "--start",
+        default=None,
+        metavar="CHECKOUT",
+        help="also time an earlier asfed (a checkout, e.g. a git worktree at issue 26's start, "
+        "325173e) by its own train_speed, eager, and give every asfed row its ratio to it",
+    )
     args = parser.parse_args()
+    if args.start is not None and not (Path(args.start) / "asfed").is_dir():
+        sys.exit(f"--start {args.start}: no asfed checkout there (no asfed/ folder)")
+    if args.start is not None and args.device != "cpu":
+        sys.exit(f"--start times the start on the CPU only; --device {args.device} with it")
     if shutil.which(args.bench_python) is None:
         sys.exit(
             f"no JAX environment at {args.bench_python}: run "
@@ -147,44 +190,46 @@ def main() -> None:
         )
     guard_descendants()  # the JAX sides (plain subprocesses) die with a killed benchmark too
     cores = available_cores()
-    measured: dict[str, tuple[str, list[float], float, str]] = {}  # label -> setup, sps, FLOPs
+    flops: dict[tuple[str, str, str], float] = {}  # (code, env, method) -> FLOPs an env step
+    measured: dict[str, tuple[Outcome, list[float]]] = {}  # label -> outcome, env steps/s
     failed: dict[str, list[str]] = {}  # label -> its errors, a failed pass each
     for r in range(args.repeats):
         if args.repeats > 1:
             print(f"pass {r + 1} of {args.repeats}", flush=True)
-        for label, outcome in measure(args, cores):
+        for label, outcome in measure(args, cores, flops):
             if isinstance(outcome, str):
                 failed.setdefault(label, []).append(outcome)
                 continue
-            setup, sps, fps, peer = outcome
-            measured.setdefault(label, (setup, [], fps, peer))[1].append(sps)
-    rows = {
-        label: (setup, statistics.median(values), fps, peer, values)
-        for label, (setup, values, fps, peer) in measured.items()
-    }
+            measured.setdefault(label, (outcome, []))[1].append(outcome[1])
+    median = {label: statistics.median(values) for label, (_, values) in measured.items()}
     print()
     head = ["system", "networks, schedule", "env steps/s", "MFLOP / env step", "GFLOP/s"]
-    print("| " + " | ".join([*head, "vs JAX IPPO, same networks and cores"]) + " |")
-    print("|---" * (len(head) + 1) + "|")
-    for label, (setup, sps, fps, peer, values) in rows.items():
-        ratio = f"{sps / rows[peer][1]:.2f}" if peer in rows else "-"
+    head.append("vs JAX IPPO, same networks and cores")
+    if args.start is not None:
+        head.append("vs the start, same workers")
+    print("| " + " | ".join(head) + " |")
+    print("|---" * len(head) + "|")
+    for label, ((setup, _, fps, peer, start), values) in measured.items():
+        sps = median[label]
         spread = f" ({min(values):,.0f}-{max(values):,.0f})" if len(values) > 1 else ""
         cells = [label, setup, f"{sps:,.0f}{spread}", f"{fps / 1e6:.2f}", f"{sps * fps / 1e9:.1f}"]
-        print("| " + " | ".join([*cells, ratio]) + " |")
+        for other in [peer] if args.start is None else [peer, start]:
+            cells.append(f"{sps / median[other]:.2f}" if other in median else "-")
+        print("| " + " | ".join(cells) + " |")
     for label, errors in failed.items():
-        passes = f" in {len(errors)} of {args.repeats} passes" if label in rows else ""
+        passes = f" in {len(errors)} of {args.repeats} passes" if label in measured else ""
         print(f"not measured{passes}: {label}: {errors[-1]}")
     if failed:
         sys.exit(1)
 
 
 def measure(
-    args: argparse.Namespace, cores: int
-) -> list[tuple[str, tuple[str, float, float, str] | str]]:
-    """One pass over every row, one system after the other: (label, (setup, env steps/s, FLOPs
-    an env step, the label of the JAX row it is compared with)) each, or (label, error) for a
-    row that failed."""
-    rows: list[tuple[str, tuple[str, float, float, str] | str]] = []
+    args: argparse.Namespace, cores: int, flops: dict[tuple[str, str, str], float]
+) -> list[tuple[str, Outcome | str]]:
+    """One pass over every row, one system after the other: (label, Outcome) each, or (label,
+    error) for a row that failed. `flops` keeps each (code, env, method)'s FLOPs an env step
+    across passes: they are counted once."""
+    rows: list[tuple[str, Outcome | str]] = []
     on_cpu = args.device == "cpu"
     peer_all = (
         f"JAX IPPO, asfed's networks, {cores} cores"
@@ -192,35 +237,64 @@ def measure(
         else "JAX IPPO, asfed's networks, GPU"
     )
     peer_one = "JAX IPPO, asfed's networks, 1 core" if on_cpu else peer_all
+    counts = sorted({1, cores}) if on_cpu else [1]
+    start = None if args.start is None else checkout_name(args.start)
+    for env in args.envs.split(","):
+        cfg0 = build_config(env=env, method="ippo", engine="local")
+        env_ = prepare(cfg0)[1]
+        steps = cfg0.num_episodes() * env_.horizon
+        where = f"{cores} cores" if on_cpu else f"learners on {args.device}"
+        print(f"{where}; {env}: {env_.num_agents} agents, {steps:,} env steps a round")
+        prefix = "" if env == "navigation" else f"{env}: "
+        setup = asfed_setup(env)
+
+        def workers_(w: int) -> str:
+            return f"{w} worker{'s' if w > 1 else ''}"
+
+        if start is not None:
+            for method, w in itertools.product(args.methods.split(","), counts):
+                label = f"{prefix}asfed {method} at the start ({start}), {workers_(w)}"
+                cmd = [sys.executable, str(HERE / "peer" / "asfed_checkout.py")]
+                cmd += ["--checkout", args.start, "--env", env, "--method", method]
+                cmd += ["--workers", str(w), "--rounds", str(args.rounds)]
+                key = ("start", env, method)
+                env_vars = {**os.environ, "PYTHONPATH": str(Path(args.start).resolve())}
+                try:
+                    out = run_json(cmd + ([] if key in flops else ["--flops"]), env_vars)
+                except RowFailed as error:
+                    rows.append((label, str(error)))
+                    continue
+                flops.setdefault(key, out["flops_per_step"])
+                rows.append((label, (setup, out["env_steps_per_s"], flops[key], None, label)))
+                print(f"  {label}: {out['env_steps_per_s']:,.0f} env steps/s", flush=True)
+
+        variants = [False, True] if args.compile_steps else [False]
+        for method, compiled in itertools.product(args.methods.split(","), variants):
+            cfg = build_config(env=env, method=method, engine="local", compile_steps=compiled)
+            for w in counts:
+                label = f"{prefix}asfed {method}{' compiled' if compiled else ''}, {workers_(w)}"
+                if not on_cpu:
+                    label += f" ({args.device})"
+                key = ("now", env, method)  # compiled or not, the same FLOPs: counted eager
+                try:
+                    if key not in flops:
+                        eager = dataclasses.replace(cfg, compile_steps=False)
+                        flops[key] = round_flops(eager, args.device) / steps
+                    seconds = time_rounds(cfg, w, args.rounds, args.device)
+                except Exception as error:  # reported; the other rows are still measured
+                    traceback.print_exc()
+                    rows.append((label, f"{type(error).__name__}: {error}"))
+                    continue
+                peer = None if env != "navigation" else peer_one if w == 1 else peer_all
+                against = None if start is None else f"{prefix}asfed {method} at the start "
+                against = None if against is None else f"{against}({start}), {workers_(w)}"
+                rows.append((label, (setup, steps / seconds, flops[key], peer, against)))
+                print(f"  {label}: {steps / seconds:,.0f} env steps/s", flush=True)
 
     cfg0 = build_config(env="navigation", method="ippo", engine="local")
     env0 = prepare(cfg0)[1]
     steps = cfg0.num_episodes() * env0.horizon
     ppo = paper_config("navigation")
-    where = f"{cores} cores" if on_cpu else f"learners on {args.device}"
-    print(f"{where}; navigation: {env0.num_agents} agents, {steps:,} env steps a round")
-    variants = [False, True] if args.compile_steps else [False]
-    flops_of: dict[str, float] = {}  # a method's FLOPs an env step, compiled or not the same
-    for method, compiled in itertools.product(args.methods.split(","), variants):
-        cfg = build_config(env="navigation", method=method, engine="local", compile_steps=compiled)
-        for workers in sorted({1, cores}) if on_cpu else [1]:
-            label = f"asfed {method}{' compiled' if compiled else ''}, "
-            label += f"{workers} worker{'s' if workers > 1 else ''}"
-            if not on_cpu:
-                label += f" ({args.device})"
-            try:
-                if method not in flops_of:  # counted once, eager
-                    eager = dataclasses.replace(cfg, compile_steps=False)
-                    flops_of[method] = round_flops(eager, args.device) / steps
-                seconds = time_rounds(cfg, workers, args.rounds, args.device)
-            except Exception as error:  # reported; the other rows are still measured
-                traceback.print_exc()
-                rows.append((label, f"{type(error).__name__}: {error}"))
-                continue
-            peer = peer_one if workers == 1 else peer_all
-            rows.append((label, (ASFED_SETUP, steps / seconds, flops_of[method], peer)))
-            print(f"  {label}: {steps / seconds:,.0f} env steps/s", flush=True)
-
     python = args.bench_python
     peer_cfg = {
         "num_envs": cfg0.num_episodes(),
@@ -255,7 +329,9 @@ def measure(
         except RowFailed as error:
             rows.append((label, str(error)))
             continue
-        rows.append((label, (ASFED_SETUP, out["env_steps_per_s"], jax_flops, label)))
+        rows.append(
+            (label, (asfed_setup("navigation"), out["env_steps_per_s"], jax_flops, label, None))
+        )
         print(
             f"  {label}: {out['env_steps_per_s']:,.0f} env steps/s ({out['devices']})", flush=True
         )
@@ -273,7 +349,7 @@ def measure(
             continue
         c = out["config"]
         n_rows = c["NUM_ENVS"] * c["NUM_STEPS"]
-        flops = peer_flops(
+        shipped_flops = peer_flops(
             out["obs_dim"],
             out["actions"],
             [64, 64],
@@ -284,7 +360,7 @@ def measure(
         )
         epochs, minibatches = c["UPDATE_EPOCHS"], c["NUM_MINIBATCHES"]
         setup = f"64-64 {c['ACTIVATION']}, one shared, {epochs} x {minibatches}"
-        rows.append((label, (setup, out["env_steps_per_s"], flops / n_rows, peer)))
+        rows.append((label, (setup, out["env_steps_per_s"], shipped_flops / n_rows, peer, None)))
         print(
             f"  {label}: {out['env_steps_per_s']:,.0f} env steps/s ({out['devices']})", flush=True
         )
