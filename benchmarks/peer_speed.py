@@ -73,11 +73,18 @@ def asfed_setup(env: str) -> str:
 
 
 def checkout_name(path: str) -> str:
-    """A checkout's short commit (its path where git cannot say)."""
-    done = subprocess.run(
-        ["git", "-C", path, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    )
-    return done.stdout.strip() if done.returncode == 0 else path
+    """A checkout's short commit, "+changes" where it has uncommitted ones; its path where it is
+    not a git work tree of its own (inside another repository git would name that one)."""
+
+    def git(*argv: str) -> str | None:
+        done = subprocess.run(["git", "-C", path, *argv], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != Path(path).resolve():
+        return path
+    commit = git("rev-parse", "--short", "HEAD") or path
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def forward_flops(sizes: list[int]) -> int:
@@ -179,8 +186,11 @@ def main() -> None:
         "325173e) by its own train_speed, eager, and give every asfed row its ratio to it",
     )
     args = parser.parse_args()
-    if args.start is not None and not (Path(args.start) / "asfed").is_dir():
-        sys.exit(f"--start {args.start}: no asfed checkout there (no asfed/ folder)")
+    if (
+        args.start is not None
+        and not (Path(args.start) / "benchmarks" / "train_speed.py").is_file()
+    ):
+        sys.exit(f"--start {args.start}: no asfed checkout there (no benchmarks/train_speed.py)")
     if args.start is not None and args.device != "cpu":
         sys.exit(f"--start times the start on the CPU only; --device {args.device} with it")
     if shutil.which(args.bench_python) is None:
@@ -191,7 +201,7 @@ def main() -> None:
     guard_descendants()  # the JAX sides (plain subprocesses) die with a killed benchmark too
     cores = available_cores()
     flops: dict[tuple[str, str, str], float] = {}  # (code, env, method) -> FLOPs an env step
-    measured: dict[str, tuple[Outcome, list[float]]] = {}  # label -> outcome, env steps/s
+    measured: dict[str, tuple[Outcome, dict[int, float]]] = {}  # label -> outcome, sps a pass
     failed: dict[str, list[str]] = {}  # label -> its errors, a failed pass each
     for r in range(args.repeats):
         if args.repeats > 1:
@@ -200,27 +210,48 @@ def main() -> None:
             if isinstance(outcome, str):
                 failed.setdefault(label, []).append(outcome)
                 continue
-            measured.setdefault(label, (outcome, []))[1].append(outcome[1])
-    median = {label: statistics.median(values) for label, (_, values) in measured.items()}
+            measured.setdefault(label, (outcome, {}))[1][r] = outcome[1]
     print()
-    head = ["system", "networks, schedule", "env steps/s", "MFLOP / env step", "GFLOP/s"]
-    head.append("vs JAX IPPO, same networks and cores")
-    if args.start is not None:
-        head.append("vs the start, same workers")
-    print("| " + " | ".join(head) + " |")
-    print("|---" * len(head) + "|")
-    for label, ((setup, _, fps, peer, start), values) in measured.items():
-        sps = median[label]
-        spread = f" ({min(values):,.0f}-{max(values):,.0f})" if len(values) > 1 else ""
-        cells = [label, setup, f"{sps:,.0f}{spread}", f"{fps / 1e6:.2f}", f"{sps * fps / 1e9:.1f}"]
-        for other in [peer] if args.start is None else [peer, start]:
-            cells.append(f"{sps / median[other]:.2f}" if other in median else "-")
-        print("| " + " | ".join(cells) + " |")
+    print(table(measured, args.start is not None))
     for label, errors in failed.items():
         passes = f" in {len(errors)} of {args.repeats} passes" if label in measured else ""
         print(f"not measured{passes}: {label}: {errors[-1]}")
     if failed:
         sys.exit(1)
+
+
+def table(measured: dict[str, tuple[Outcome, dict[int, float]]], with_start: bool) -> str:
+    """The Markdown table: each row's median env steps/s over its passes (range in brackets),
+    and each ratio the median of the ratios of the passes where both rows were measured (their
+    range in brackets): rows of one pass ran minutes apart, rows of different passes did not."""
+    head = ["system", "networks, schedule", "env steps/s", "MFLOP / env step", "GFLOP/s"]
+    head.append("vs JAX IPPO, same networks and cores")
+    if with_start:
+        head.append("vs the start, same workers")
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for label, ((setup, _, fps, peer, start), passes) in measured.items():
+        values = list(passes.values())
+        sps = statistics.median(values)
+        spread = f" ({min(values):,.0f}-{max(values):,.0f})" if len(values) > 1 else ""
+        cells = [label, setup, f"{sps:,.0f}{spread}", f"{fps / 1e6:.2f}", f"{sps * fps / 1e9:.1f}"]
+        for other in [peer] if not with_start else [peer, start]:
+            theirs = measured[other][1] if other in measured else {}
+            ratios = [v / theirs[r] for r, v in passes.items() if r in theirs]
+            cell = f"{statistics.median(ratios):.2f}" if ratios else "-"
+            if len(ratios) > 1 and other != label:
+                cell += f" ({min(ratios):.2f}-{max(ratios):.2f})"
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def start_label(prefix: str, method: str, start: str, workers: int) -> str:
+    """The label of the start's row (the one today's row of `workers` is compared with)."""
+    return f"{prefix}asfed {method} at the start ({start}), {workers_text(workers)}"
+
+
+def workers_text(workers: int) -> str:
+    return f"{workers} worker{'s' if workers > 1 else ''}"
 
 
 def measure(
@@ -239,7 +270,9 @@ def measure(
     peer_one = "JAX IPPO, asfed's networks, 1 core" if on_cpu else peer_all
     counts = sorted({1, cores}) if on_cpu else [1]
     start = None if args.start is None else checkout_name(args.start)
-    for env in args.envs.split(","):
+    methods = list(dict.fromkeys(args.methods.split(",")))  # each once
+    envs = list(dict.fromkeys(args.envs.split(",")))
+    for env in envs:
         cfg0 = build_config(env=env, method="ippo", engine="local")
         env_ = prepare(cfg0)[1]
         steps = cfg0.num_episodes() * env_.horizon
@@ -247,13 +280,9 @@ def measure(
         print(f"{where}; {env}: {env_.num_agents} agents, {steps:,} env steps a round")
         prefix = "" if env == "navigation" else f"{env}: "
         setup = asfed_setup(env)
-
-        def workers_(w: int) -> str:
-            return f"{w} worker{'s' if w > 1 else ''}"
-
         if start is not None:
-            for method, w in itertools.product(args.methods.split(","), counts):
-                label = f"{prefix}asfed {method} at the start ({start}), {workers_(w)}"
+            for method, w in itertools.product(methods, counts):
+                label = start_label(prefix, method, start, w)
                 cmd = [sys.executable, str(HERE / "peer" / "asfed_checkout.py")]
                 cmd += ["--checkout", args.start, "--env", env, "--method", method]
                 cmd += ["--workers", str(w), "--rounds", str(args.rounds)]
@@ -269,10 +298,11 @@ def measure(
                 print(f"  {label}: {out['env_steps_per_s']:,.0f} env steps/s", flush=True)
 
         variants = [False, True] if args.compile_steps else [False]
-        for method, compiled in itertools.product(args.methods.split(","), variants):
+        for method, compiled in itertools.product(methods, variants):
             cfg = build_config(env=env, method=method, engine="local", compile_steps=compiled)
             for w in counts:
-                label = f"{prefix}asfed {method}{' compiled' if compiled else ''}, {workers_(w)}"
+                label = f"{prefix}asfed {method}{' compiled' if compiled else ''}, "
+                label += workers_text(w)
                 if not on_cpu:
                     label += f" ({args.device})"
                 key = ("now", env, method)  # compiled or not, the same FLOPs: counted eager
@@ -286,11 +316,14 @@ def measure(
                     rows.append((label, f"{type(error).__name__}: {error}"))
                     continue
                 peer = None if env != "navigation" else peer_one if w == 1 else peer_all
-                against = None if start is None else f"{prefix}asfed {method} at the start "
-                against = None if against is None else f"{against}({start}), {workers_(w)}"
+                against = None if start is None else start_label(prefix, method, start, w)
                 rows.append((label, (setup, steps / seconds, flops[key], peer, against)))
                 print(f"  {label}: {steps / seconds:,.0f} env steps/s", flush=True)
 
+    if "navigation" not in envs:
+        print("  the JAX sides: skipped (they run navigation's MPE counterpart; not in --envs)")
+        return rows
+    print("JAX, navigation's counterpart (MPE simple spread)", flush=True)
     cfg0 = build_config(env="navigation", method="ippo", engine="local")
     env0 = prepare(cfg0)[1]
     steps = cfg0.num_episodes() * env0.horizon

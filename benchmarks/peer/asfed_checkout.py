@@ -2,8 +2,8 @@
 
 `peer_speed.py --start CHECKOUT` runs this under `PYTHONPATH=CHECKOUT`, so a speed goal stated
 against an earlier commit ("2.5x the 9,042 env steps/s AS ran at") is measured on this machine,
-in the same run as today's code: this machine's speed drifts by up to 2x between sessions, so a
-number from another day is no baseline. The checkout's own `time_rounds` and `round_flops` are
+in the same run as today's code: this machine's speed drifts within a run and between runs, so
+a number from another day is no baseline. The checkout's own `time_rounds` and `round_flops` are
 used (the code of that day, timed the way it timed itself); the signatures called are those of
 the issue's start (cfg, workers, rounds), which later versions keep. Prints one JSON line.
 """
@@ -32,7 +32,11 @@ def main() -> None:
     where = Path(asfed.__file__).resolve()
     if checkout not in where.parents:  # timing the wrong code would be silently wrong
         sys.exit(f"asfed imported from {where}, not from {checkout}: set PYTHONPATH={checkout}")
-    from train_speed import round_flops, time_rounds  # the checkout's own
+    import train_speed  # the checkout's own
+
+    if checkout not in Path(train_speed.__file__).resolve().parents:
+        sys.exit(f"train_speed imported from {train_speed.__file__}, not from {checkout}")
+    round_flops, time_rounds = train_speed.round_flops, train_speed.time_rounds
 
     from asfed.config import build_config
     from asfed.engine.loop import prepare
