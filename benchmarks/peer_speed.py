@@ -52,7 +52,7 @@ from pathlib import Path
 from train_speed import round_flops, time_rounds
 
 from asfed.agents.hparams import paper_config
-from asfed.config import build_config
+from asfed.config import RunConfig, build_config
 from asfed.engine.loop import prepare
 from asfed.engine.placement import available_cores
 from asfed.lifetime import guard_descendants
@@ -63,13 +63,18 @@ Outcome = tuple[str, float, float, str | None, str | None]
 start's row it is compared with (None: no such comparison)."""
 
 
-def asfed_setup(env: str) -> str:
-    """The networks and schedule asfed trains at on `env`'s defaults, in a table's words."""
-    cfg = build_config(env=env, method="ippo", engine="local")
-    steps = cfg.num_episodes() * prepare(cfg)[1].horizon
+def asfed_setup(env: str, cfg: RunConfig, steps: int) -> str:
+    """The networks and schedule asfed trains at on `env`'s defaults (`cfg`, `steps` env steps a
+    round), in a table's words."""
     ppo, minibatches = paper_config(env), cfg.num_minibatches()
     hidden = "-".join(str(h) for h in ppo.actor_hidden)
     return f"{hidden} ReLU, separate, K={ppo.epochs} x {minibatches} of {steps // minibatches} rows"
+
+
+def jax_label(cores: int | None) -> str:
+    """The JAX IPPO row's label on `cores` CPU cores (None: on the GPU)."""
+    where = "GPU" if cores is None else f"{cores} core{'s' if cores > 1 else ''}"
+    return f"JAX IPPO, asfed's networks, {where}"
 
 
 def checkout_name(path: str) -> str:
@@ -262,16 +267,13 @@ def measure(
     across passes: they are counted once."""
     rows: list[tuple[str, Outcome | str]] = []
     on_cpu = args.device == "cpu"
-    peer_all = (
-        f"JAX IPPO, asfed's networks, {cores} cores"
-        if on_cpu
-        else "JAX IPPO, asfed's networks, GPU"
-    )
-    peer_one = "JAX IPPO, asfed's networks, 1 core" if on_cpu else peer_all
+    peer_all = jax_label(cores if on_cpu else None)
+    peer_one = jax_label(1) if on_cpu else peer_all
     counts = sorted({1, cores}) if on_cpu else [1]
     start = None if args.start is None else checkout_name(args.start)
     methods = list(dict.fromkeys(args.methods.split(",")))  # each once
     envs = list(dict.fromkeys(args.envs.split(",")))
+    setups: dict[str, str] = {}  # env -> its networks and schedule, in words
     for env in envs:
         cfg0 = build_config(env=env, method="ippo", engine="local")
         env_ = prepare(cfg0)[1]
@@ -279,7 +281,7 @@ def measure(
         where = f"{cores} cores" if on_cpu else f"learners on {args.device}"
         print(f"{where}; {env}: {env_.num_agents} agents, {steps:,} env steps a round")
         prefix = "" if env == "navigation" else f"{env}: "
-        setup = asfed_setup(env)
+        setup = setups[env] = asfed_setup(env, cfg0, steps)
         if start is not None:
             for method, w in itertools.product(methods, counts):
                 label = start_label(prefix, method, start, w)
@@ -362,9 +364,7 @@ def measure(
         except RowFailed as error:
             rows.append((label, str(error)))
             continue
-        rows.append(
-            (label, (asfed_setup("navigation"), out["env_steps_per_s"], jax_flops, label, None))
-        )
+        rows.append((label, (setups["navigation"], out["env_steps_per_s"], jax_flops, label, None)))
         print(
             f"  {label}: {out['env_steps_per_s']:,.0f} env steps/s ({out['devices']})", flush=True
         )

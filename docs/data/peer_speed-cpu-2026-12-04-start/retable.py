@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, "benchmarks")
-from peer_speed import start_label, table
+from peer_speed import jax_label, start_label, table
 
 text = Path(sys.argv[1]).read_text()
 passes: dict[str, dict[int, float]] = {}
@@ -32,7 +32,7 @@ for label, values in passes.items():
     n = int(cores[1]) if cores else 0
     peer = None
     if label.startswith(("JAX", "JaxMARL")) or (not prefix and "at the start" not in label):
-        peer = f"JAX IPPO, asfed's networks, {n} core{'s' if n > 1 else ''}"
+        peer = jax_label(n)
     against = None
     if m := re.match(r"(?:\w+: )?asfed (\w+)", label):
         against = start_label(prefix, m[1], start[1], n) if start else None
