@@ -98,8 +98,10 @@ def guard_descendants() -> None:
         return
     import subprocess
 
+    from asfed.interpreters import module_argv
+
     subprocess.Popen(
-        [sys.executable, "-m", "asfed.lifetime", str(os.getpid())],
+        module_argv("asfed.lifetime", str(os.getpid())),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

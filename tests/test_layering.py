@@ -17,8 +17,8 @@ FLWR = re.compile(r"^\s*(from|import)\s+flwr\b", re.M)
 # Lowest first. A module may import from its own layer and the layers below it.
 LAYERS = [
     ("foundation", ["asfed.errors", "asfed.atomic", "asfed.registry", "asfed.csvfile",
-                    "asfed.folders", "asfed.lifetime", "asfed.intervals", "asfed.plots",
-                    "asfed.dealer"]),
+                    "asfed.folders", "asfed.lifetime", "asfed.interpreters", "asfed.intervals",
+                    "asfed.plots", "asfed.dealer"]),
     ("maths", ["asfed.envs", "asfed.comm", "asfed.agents"]),
     ("config", ["asfed", "asfed.config", "asfed.runs"]),
     ("engine", ["asfed.engine"]),

@@ -9,12 +9,13 @@ what the workers return after each round's last update, as the Flower engine doe
 Same seed, same numbers, whatever W: each agent computes exactly what it computes in-process (the
 same code on one torch thread, with its own generators), and messages are gathered in agent order.
 Processes rather than threads, because the updates are many small operators whose Python
-overhead holds the GIL. Each worker is a fresh interpreter (`python -m asfed.engine.workers`)
-talking over its end of a socket pair: no fork of a process that may hold threads or OpenMP
-state, and, unlike multiprocessing's `spawn`, no re-import of the caller's main script (which
-would need an `if __name__ == "__main__"` guard in every user script). Each runs torch on one
-thread, so W workers use W cores. A worker that dies is seen as a closed socket: an error, not a
-hang.
+overhead holds the GIL. Each worker is a fresh interpreter (`asfed.engine.workers` run on the
+world's sys.path, `asfed.interpreters`) talking over its end of a socket pair: no fork of a
+process that may hold threads or OpenMP state, and, unlike multiprocessing's `spawn`, no
+re-import of the caller's main script (which would need an `if __name__ == "__main__"` guard in
+every user script). Each reports where its asfed came from, and a worker running another asfed
+than the world's is refused. Each runs torch on one thread, so W workers use W cores. A worker
+that dies is seen as a closed socket: an error, not a hang.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from asfed.comm.messages import Message
 from asfed.dealer import AgentSecret
 from asfed.engine.federation import Federation, own_secret, step_agents
 from asfed.errors import AsfedError
+from asfed.interpreters import asfed_source, module_argv
 from asfed.lifetime import die_with_parent
 from asfed.threads import one_thread
 
@@ -64,9 +66,7 @@ class WorkerFederation(Federation):
                 here, there = socket.socketpair()
                 with there:
                     fd = there.fileno()
-                    command = [
-                        sys.executable, "-m", "asfed.engine.workers", str(fd), str(os.getpid())
-                    ]  # fmt: skip
+                    command = module_argv("asfed.engine.workers", str(fd), str(os.getpid()))
                     self.procs.append(subprocess.Popen(command, pass_fds=[fd], env=env))
                 self.pipes.append(Connection(here.detach()))
                 mine = [s for s in specs if self.owner[s.agent_id] == w]
@@ -75,7 +75,12 @@ class WorkerFederation(Federation):
                 )
                 init = {"method": method, "specs": mine, "secrets": handed}
                 self.pipes[w].send(("init", None, init))
-            self._gather("init")
+            sources = set(self._gather("init").values())
+            if sources != {asfed_source()}:  # another asfed's code would be silently wrong
+                raise RuntimeError(
+                    f"the workers run asfed from {sorted(sources)}, this process from "
+                    f"{asfed_source()}: every worker must import the world's asfed"
+                )
             self._load_acting(self._all("acting"))
         except BaseException:
             self.close()
@@ -187,7 +192,7 @@ def _serve(pipe: Connection) -> None:
                     )
                     for s in specs
                 }
-                pipe.send(("ok", {}))
+                pipe.send(("ok", {s.agent_id: asfed_source() for s in specs}))
             else:
                 pipe.send(("ok", _handle(agents, command, part, common)))
         except Diverged as err:  # a result the runner records: its type crosses too

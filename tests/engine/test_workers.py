@@ -96,6 +96,40 @@ def test_a_dead_worker_is_an_error_not_a_hang() -> None:
     assert all(p.poll() is not None for p in procs)  # every worker is gone
 
 
+def test_workers_import_the_worlds_asfed_from_any_working_directory(tmp_path, monkeypatch) -> None:
+    """`python -m` would put the working directory first on a worker's sys.path: started from a
+    folder holding another asfed, the workers ran that one's code (a decoy here) beside the
+    world's."""
+    (tmp_path / "asfed").mkdir()
+    (tmp_path / "asfed" / "__init__.py").write_text("raise ImportError('the decoy asfed')\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = build_config(env="navigation", method="as", episodes=1, horizon=10, engine="local")
+    sim = Simulation(cfg, workers=2, private_seed=11)
+    try:
+        sim.run_round()
+    finally:
+        sim.close()
+
+
+def test_a_worker_running_another_asfed_is_refused(tmp_path, monkeypatch) -> None:
+    """Started the old way (`python -m` from a folder holding a copy of asfed), the workers
+    import the copy: the world names both sources and stops, rather than train on mixed code."""
+    from asfed.engine import workers as worker_module
+
+    shutil.copytree(
+        Path(worker_module.__file__).parents[1],
+        tmp_path / "asfed",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(
+        worker_module, "module_argv", lambda module, *args: [sys.executable, "-m", module, *args]
+    )
+    cfg = build_config(env="navigation", method="as", episodes=1, horizon=10, engine="local")
+    with pytest.raises(RuntimeError, match=r"the workers run asfed from .*tmp.*asfed"):
+        Simulation(cfg, workers=2, private_seed=11)
+
+
 def test_device_names() -> None:
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")

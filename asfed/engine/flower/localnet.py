@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from asfed.interpreters import module_argv
+
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[3]
 
@@ -319,7 +321,7 @@ class LocalNet:
         launcher = (
             [str(BIN / "flower-supernode")]
             if stock
-            else [sys.executable, "-m", "asfed.engine.flower.supernode"]
+            else module_argv("asfed.engine.flower.supernode")
         )
         argv = [*launcher, "--superlink", f"127.0.0.1:{self.port}"]
         argv += ["--root-certificates", str(self.certs / "ca.crt")] if self.tls else ["--insecure"]
@@ -341,16 +343,14 @@ class LocalNet:
         """The long-lived ClientApp worker next to the node's SuperNode."""
         node.worker = self.spawn(
             f"worker{node.index}",
-            [
-                sys.executable,
-                "-m",
+            module_argv(
                 "asfed.engine.flower.worker",
                 "--runtime-api-address",
                 f"127.0.0.1:{node.runtime_port}",
                 "--insecure",
                 "--superexec-auth-secret-file",
                 str(self.secret),
-            ],
+            ),
             self.node_env(node),
         )
 
