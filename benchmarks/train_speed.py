@@ -9,10 +9,16 @@ minibatch of the env's actor MLP, forward and backward, measured here), times th
 `limit` = that time / the measured time: 1.0 means every core did nothing but those matmuls at
 the speed a core reaches on them alone.
 
+`CPU s/round` is the CPU time of a round, the world's and every worker's together, and `all busy`
+the env steps/s that work would give spread over the row's cores with none ever idle: a bound no
+placement or scheduling of the same work can pass, so a speed goal above it needs less work, not
+better overlap. (Read from Linux's /proc; "-" elsewhere.)
+
     python benchmarks/train_speed.py                      # all envs, AS and IPPO, 1 and 2 workers
     python benchmarks/train_speed.py --envs cleanup --layouts separate,multihead
     python benchmarks/train_speed.py --envs cleanup --ablate   # what each change bought
     python benchmarks/train_speed.py --envs cleanup --workers 1 --device cuda  # learners on a GPU
+    python benchmarks/train_speed.py --envs navigation --workers 2 --compile-steps --rounds 3
     PYTHONPATH=<checkout of an older asfed> python benchmarks/train_speed.py   # "before"
 
 `--ablate` also times, on one worker, the loop with each saving turned off again: memoised
@@ -31,10 +37,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import dataclasses
+import os
 import pstats
 import statistics
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -134,16 +143,44 @@ def ablated(
 
 def time_rounds(cfg, workers: int, rounds: int, device: str = "cpu") -> float:
     """Seconds a round (mean of `rounds` after one warm-up round), learners on `device`."""
+    return timed_rounds(cfg, workers, rounds, device)[0]
+
+
+def timed_rounds(cfg, workers: int, rounds: int, device: str = "cpu") -> tuple[float, float | None]:
+    """(seconds a round, CPU seconds a round of the world and its workers together), means of
+    `rounds` after one warm-up round; the CPU time is None where it cannot be read (not Linux,
+    or an asfed whose Simulation does not name its worker processes)."""
     sim = simulation(cfg, device, workers)
     try:
         sim.run_round()
+        pids = [os.getpid(), *(p.pid for p in getattr(sim.federation, "procs", []))]
+        cpu_before = tree_cpu(pids)
         start = time.perf_counter()
         for _ in range(rounds):
             sim.run_round()
-        return (time.perf_counter() - start) / rounds
+        seconds = (time.perf_counter() - start) / rounds
+        cpu_after = tree_cpu(pids)
+        if cpu_before is None or cpu_after is None or (workers > 1 and len(pids) == 1):
+            return seconds, None
+        return seconds, (cpu_after - cpu_before) / rounds
     finally:
         if hasattr(sim, "close"):
             sim.close()
+
+
+def tree_cpu(pids: list[int]) -> float | None:
+    """CPU seconds the processes `pids` have run so far, every live thread of each (Linux's
+    /proc/PID/task/TID/schedstat, nanoseconds on a CPU), or None where /proc has no such
+    record. A thread that ended is not counted: call it where the set of threads is steady."""
+    total = 0
+    try:
+        for pid in pids:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
 
 
 def time_rollout(cfg, repeats: int, device: str = "cpu") -> tuple[float, float]:
@@ -208,12 +245,21 @@ def main() -> None:
     parser.add_argument("--rollout", action="store_true", help="time the rollout alone, only")
     parser.add_argument("--rollout-repeats", type=int, default=15, help="rollouts timed a row")
     parser.add_argument(
+        "--compile-steps",
+        action="store_true",
+        help="the rows with compile_steps (lockstep steps as compiled programs; the warm-up "
+        "round compiles); FLOPs are counted eager, the same arithmetic",
+    )
+    parser.add_argument(
         "--device",
         default="cpu",
         help="where the learners compute (cuda: a GPU; no compute limit is given there, a CPU "
         "core's rate being no GPU's limit)",
     )
     args = parser.parse_args()
+    # An older asfed (PYTHONPATH=<checkout>, "before" rows) started its workers with `python -m`,
+    # which imports asfed from the working directory first: from its own root they run its code.
+    os.chdir(Path(agent_base.__file__).resolve().parents[2])
     on_cpu = args.device == "cpu"
     cores = available_cores()
     given = args.workers
@@ -222,7 +268,8 @@ def main() -> None:
     print(f"{cores} cores; torch {torch.__version__}, one thread a worker{where}")
     header = (
         f"{'env':<11}{'method':<7}{'layout':<10}{'workers':>8}{'env steps/s':>13}"
-        f"{'s/round':>9}{'GFLOP/round':>13}{'core GFLOP/s':>14}{'limit':>7}  note"
+        f"{'s/round':>9}{'GFLOP/round':>13}{'core GFLOP/s':>14}{'limit':>7}"
+        f"{'CPU s/round':>13}{'all busy':>10}  note"
     )
     print(header)
     for env in args.envs.split(","):
@@ -230,7 +277,11 @@ def main() -> None:
         for method in args.methods.split(","):
             layouts = args.layouts.split(",") if method == "as" else ["separate"]
             for layout in layouts:
-                cfg = build_config(env=env, method=method, layout=layout, engine="local")
+                # (an older asfed has no compile_steps: the key is passed only when asked)
+                compiled = {"compile_steps": True} if args.compile_steps else {}
+                cfg = build_config(
+                    env=env, method=method, layout=layout, engine="local", **compiled
+                )
                 if args.rollout:
                     best, median = time_rollout(cfg, args.rollout_repeats, args.device)
                     print(
@@ -247,7 +298,8 @@ def main() -> None:
                     if on_cpu
                     else float("nan")
                 )
-                flops = round_flops(cfg, args.device)
+                eager = dataclasses.replace(cfg, compile_steps=False) if compiled else cfg
+                flops = round_flops(eager, args.device)
                 variants: list[tuple[int, dict, str]] = [(w, {}, "") for w in counts]
                 if args.ablate:
                     variants += [
@@ -260,7 +312,11 @@ def main() -> None:
                 base = None
                 for w, off, note in variants:
                     with ablated(**off):
-                        seconds = time_rounds(cfg, w, args.rounds, args.device)
+                        seconds, cpu = timed_rounds(cfg, w, args.rounds, args.device)
+                    # The work of a round spread over the row's cores with none idle (the
+                    # world runs on them too): what no scheduling of this work can beat.
+                    busy = "-" if cpu is None else f"{steps * min(w, cores) / cpu:,.0f}"
+                    cpu_text = "-" if cpu is None else f"{cpu:.3f}"
                     if w == 1 and not off:
                         base = seconds
                     limit = flops / (gflops * 1e9 * w) / seconds
@@ -272,7 +328,8 @@ def main() -> None:
                         ) + f"{flops / seconds / 1e9:.1f} GFLOP/s"
                     print(
                         f"{env:<11}{method:<7}{layout:<10}{w:>8}{steps / seconds:>13,.0f}"
-                        f"{seconds:>9.2f}{flops / 1e9:>13,.0f}{gflops:>14.1f}{limit:>7.2f}  {note}",
+                        f"{seconds:>9.2f}{flops / 1e9:>13,.0f}{gflops:>14.1f}{limit:>7.2f}"
+                        f"{cpu_text:>13}{busy:>10}  {note}",
                         flush=True,
                     )
                 if args.profile:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +33,10 @@ def main() -> None:
     where = Path(asfed.__file__).resolve()
     if checkout not in where.parents:  # timing the wrong code would be silently wrong
         sys.exit(f"asfed imported from {where}, not from {checkout}: set PYTHONPATH={checkout}")
+    # The checkout's workers are fresh interpreters: before asfed.interpreters (an older
+    # checkout such as the start) they were `python -m`, which imports asfed from the working
+    # directory first; started elsewhere (from today's checkout) they ran today's code.
+    os.chdir(checkout)
     import train_speed  # the checkout's own
 
     if checkout not in Path(train_speed.__file__).resolve().parents:
