@@ -26,7 +26,7 @@ def module_argv(module: str, *args: str) -> list[str]:
     """The argv that runs `module` as `python -m module args...` would (the same sys.argv[1:] in
     the child), in this interpreter, on this process's sys.path (its '' entry, the working
     directory, resolved now), not on one the child's working directory prepends."""
-    path = [p or os.getcwd() for p in sys.path]
+    path = [str(p) or os.getcwd() for p in sys.path]
     return [sys.executable, "-P", "-c", _BOOT, json.dumps(path), module, *args]
 
 
