@@ -24,9 +24,10 @@ _BOOT = (
 
 def module_argv(module: str, *args: str) -> list[str]:
     """The argv that runs `module` as `python -m module args...` would (the same sys.argv[1:] in
-    the child), in this interpreter, on this process's sys.path (its '' entry, the working
-    directory, resolved now), not on one the child's working directory prepends."""
-    path = [str(p) or os.getcwd() for p in sys.path]
+    the child), in this interpreter, on this process's sys.path (every entry made absolute
+    now, '' as this process's working directory), not on one the child's working directory
+    prepends."""
+    path = [os.path.abspath(str(p)) for p in sys.path]
     return [sys.executable, "-P", "-c", _BOOT, json.dumps(path), module, *args]
 
 

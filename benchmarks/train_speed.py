@@ -10,9 +10,10 @@ minibatch of the env's actor MLP, forward and backward, measured here), times th
 the speed a core reaches on them alone.
 
 `CPU s/round` is the CPU time of a round, the world's and every worker's together, and `all busy`
-the env steps/s that work would give spread over the row's cores with none ever idle: a bound no
-placement or scheduling of the same work can pass, so a speed goal above it needs less work, not
-better overlap. (Read from Linux's /proc; "-" elsewhere.)
+the env steps/s that work would give spread over the row's cores with none ever idle: no
+scheduling of that row's work passes it, so a goal above it needs a round of less work (the
+work itself may depend on the placement: more workers pay more per-process costs). (Read from
+Linux's /proc in clock ticks; "-" elsewhere.)
 
     python benchmarks/train_speed.py                      # all envs, AS and IPPO, 1 and 2 workers
     python benchmarks/train_speed.py --envs cleanup --layouts separate,multihead
@@ -153,7 +154,8 @@ def timed_rounds(cfg, workers: int, rounds: int, device: str = "cpu") -> tuple[f
     sim = simulation(cfg, device, workers)
     try:
         sim.run_round()
-        pids = [os.getpid(), *(p.pid for p in getattr(sim.federation, "procs", []))]
+        federation = getattr(sim, "federation", None)
+        pids = [os.getpid(), *(p.pid for p in getattr(federation, "procs", []))]
         cpu_before = tree_cpu(pids)
         start = time.perf_counter()
         for _ in range(rounds):
@@ -169,18 +171,19 @@ def timed_rounds(cfg, workers: int, rounds: int, device: str = "cpu") -> tuple[f
 
 
 def tree_cpu(pids: list[int]) -> float | None:
-    """CPU seconds the processes `pids` have run so far, every live thread of each (Linux's
-    /proc/PID/task/TID/schedstat, nanoseconds on a CPU), or None where /proc has no such
-    record. A thread that ended is not counted: call it where the set of threads is steady."""
+    """CPU seconds the processes `pids` have run so far, user and system, every thread of each,
+    ended ones included (Linux's /proc/PID/stat, in clock ticks), or None where /proc has no
+    such record. Processes they started (inductor's compile workers) are not counted."""
+    tick = os.sysconf("SC_CLK_TCK")
     total = 0
     try:
         for pid in pids:
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0])
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # from field 3 (state) on
+            total += int(fields[11]) + int(fields[12])  # utime, stime
     except (OSError, ValueError, IndexError):
         return None
-    return total / 1e9
+    return total / tick
 
 
 def time_rollout(cfg, repeats: int, device: str = "cpu") -> tuple[float, float]:
@@ -314,7 +317,7 @@ def main() -> None:
                     with ablated(**off):
                         seconds, cpu = timed_rounds(cfg, w, args.rounds, args.device)
                     # The work of a round spread over the row's cores with none idle (the
-                    # world runs on them too): what no scheduling of this work can beat.
+                    # world runs on them too): what no scheduling of this row's work can beat.
                     busy = "-" if cpu is None else f"{steps * min(w, cores) / cpu:,.0f}"
                     cpu_text = "-" if cpu is None else f"{cpu:.3f}"
                     if w == 1 and not off:

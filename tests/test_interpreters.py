@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import ast
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,18 +29,20 @@ def test_a_child_runs_the_module_with_its_arguments_past_a_decoy_in_its_folder(t
     assert done.stdout.strip() == '{"b":[1,2]}'
 
 
-def test_a_childs_sys_path_is_its_parents(tmp_path) -> None:
-    """`python -m site` prints the child's sys.path: this process's, '' resolved to its folder."""
+def test_a_childs_sys_path_is_its_parents(tmp_path, monkeypatch) -> None:
+    """A probe module, found only on a folder this process put on its sys.path, prints the
+    child's sys.path: this process's, every entry absolute, whatever the child's folder."""
+    probes = tmp_path / "probes"
+    probes.mkdir()
+    (probes / "path_probe.py").write_text("import json, sys\nprint(json.dumps(sys.path))\n")
+    monkeypatch.syspath_prepend(str(probes))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     done = subprocess.run(
-        module_argv("site"), cwd=tmp_path, capture_output=True, text=True, timeout=60
+        module_argv("path_probe"), cwd=elsewhere, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    begin = lines.index("sys.path = [")
-    end = lines.index("]", begin)
-    child = [ast.literal_eval(line.strip().rstrip(",")) for line in lines[begin + 1 : end]]
-    here = [str(p) or str(Path.cwd()) for p in sys.path]
-    assert child == here
+    assert json.loads(done.stdout) == [os.path.abspath(str(p)) for p in sys.path]
 
 
 def test_asfed_source_is_the_imported_package() -> None:
