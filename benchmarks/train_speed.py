@@ -7,7 +7,8 @@ torch's FlopCounterMode on one untimed round: every Linear forward and backward,
 size it ran) over the GFLOP/s one core achieves on a training step of the same layer shapes (one
 minibatch of the env's actor MLP, forward and backward, measured here), times the cores used.
 `limit` = that time / the measured time: 1.0 means every core did nothing but those matmuls at
-the speed a core reaches on them alone.
+the speed a core reaches on them alone (in an eager autograd step: `--compile-steps` rows can
+pass 1).
 
 `CPU s/round` is the CPU time of a round, the world's and every worker's together, and `all busy`
 the env steps/s that work would give spread over the row's cores with none ever idle: no
