@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -367,6 +368,9 @@ class Whole:
     def __init__(self, stacks: Sequence[Stack], opt: torch.optim.Optimizer) -> None:
         self.stacks = list(stacks)
         self._held, self._counts, self._back = [], [], []
+        self._done: list[int] = []  # each stack's Adam steps before the update (the host's copy)
+        self._taken = 0  # steps taken through this object since
+        self.diverged = False  # whether a step's loss was not finite (nothing written since)
         for st in self.stacks:
             params = [st._weights, st._biases]  # a lone network's copy: its own object again
             state = [[[opt.state[p] for p in ps] for ps in kind] for kind in params]
@@ -375,6 +379,7 @@ class Whole:
                 held += [[torch.stack([s[name] for s in ss]) for ss in kind] for kind in state]
             self._held.append(held)  # [weights, biases, m_w, m_b, v_w, v_b], each per depth
             self._counts.append(opt.state[st._weights[0][0]]["step"].clone())
+            self._done.append(int(opt.state[st._weights[0][0]]["step"]))
             real = [[per_depth[: st._real] for per_depth in kind] for kind in params]
             self._back.append((real, [[ss[: st._real] for ss in kind] for kind in state]))
         hyper = _hyper(opt)
@@ -473,19 +478,25 @@ class Whole:
         """Steps j to j + unroll - 1 in one call: for each, every stack's member losses
         `[count]` concatenated in stack order, and each member's statistics in that order (as
         `Stack.step`'s). A step after a non-finite one was not taken (its losses are
-        whatever the unwritten state gave: the caller stops at the first non-finite)."""
+        whatever the unwritten state gave): the caller stops at the first non-finite, and a
+        call after one is refused (Adam's step counts would no longer be the host's)."""
+        if self.diverged:
+            raise RuntimeError("a Whole stepped on after a non-finite loss")
         with torch.no_grad():
             values, head_stats = _whole_kernel()(
                 self._xs[j : j + unroll],
                 self._datas[j : j + unroll],
                 self._held,
                 self._counts,
+                self._scales(unroll),
                 self._hyper,
                 self._reals,
                 self._clips,
                 self._kept,
                 self._heads,
             )
+        self._taken += unroll
+        self.diverged = not bool(torch.isfinite(torch.cat(values)).all())
         out = []
         for value, own_stats in zip(values, head_stats, strict=True):
             stats, at = [], 0
@@ -494,6 +505,24 @@ class Whole:
                 at += st.count
             out.append((value, stats))
         return out
+
+    def _scales(self, unroll: int) -> torch.Tensor:
+        """Adam's step size lr / (1 - beta1^n) and sqrt(1 - beta2^n) for the next `unroll` steps
+        of each stack, `[unroll, stacks, 2]`: the u-th's n is the stack's step count before
+        the update plus the steps taken since plus u + 1 (every step so far was written: `steps`
+        refuses to go on past a non-finite one, which writes nothing). Worked out here in double, as
+        `torch.optim.Adam` works out its scalars, rather than in the program: there inductor
+        recomputed both powers for every 16 entries of every parameter (a loop-invariant it
+        cannot hoist past its stores), which made Adam 2.7x slower
+        (`benchmarks/adam_scalars.py`)."""
+        rows = []
+        for u in range(unroll):
+            row = []
+            for done, (lr, beta1, beta2, _) in zip(self._done, self._hyper, strict=True):
+                n = done + self._taken + u + 1
+                row.append((lr / (1 - beta1**n), math.sqrt(1 - beta2**n)))
+            rows.append(row)
+        return torch.tensor(rows, dtype=torch.float32, device=self._counts[0].device)
 
     @torch.no_grad()
     def finish(self) -> None:
@@ -519,6 +548,7 @@ def _whole(
     datas: list[list[list]],
     held: list[list[list[torch.Tensor]]],
     counts: list[torch.Tensor],
+    scales: torch.Tensor,
     hyper: tuple[tuple[float, float, float, float], ...],
     reals: tuple[int, ...],
     clips: tuple[float | None, ...],
@@ -531,12 +561,13 @@ def _whole(
     outputs [lo:hi]; a copy's is zero) and backward; then Adam on each stack's held tensors
     (weights, biases, their first and second moments, each `[G, ...]` a layer; the stack's step
     count; its (lr, beta1, beta2, eps)), the rows past `reals` (a lone network's copy) set to
-    the first's. Returns each step's member losses, concatenated over stacks, and each Head
-    stack's members' statistics (None for a plain stack); nothing is written from the first
-    step whose losses are not all finite on."""
+    the first's; `scales` `[steps, stacks, 2]` each step's Adam step size and sqrt of its
+    second bias correction (`Whole._scales`). Returns each step's member losses,
+    concatenated over stacks, and each Head stack's members' statistics (None for a plain
+    stack); nothing is written from the first step whose losses are not all finite on."""
     all_values, all_stats = [], []
     ok = None
-    for step_xs, step_datas in zip(xs, datas, strict=True):
+    for step, (step_xs, step_datas) in enumerate(zip(xs, datas, strict=True)):
         values, grads, stats = [], [], []
         for s, x in enumerate(step_xs):
             weights, biases = held[s][0], held[s][1]
@@ -560,18 +591,17 @@ def _whole(
             grads.append((grads_w, [*(delta.sum(1) for delta in deltas[:-1]), _summed(deltas[-1])]))
         out = torch.cat(values)
         ok = torch.isfinite(out).all() if ok is None else ok & torch.isfinite(out).all()
-        for s, (lr, beta1, beta2, eps) in enumerate(hyper):
+        for s, (_, beta1, beta2, eps) in enumerate(hyper):
             n = counts[s]
             n1 = n + 1
-            correction1 = 1 - beta1**n1
-            correction2 = (1 - beta2**n1).sqrt()
+            step_size, correction2 = scales[step, s, 0], scales[step, s, 1]
             for kind in range(2):
                 for d, grad in enumerate(grads[s][kind]):
                     p, m, v = held[s][kind][d], held[s][2 + kind][d], held[s][4 + kind][d]
                     m1 = m.lerp(grad, 1 - beta1)
                     v1 = v * beta2 + grad * grad * (1 - beta2)
                     denom = v1.sqrt() / correction2 + eps
-                    p1 = p - m1 / denom * (lr / correction1)
+                    p1 = p - m1 / denom * step_size
                     if reals[s] < p.shape[0]:  # a lone network's copy follows it
                         p1, m1, v1 = (t[:1].expand_as(t) for t in (p1, m1, v1))
                     p.copy_(torch.where(ok, p1, p))

@@ -208,7 +208,7 @@ def _run_whole(
         for j in range(0, count, unroll):
             steps = whole.steps(j, unroll)
             table = torch.stack([values for values, _ in steps])  # [unroll, streams], one read
-            finite, rows = bool(torch.isfinite(table).all()), table.tolist()
+            finite, rows = not whole.diverged, table.tolist()
             for (values, stats), row in zip(steps, rows, strict=True):
                 if not finite:  # name a non-finite loss before its step is recorded
                     out = dict(zip(order, zip(values, stats, strict=True), strict=True))
