@@ -390,36 +390,38 @@ class Whole:
             for st in self.stacks
         )
         self._kept = tuple(st.count for st in self.stacks)  # a lone network's copy dropped
-        self._xs, self._datas = self._step_inputs()
+        packs = [_packed(st) if isinstance(st.members[0].loss, Head) else None for st in stacks]
+        self._xs, self._datas = self._step_inputs(packs)
         self._heads = tuple(
             None
-            if not isinstance(st.members[0].loss, Head)
+            if pack is None
             else tuple(
-                (m.loss.pure, lo, hi)
-                for m, (lo, hi) in zip(st.members[: st.count], st._slices[: st.count], strict=True)
+                (m.loss.pure, lo, hi, picks)
+                for m, (lo, hi), picks in zip(
+                    st.members[: st.count], st._slices[: st.count], pack[1], strict=True
+                )
             )
-            + ((None, *st._slices[-1]),) * (len(st.members) - st.count)  # the copy: no grad
-            for st in self.stacks
+            + ((None, *st._slices[-1], ()),) * (len(st.members) - st.count)  # the copy: no grad
+            for st, pack in zip(self.stacks, packs, strict=True)
         )
 
-    def _step_inputs(self) -> tuple[list[list[torch.Tensor]], list[list[list]]]:
+    def _step_inputs(
+        self, packs: list[tuple[list[tuple[torch.Tensor, int]], list] | None]
+    ) -> tuple[list[list[torch.Tensor]], list[list[list]]]:
         """Every step's inputs, split once an update (`split` makes the views `Stack.rows` and
         `narrow` would, in one call a tensor rather than one a step): per step, each stack's
-        rows `[G, T, D]`, and its loss data (each `[G, T]`; a Head's: each member's tensors,
-        narrowed on their axis to the step's rows)."""
+        rows `[G, T, D]`, and its loss data (each `[G, T]`; a Head stack's: its packed data
+        (`_packed`), each tensor narrowed on its sample axis to the step's rows)."""
         count = len(self.stacks[0]._bounds)  # every stack's (lockstep steps them together)
         if not count:  # no rows: no steps
             return [], []
         per_stack = []
-        for st in self.stacks:
+        for st, pack in zip(self.stacks, packs, strict=True):
             sizes = [b - a for a, b in st._bounds]  # its own minibatches' sizes
             x, *data = (t.split(sizes, 1) for t in st._data)
-            if isinstance(st.members[0].loss, Head):
-                data = [
-                    [d.split(sizes, axis) for d, (_, axis) in zip(ds, m.loss.data, strict=True)]
-                    for ds, m in zip(st._head_data, st.members[: st.count], strict=True)
-                ]
-                per_step = [[[d[k] for d in ds] for ds in data] for k in range(count)]
+            if pack is not None:
+                data = [t.split(sizes, axis) for t, axis in pack[0]]
+                per_step = [[d[k] for d in data] for k in range(count)]
             else:
                 per_step = [[d[k] for d in data] for k in range(count)]
             per_stack.append((x, per_step))
@@ -557,8 +559,9 @@ def _whole(
 ) -> tuple[list[torch.Tensor], list[list[list[Stats] | None]]]:
     """`Whole.steps`'s program, a step per entry of xs (each stack's rows) and datas: each
     plain stack's `_plain` (its first `kept` losses kept), each Head stack's forward, its
-    members' pure heads ((pure, lo, hi) a member: its loss, statistics and output gradient on
-    outputs [lo:hi]; a copy's is zero) and backward; then Adam on each stack's held tensors
+    members' pure heads ((pure, lo, hi, picks) a member: its loss, statistics and output
+    gradient on outputs [lo:hi], its data picked from the stack's packed data by `picks`
+    (`_packed`); a copy's is zero) and backward; then Adam on each stack's held tensors
     (weights, biases, their first and second moments, each `[G, ...]` a layer; the stack's step
     count; its (lr, beta1, beta2, eps)), the rows past `reals` (a lone network's copy) set to
     the first's; `scales` `[steps, stacks, 2]` each step's Adam step size and sqrt of its
@@ -578,11 +581,11 @@ def _whole(
             else:
                 out, hidden = _forward(x, weights, biases)
                 own, d_out = [], []
-                for m, (pure, lo, hi) in enumerate(heads[s]):
+                for pure, lo, hi, picks in heads[s]:
                     if pure is None:  # a lone network's copy: its gradient is dropped
                         d_out.append(torch.zeros_like(out[lo:hi]))
                         continue
-                    value, stat, grad = pure(out[lo:hi], step_datas[s][m])
+                    value, stat, grad = pure(out[lo:hi], _picked(step_datas[s], picks))
                     values.append(value[None])
                     own.append(stat)
                     d_out.append(grad)
@@ -611,6 +614,62 @@ def _whole(
         all_values.append(out)
         all_stats.append(stats)
     return all_values, all_stats
+
+
+Pick = tuple[int, int | None, int | None]
+
+
+def _packed(st: Stack) -> tuple[list[tuple[torch.Tensor, int]], list[tuple[Pick, ...]]]:
+    """A Head stack's data (`Stack._head_data`: each member's tensors, gathered) as few tensors
+    as it can be: (tensors each with its sample axis, and for each member where its tensors
+    lie, `(i, a, b)` each: `packed[i][a]`, `packed[i][a:b]`, or `packed[i]` where a is None).
+    When every member's data has one layout (as many tensors, each of one dtype, sample axis,
+    and shape past its first axis), the members' tensors of each place are one tensor: those
+    on axis 0 (`[M, ...]`) stacked to `[members, M, ...]`, those on axis 1 (`[P, M, ...]`, a
+    block per neighbour) concatenated to `[sum P, M, ...]`. Else each stays its own. A step
+    then takes a tensor a place rather than one a place a member: dynamo's guards, the
+    compiled program's argument marshalling and `split`'s views are paid per tensor (8 AS
+    agents a worker on predation: 8x fewer)."""
+    datas = st._head_data
+    axes = [tuple(axis for _, axis in m.loss.data) for m in st.members[: st.count]]
+
+    def layout(ds: list[torch.Tensor], axs: tuple[int, ...]) -> tuple:
+        return tuple((a, d.dtype, tuple(d.shape[1:])) for d, a in zip(ds, axs, strict=True))
+
+    one = len({layout(ds, axs) for ds, axs in zip(datas, axes, strict=True)}) == 1
+    if not one or not datas or any(a not in (0, 1) for a in axes[0]):
+        return _apart(st)
+    flat, rows = [], [[] for _ in datas]
+    for i, axis in enumerate(axes[0]):
+        parts = [ds[i] for ds in datas]
+        if axis == 0:
+            flat.append((torch.stack(parts), 1))
+            for m in range(len(parts)):
+                rows[m].append((i, m, None))
+        else:
+            flat.append((torch.cat(parts), 1))
+            ends = list(itertools.accumulate(len(t) for t in parts))
+            for m, (a, b) in enumerate(itertools.pairwise([0, *ends])):
+                rows[m].append((i, a, b))
+    return flat, [tuple(r) for r in rows]
+
+
+def _apart(st: Stack) -> tuple[list[tuple[torch.Tensor, int]], list[tuple[Pick, ...]]]:
+    """A Head stack's data as `_packed` gives it, each member's tensors left their own."""
+    flat: list[tuple[torch.Tensor, int]] = []
+    picks = []
+    for ds, m in zip(st._head_data, st.members[: st.count], strict=True):
+        picks.append(tuple((len(flat) + k, None, None) for k in range(len(ds))))
+        flat += [(d, axis) for d, (_, axis) in zip(ds, m.loss.data, strict=True)]
+    return flat, picks
+
+
+def _picked(packed: list[torch.Tensor], picks: tuple[Pick, ...]) -> list[torch.Tensor]:
+    """A member's data from its stack's packed data (`_packed`'s picks)."""
+    return [
+        packed[i] if a is None else packed[i][a] if b is None else packed[i][a:b]
+        for i, a, b in picks
+    ]
 
 
 def _summed(delta: torch.Tensor) -> torch.Tensor:

@@ -108,6 +108,33 @@ def test_compiled_steps_give_the_eager_numbers_to_rounding(method, options) -> N
     assert [m["team_return"] for m in ours_metrics] == [m["team_return"] for m in eager_metrics]
 
 
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on the CPU needs g++")
+def test_packed_head_data_gives_the_bytes_of_each_members_own(monkeypatch) -> None:
+    """`fused._packed` hands the compiled program one tensor a place of AS's head data (the
+    members' tensors stacked or concatenated) rather than one a place a member, to cut the
+    per-tensor costs of a call: the members read views of the same values, so after two
+    rounds every parameter, Adam moment and diagnostic is the same bytes as with each member's
+    own tensors (`fused._apart`), and the data were packed."""
+    from asfed.agents import fused
+
+    sizes: list[tuple[int, int]] = []
+    pack = fused._packed
+
+    def spied(st):
+        flat, picks = pack(st)
+        sizes.append((len(flat), len(fused._apart(st)[0])))
+        return flat, picks
+
+    monkeypatch.setattr(fused, "_packed", spied)
+    packed, packed_metrics = trained("exchange", "as", True, compile_steps=True)
+    assert sizes and all(ours < theirs for ours, theirs in sizes)  # 3 agents: 7 tensors, not 21
+    monkeypatch.setattr(fused, "_packed", fused._apart)
+    apart, apart_metrics = trained("exchange", "as", True, compile_steps=True)
+    assert len(packed) == len(apart) and len(packed) > 20
+    assert all(torch.equal(a, b) for a, b in zip(packed, apart, strict=True))
+    assert packed_metrics == apart_metrics
+
+
 @pytest.mark.parametrize("fuse", [True, False])
 def test_a_non_finite_loss_names_its_agent_and_which_loss_and_changes_nothing(fuse) -> None:
     """One agent's diverged critic stops the lockstep update before any parameter moves."""
