@@ -193,6 +193,11 @@ def test_a_whole_step_with_a_non_finite_loss_writes_nothing() -> None:
     assert torch.isfinite(loss[0]) and not torch.isfinite(loss[1])
     after = [t for p in params for t in (p, *opt.state[p].values())]
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    # Adam's step sizes come from the host's count of steps taken, which a step that wrote
+    # nothing would make wrong: a call after a non-finite loss is refused
+    assert whole.diverged
+    with pytest.raises(RuntimeError, match="non-finite"):
+        whole.steps(1, 1)
 
 
 def test_a_compiled_stack_of_a_round_without_rows_builds_and_is_not_whole() -> None:
