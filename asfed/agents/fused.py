@@ -491,13 +491,13 @@ class Whole:
                 self._held,
                 self._counts,
                 self._scales(unroll),
-                self._hyper,
+                tuple(betas_eps for _, *betas_eps in self._hyper),  # lr: in `_scales` only
                 self._reals,
                 self._clips,
                 self._kept,
                 self._heads,
             )
-        self._taken += unroll
+        self._taken += len(values)  # (fewer than unroll at the update's end)
         self.diverged = not bool(torch.isfinite(torch.cat(values)).all())
         out = []
         for value, own_stats in zip(values, head_stats, strict=True):
@@ -551,7 +551,7 @@ def _whole(
     held: list[list[list[torch.Tensor]]],
     counts: list[torch.Tensor],
     scales: torch.Tensor,
-    hyper: tuple[tuple[float, float, float, float], ...],
+    hyper: tuple[tuple[float, float, float], ...],
     reals: tuple[int, ...],
     clips: tuple[float | None, ...],
     kept: tuple[int, ...],
@@ -563,11 +563,12 @@ def _whole(
     gradient on outputs [lo:hi], its data picked from the stack's packed data by `picks`
     (`_packed`); a copy's is zero) and backward; then Adam on each stack's held tensors
     (weights, biases, their first and second moments, each `[G, ...]` a layer; the stack's step
-    count; its (lr, beta1, beta2, eps)), the rows past `reals` (a lone network's copy) set to
-    the first's; `scales` `[steps, stacks, 2]` each step's Adam step size and sqrt of its
-    second bias correction (`Whole._scales`). Returns each step's member losses,
-    concatenated over stacks, and each Head stack's members' statistics (None for a plain
-    stack); nothing is written from the first step whose losses are not all finite on."""
+    count; its (beta1, beta2, eps), the learning rate being in `scales`), the rows past `reals`
+    (a lone network's copy) set to the first's; `scales` `[steps, stacks, 2]` each step's
+    Adam step size and sqrt of its second bias correction (`Whole._scales`). Returns each
+    step's member losses, concatenated over stacks, and each Head stack's members'
+    statistics (None for a plain stack); nothing is written from the first step whose losses
+    are not all finite on."""
     all_values, all_stats = [], []
     ok = None
     for step, (step_xs, step_datas) in enumerate(zip(xs, datas, strict=True)):
@@ -594,7 +595,7 @@ def _whole(
             grads.append((grads_w, [*(delta.sum(1) for delta in deltas[:-1]), _summed(deltas[-1])]))
         out = torch.cat(values)
         ok = torch.isfinite(out).all() if ok is None else ok & torch.isfinite(out).all()
-        for s, (_, beta1, beta2, eps) in enumerate(hyper):
+        for s, (beta1, beta2, eps) in enumerate(hyper):
             n = counts[s]
             n1 = n + 1
             step_size, correction2 = scales[step, s, 0], scales[step, s, 1]
@@ -629,7 +630,7 @@ def _packed(st: Stack) -> tuple[list[tuple[torch.Tensor, int]], list[tuple[Pick,
     block per neighbour) concatenated to `[sum P, M, ...]`. Else each stays its own. A step
     then takes a tensor a place rather than one a place a member: dynamo's guards, the
     compiled program's argument marshalling and `split`'s views are paid per tensor (8 AS
-    agents a worker on predation: 8x fewer)."""
+    agents on one worker on predation: 8x fewer)."""
     datas = st._head_data
     axes = [tuple(axis for _, axis in m.loss.data) for m in st.members[: st.count]]
 
