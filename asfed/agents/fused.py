@@ -369,7 +369,7 @@ class Whole:
         self.stacks = list(stacks)
         self._held, self._counts, self._back = [], [], []
         self._done: list[int] = []  # each stack's Adam steps before the update (the host's copy)
-        self._taken = 0  # steps taken through this object since
+        self._taken = 0  # steps taken through this object so far
         self.diverged = False  # whether a step's loss was not finite (nothing written since)
         for st in self.stacks:
             params = [st._weights, st._biases]  # a lone network's copy: its own object again
@@ -421,9 +421,7 @@ class Whole:
             x, *data = (t.split(sizes, 1) for t in st._data)
             if pack is not None:
                 data = [t.split(sizes, axis) for t, axis in pack[0]]
-                per_step = [[d[k] for d in data] for k in range(count)]
-            else:
-                per_step = [[d[k] for d in data] for k in range(count)]
+            per_step = [[d[k] for d in data] for k in range(count)]
             per_stack.append((x, per_step))
         xs = [[x[k] for x, _ in per_stack] for k in range(count)]
         datas = [[steps[k] for _, steps in per_stack] for k in range(count)]
@@ -623,7 +621,8 @@ Pick = tuple[int, int | None, int | None]
 def _packed(st: Stack) -> tuple[list[tuple[torch.Tensor, int]], list[tuple[Pick, ...]]]:
     """A Head stack's data (`Stack._head_data`: each member's tensors, gathered) as few tensors
     as it can be: (tensors each with its sample axis, and for each member where its tensors
-    lie, `(i, a, b)` each: `packed[i][a]`, `packed[i][a:b]`, or `packed[i]` where a is None).
+    lie, `(i, a, b)` each: `packed[i][a:b]`, `packed[i][a]` where b is None, or `packed[i]`
+    where a is None).
     When every member's data has one layout (as many tensors, each of one dtype, sample axis,
     and shape past its first axis), the members' tensors of each place are one tensor: those
     on axis 0 (`[M, ...]`) stacked to `[members, M, ...]`, those on axis 1 (`[P, M, ...]`, a
