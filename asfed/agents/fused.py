@@ -354,11 +354,11 @@ class Whole:
     to its fused kernel to rounding), `unroll` lockstep steps a call.
 
     For the update, each stack's parameters and Adam moments are held stacked (a `[G, ...]`
-    tensor a layer, its step count one tensor): the program then takes some 40 tensors rather
-    than one per parameter and moment (about 150 on navigation), so a call's Python (dynamo's
-    guards and inductor's argument marshalling) shrinks with them, and the weights need not
-    be stacked every step. `finish` writes them back into the parameters and the optimisers'
-    state: call it once the update is over, and before anything reads them.
+    tensor a layer; the step counts are kept on the host, `_scales`): the program then takes
+    some 40 tensors rather than one per parameter and moment (about 150 on navigation), so a
+    call's Python (dynamo's guards and inductor's argument marshalling) shrinks with them, and
+    the weights need not be stacked every step. `finish` writes them back into the parameters
+    and the optimisers' state: call it once the update is over, and before anything reads them.
 
     A step whose loss is not finite writes nothing, nor does any step after it in the same
     call (each write is a `where` on the losses' finiteness so far), so the caller can name
@@ -367,9 +367,9 @@ class Whole:
 
     def __init__(self, stacks: Sequence[Stack], opt: torch.optim.Optimizer) -> None:
         self.stacks = list(stacks)
-        self._held, self._counts, self._back = [], [], []
-        self._done: list[int] = []  # each stack's Adam steps before the update (the host's copy)
-        self._taken = 0  # steps taken through this object so far
+        self._held, self._back = [], []
+        self._done: list[int] = []  # each stack's Adam step count before the update
+        self._taken = 0  # steps written through this object so far (every stack's alike)
         self.diverged = False  # whether a step's loss was not finite (nothing written since)
         for st in self.stacks:
             params = [st._weights, st._biases]  # a lone network's copy: its own object again
@@ -378,7 +378,6 @@ class Whole:
             for name in ("exp_avg", "exp_avg_sq"):
                 held += [[torch.stack([s[name] for s in ss]) for ss in kind] for kind in state]
             self._held.append(held)  # [weights, biases, m_w, m_b, v_w, v_b], each per depth
-            self._counts.append(opt.state[st._weights[0][0]]["step"].clone())
             self._done.append(int(opt.state[st._weights[0][0]]["step"]))
             real = [[per_depth[: st._real] for per_depth in kind] for kind in params]
             self._back.append((real, [[ss[: st._real] for ss in kind] for kind in state]))
@@ -454,7 +453,7 @@ class Whole:
         }
         params = [p for g in opt.param_groups for p in g["params"]]
         plain = all(
-            g["fused"]  # its step counts live on the parameters' device, as `_whole` reads them
+            g["fused"]  # its step counts live on the parameters' device, `finish` fills them
             and not (g["amsgrad"] or g["maximize"] or g["weight_decay"] or torch.is_tensor(g["lr"]))
             for g in opt.param_groups
         )
@@ -479,7 +478,7 @@ class Whole:
         `[count]` concatenated in stack order, and each member's statistics in that order (as
         `Stack.step`'s). A step after a non-finite one was not taken (its losses are
         whatever the unwritten state gave): the caller stops at the first non-finite, and a
-        call after one is refused (Adam's step counts would no longer be the host's)."""
+        call after one is refused (the step sizes assume every earlier step was written)."""
         if self.diverged:
             raise RuntimeError("a Whole stepped on after a non-finite loss")
         with torch.no_grad():
@@ -487,7 +486,6 @@ class Whole:
                 self._xs[j : j + unroll],
                 self._datas[j : j + unroll],
                 self._held,
-                self._counts,
                 self._scales(unroll),
                 tuple(betas_eps for _, *betas_eps in self._hyper),  # lr: in `_scales` only
                 self._reals,
@@ -495,8 +493,10 @@ class Whole:
                 self._kept,
                 self._heads,
             )
-        self._taken += len(values)  # (fewer than unroll at the update's end)
-        self.diverged = not bool(torch.isfinite(torch.cat(values)).all())
+        finite = torch.isfinite(torch.stack(values)).all(1)  # [steps]: the program wrote a prefix
+        written = int(finite.long().cumprod(0).sum())
+        self._taken += written
+        self.diverged = written < len(values)
         out = []
         for value, own_stats in zip(values, head_stats, strict=True):
             stats, at = [], 0
@@ -522,20 +522,20 @@ class Whole:
                 n = done + self._taken + u + 1
                 row.append((lr / (1 - beta1**n), math.sqrt(1 - beta2**n)))
             rows.append(row)
-        return torch.tensor(rows, dtype=torch.float32, device=self._counts[0].device)
+        return torch.tensor(rows, dtype=torch.float32, device=self._held[0][0][0].device)
 
     @torch.no_grad()
     def finish(self) -> None:
         """Write the held parameters, moments and step counts back where they belong: each
-        network's parameters and its optimiser's state."""
-        for held, count, (real, state) in zip(self._held, self._counts, self._back, strict=True):
+        network's parameters and its optimiser's state (each step count: the steps written)."""
+        for held, done, (real, state) in zip(self._held, self._done, self._back, strict=True):
             for kind in range(2):
                 for d, (ps, ss) in enumerate(zip(real[kind], state[kind], strict=True)):
                     for g, (p, s) in enumerate(zip(ps, ss, strict=True)):
                         p.copy_(held[kind][d][g])
                         s["exp_avg"].copy_(held[2 + kind][d][g])
                         s["exp_avg_sq"].copy_(held[4 + kind][d][g])
-                        s["step"].copy_(count)
+                        s["step"].fill_(done + self._taken)
 
 
 def _hyper(opt: torch.optim.Optimizer) -> dict[int, tuple[float, float, float, float]]:
@@ -547,7 +547,6 @@ def _whole(
     xs: list[list[torch.Tensor]],
     datas: list[list[list]],
     held: list[list[list[torch.Tensor]]],
-    counts: list[torch.Tensor],
     scales: torch.Tensor,
     hyper: tuple[tuple[float, float, float], ...],
     reals: tuple[int, ...],
@@ -560,8 +559,8 @@ def _whole(
     members' pure heads ((pure, lo, hi, picks) a member: its loss, statistics and output
     gradient on outputs [lo:hi], its data picked from the stack's packed data by `picks`
     (`_packed`); a copy's is zero) and backward; then Adam on each stack's held tensors
-    (weights, biases, their first and second moments, each `[G, ...]` a layer; the stack's step
-    count; its (beta1, beta2, eps), the learning rate being in `scales`), the rows past `reals`
+    (weights, biases, their first and second moments, each `[G, ...]` a layer; its (beta1,
+    beta2, eps), the learning rate being in `scales`), the rows past `reals`
     (a lone network's copy) set to the first's; `scales` `[steps, stacks, 2]` each step's
     Adam step size and sqrt of its second bias correction (`Whole._scales`). Returns each
     step's member losses, concatenated over stacks, and each Head stack's members'
@@ -594,8 +593,6 @@ def _whole(
         out = torch.cat(values)
         ok = torch.isfinite(out).all() if ok is None else ok & torch.isfinite(out).all()
         for s, (beta1, beta2, eps) in enumerate(hyper):
-            n = counts[s]
-            n1 = n + 1
             step_size, correction2 = scales[step, s, 0], scales[step, s, 1]
             for kind in range(2):
                 for d, grad in enumerate(grads[s][kind]):
@@ -609,7 +606,6 @@ def _whole(
                     p.copy_(torch.where(ok, p1, p))
                     m.copy_(torch.where(ok, m1, m))
                     v.copy_(torch.where(ok, v1, v))
-            n.copy_(torch.where(ok, n1, n))
         all_values.append(out)
         all_stats.append(stats)
     return all_values, all_stats
